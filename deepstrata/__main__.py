@@ -1,0 +1,3 @@
+from deepstrata.cli import main
+
+main()

@@ -1,0 +1,65 @@
+"""Write a bundle atomically: temporary sibling directory, then rename."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from deepstrata.bundle.manifest import write_manifest
+from deepstrata.errors import BundleError
+
+CONFIG, WEIGHTS, METRICS = "config.json", "weights.safetensors", "metrics.json"
+
+
+def _dump(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=False, allow_nan=True) + "\n", encoding="utf-8")
+
+
+def write_bundle(
+    path: str | Path,
+    *,
+    config: dict,
+    weights: dict[str, torch.Tensor],
+    metrics: dict,
+    versions: dict,
+    overwrite: bool = False,
+) -> Path:
+    """Write config.json, weights.safetensors, metrics.json and manifest.json to ``path``.
+
+    An existing ``path`` is refused unless ``overwrite``; with ``overwrite`` the old
+    bundle is replaced only after the new one is complete.
+    """
+    target = Path(path)
+    if target.exists() and not overwrite:
+        raise BundleError("already exists; choose another path or pass overwrite=True (--overwrite)",
+                          path=str(target))
+    if target.exists() and not target.is_dir():
+        raise BundleError("exists and is not a directory", path=str(target))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    try:
+        _dump(staging / CONFIG, config)
+        tensors = {name: t.detach().cpu().contiguous() for name, t in weights.items()}
+        save_file(tensors, str(staging / WEIGHTS), metadata={"format": "pt"})
+        _dump(staging / METRICS, metrics)
+        write_manifest(staging, versions=versions)
+        for file in staging.iterdir():
+            with open(file, "rb") as handle:
+                os.fsync(handle.fileno())
+        if target.exists():
+            retired = target.with_name(f".{target.name}.old-{os.getpid()}")
+            os.replace(target, retired)
+            os.replace(staging, target)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target

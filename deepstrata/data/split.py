@@ -1,0 +1,33 @@
+"""Train / validation split: stratified by class for classification, seeded."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from deepstrata.seeding import numpy_rng
+
+
+def train_validation_split(
+    target: np.ndarray, *, stratify: bool, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted positions (train, validation).
+
+    With ``stratify``, every class with at least two rows puts about ``fraction``
+    of its rows (at least one) into validation; a class with one row stays in
+    training. Without, a plain shuffled split. Validation always gets >= 1 row
+    when there are >= 2 rows.
+    """
+    rng = numpy_rng(seed, stream=2)
+    rows = len(target)
+    if not stratify:
+        order = rng.permutation(rows)
+        count = min(max(1, round(rows * fraction)), rows - 1)
+        return np.sort(order[count:]), np.sort(order[:count])
+    validation = []
+    for label in np.unique(target):
+        members = rng.permutation(np.flatnonzero(target == label))
+        if len(members) >= 2:
+            validation.append(members[: max(1, round(len(members) * fraction))])
+    validation = np.sort(np.concatenate(validation)) if validation else np.empty(0, dtype=np.int64)
+    train = np.setdiff1d(np.arange(rows), validation)
+    return train, validation

@@ -1,0 +1,96 @@
+"""The feature-kind registry: the one place where a kind meets its code.
+
+A kind is one preprocessor (``preprocess/<kind>.py``) and one encoder
+(``encoders/<kind>.py``). Adding a kind means adding those two files and one
+entry here; the schema, network builder, trainer and bundle need no change.
+A contract test runs over every entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from deepstrata.data.sources import Table
+from deepstrata.encoders.category import CategoryEncoder
+from deepstrata.encoders.dense import DenseEncoder
+from deepstrata.encoders.text import BagOfWordsEncoder
+from deepstrata.preprocess.base import Preprocessor
+from deepstrata.preprocess.boolean import BooleanPreprocessor
+from deepstrata.preprocess.category import CategoryPreprocessor
+from deepstrata.preprocess.datetime import DatetimePreprocessor
+from deepstrata.preprocess.number import NumberPreprocessor
+from deepstrata.preprocess.text import TextPreprocessor
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    preprocessor: type[Preprocessor]
+    new_preprocessor: Callable[[dict], Preprocessor]  # options -> unfitted preprocessor
+    build_encoder: Callable[[Sequence[Preprocessor]], nn.Module]  # fitted columns -> encoder
+
+
+def _dense(pres: Sequence[Preprocessor]) -> nn.Module:
+    return DenseEncoder(width=sum(p.width for p in pres))
+
+
+REGISTRY: dict[str, Kind] = {
+    kind.name: kind
+    for kind in (
+        Kind("number", NumberPreprocessor, lambda o: NumberPreprocessor(), _dense),
+        Kind("boolean", BooleanPreprocessor, lambda o: BooleanPreprocessor(), _dense),
+        Kind("datetime", DatetimePreprocessor, lambda o: DatetimePreprocessor(), _dense),
+        Kind(
+            "category",
+            CategoryPreprocessor,
+            lambda o: CategoryPreprocessor(min_count=o.get("min_category_count", 2)),
+            lambda pres: CategoryEncoder(cardinalities=[p.cardinality for p in pres]),
+        ),
+        Kind(
+            "text",
+            TextPreprocessor,
+            lambda o: TextPreprocessor(max_length=o.get("text_max_length", 64)),
+            lambda pres: BagOfWordsEncoder(
+                vocabulary_sizes=[p.vocabulary_size for p in pres], lengths=[p.width for p in pres]
+            ),
+        ),
+    )
+}
+
+
+def group_by_kind(preprocessors: dict[str, Preprocessor]) -> dict[str, list[str]]:
+    """Column names per kind, in registry order then column order (a stable layout)."""
+    groups: dict[str, list[str]] = {}
+    for kind in REGISTRY:
+        names = [name for name, pre in preprocessors.items() if pre.kind == kind]
+        if names:
+            groups[kind] = names
+    return groups
+
+
+def transform_frame(
+    preprocessors: dict[str, Preprocessor], frame: pd.DataFrame, table: Table
+) -> dict[str, torch.Tensor]:
+    """Every input column through its preprocessor; one tensor per kind.
+
+    Returns ``{kind: (rows, total width of that kind's columns)}``: float32 for
+    dense kinds, int64 for ids. Raises DataError naming the first missing column.
+    """
+    missing = [name for name in preprocessors if name not in frame.columns]
+    if missing:
+        raise table.error(
+            f"input column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))} "
+            f"missing (the model was trained with: {', '.join(preprocessors)})",
+            column=missing[0],
+        )
+    blocks = {}
+    for kind, names in group_by_kind(preprocessors).items():
+        arrays = [preprocessors[name].transform(frame[name], table) for name in names]
+        blocks[kind] = torch.from_numpy(np.ascontiguousarray(np.concatenate(arrays, axis=1)))
+    return blocks
