@@ -102,7 +102,9 @@ class Model:
         _, outputs = self._outputs(data)
         return self.network.head.probabilities(outputs)
 
-    def predictions(self, data: Data, *, proba: bool = False, keep: list[str] | tuple = ()) -> pd.DataFrame:
+    def predictions(
+        self, data: Data, *, proba: bool = False, keep: list[str] | tuple = ()
+    ) -> pd.DataFrame:
         """A table of predictions: ``keep`` columns copied from ``data``, ``prediction``,
         and with ``proba`` one ``proba_<class>`` column per class."""
         if proba and self.task == "regression":
@@ -143,7 +145,8 @@ class Model:
         return {
             "schema": self.schema.to_dict(),
             "preprocessors": {
-                name: {"kind": pre.kind, "state": pre.state()} for name, pre in self.preprocessors.items()
+                name: {"kind": pre.kind, "state": pre.state()}
+                for name, pre in self.preprocessors.items()
             },
             "target": self.target_encoder.state(),
             "architecture": {
@@ -195,7 +198,11 @@ def fit(
 
     table = read_table(data)
     schema = infer_schema(
-        table.frame, target=cfg.target, task=cfg.task, columns=cfg.columns, ignore=cfg.ignore,
+        table.frame,
+        target=cfg.target,
+        task=cfg.task,
+        columns=cfg.columns,
+        ignore=cfg.ignore,
         source=table.source,
     )
     frame = table.frame
@@ -213,11 +220,17 @@ def fit(
     if len(frame) < 2:
         raise table.error(f"need at least 2 labelled rows to train, found {len(frame)}")
     train_rows, val_rows = train_validation_split(
-        encoded, stratify=schema.task != "regression", fraction=cfg.validation_fraction, seed=cfg.seed
+        encoded,
+        stratify=schema.task != "regression",
+        fraction=cfg.validation_fraction,
+        seed=cfg.seed,
     )
     train_frame, val_frame = frame.iloc[train_rows], frame.iloc[val_rows]
 
-    options_for_kinds = {"min_category_count": cfg.min_category_count, "text_max_length": cfg.text_max_length}
+    options_for_kinds = {
+        "min_category_count": cfg.min_category_count,
+        "text_max_length": cfg.text_max_length,
+    }
     preprocessors = {
         f.name: REGISTRY[f.kind].new_preprocessor(options_for_kinds).fit(train_frame[f.name], table)
         for f in schema.inputs
@@ -227,7 +240,10 @@ def fit(
         warnings.simplefilter("ignore", DataWarning)
         train_inputs = transform_frame(preprocessors, train_frame, table)
         val_inputs = transform_frame(preprocessors, val_frame, table)
-    train_target, val_target = torch.from_numpy(encoded[train_rows]), torch.from_numpy(encoded[val_rows])
+    train_target, val_target = (
+        torch.from_numpy(encoded[train_rows]),
+        torch.from_numpy(encoded[val_rows]),
+    )
 
     seed_everything(cfg.seed)
     network = build_network(
@@ -254,7 +270,11 @@ def fit(
     )
     history = trainer.fit(train_inputs, train_target, validation=(val_inputs, val_target))
     model = Model(
-        schema=schema, preprocessors=preprocessors, target_encoder=target_encoder, network=network, config=cfg
+        schema=schema,
+        preprocessors=preprocessors,
+        target_encoder=target_encoder,
+        network=network,
+        config=cfg,
     )
     val_outputs = forward_in_chunks(network, val_inputs).numpy()
     model.metrics = {
@@ -296,7 +316,9 @@ def load(path: str | Path) -> Model:
         )
         network.load_state_dict(weights, strict=True)
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
-        raise BundleError(f"config.json and weights do not describe a model: {error}", path=str(path)) from error
+        raise BundleError(
+            f"config.json and weights do not describe a model: {error}", path=str(path)
+        ) from error
     return Model(
         schema=schema,
         preprocessors=preprocessors,

@@ -25,26 +25,10 @@ app = typer.Typer(
 DataArg = Annotated[Path, typer.Argument(help="A CSV, TSV, Parquet or JSONL file.")]
 BundleArg = Annotated[Path, typer.Argument(help="A bundle directory written by `deepstrata fit`.")]
 ColumnOpt = Annotated[
-    list[str] | None, typer.Option("--column", help="Force a column's kind: NAME=KIND (repeatable).")
+    list[str] | None,
+    typer.Option("--column", help="Force a column's kind: NAME=KIND (repeatable)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
-
-
-def _console():
-    from rich.console import Console
-
-    return Console(highlight=False)
-
-
-def _table(title: str, header: list[str], rows: list[list[str]]) -> None:
-    from rich.table import Table
-
-    table = Table(title=title, title_justify="left")
-    for name in header:
-        table.add_column(name, overflow="fold")
-    for row in rows:
-        table.add_row(*row)
-    _console().print(table)
 
 
 @app.command()
@@ -58,32 +42,51 @@ def inspect(
     from deepstrata.config import parse_columns
     from deepstrata.data.schema import format_schema, infer_schema
     from deepstrata.data.sources import read_table
+    from deepstrata.display import print_table
 
     table = read_table(data)
-    schema = infer_schema(table.frame, target=target, columns=parse_columns(column or []), source=table.source)
+    schema = infer_schema(
+        table.frame, target=target, columns=parse_columns(column or []), source=table.source
+    )
     if as_json:
         print(json.dumps(schema.to_dict(), indent=2))
         return
     title = f"{data}: {schema.rows} rows" + (f", task {schema.task}" if schema.task else "")
-    _table(title, ["column", "kind", "role", "missing", "unique", "examples", "why"], format_schema(schema))
+    print_table(
+        title,
+        ["column", "kind", "role", "missing", "unique", "examples", "why"],
+        format_schema(schema),
+    )
 
 
 @app.command()
 def fit(
     data: DataArg,
     target: Annotated[str | None, typer.Option(help="The column to predict.")] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Bundle directory [runs/<data name>].")] = None,
-    config: Annotated[Path | None, typer.Option(help="YAML file whose keys are these flags.")] = None,
-    task: Annotated[str | None, typer.Option(help="binary | multiclass | regression [inferred].")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Bundle directory [runs/<data name>].")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="YAML file whose keys are these flags.")
+    ] = None,
+    task: Annotated[
+        str | None, typer.Option(help="binary | multiclass | regression [inferred].")
+    ] = None,
     column: ColumnOpt = None,
-    ignore: Annotated[list[str] | None, typer.Option(help="Leave a column out (repeatable).")] = None,
-    hidden_dims: Annotated[str | None, typer.Option(help="Widths of the combiner's layers, e.g. 256,128.")] = None,
+    ignore: Annotated[
+        list[str] | None, typer.Option(help="Leave a column out (repeatable).")
+    ] = None,
+    hidden_dims: Annotated[
+        str | None, typer.Option(help="Widths of the combiner's layers, e.g. 256,128.")
+    ] = None,
     dropout: Annotated[float | None, typer.Option()] = None,
     learning_rate: Annotated[float | None, typer.Option()] = None,
     weight_decay: Annotated[float | None, typer.Option()] = None,
     batch_size: Annotated[int | None, typer.Option(help="[chosen from the row count]")] = None,
     max_epochs: Annotated[int | None, typer.Option()] = None,
-    patience: Annotated[int | None, typer.Option(help="Epochs without improvement before stopping.")] = None,
+    patience: Annotated[
+        int | None, typer.Option(help="Epochs without improvement before stopping.")
+    ] = None,
     min_delta: Annotated[float | None, typer.Option()] = None,
     validation_fraction: Annotated[float | None, typer.Option()] = None,
     time_limit: Annotated[float | None, typer.Option(help="Seconds of training at most.")] = None,
@@ -98,16 +101,27 @@ def fit(
 
     settings = load_config_file(config) if config else {}
     flags = {
-        "target": target, "task": task, "dropout": dropout, "learning_rate": learning_rate,
-        "weight_decay": weight_decay, "batch_size": batch_size, "max_epochs": max_epochs,
-        "patience": patience, "min_delta": min_delta, "validation_fraction": validation_fraction,
-        "time_limit": time_limit, "min_category_count": min_category_count, "seed": seed,
+        "target": target,
+        "task": task,
+        "dropout": dropout,
+        "learning_rate": learning_rate,
+        "weight_decay": weight_decay,
+        "batch_size": batch_size,
+        "max_epochs": max_epochs,
+        "patience": patience,
+        "min_delta": min_delta,
+        "validation_fraction": validation_fraction,
+        "time_limit": time_limit,
+        "min_category_count": min_category_count,
+        "seed": seed,
     }
     if hidden_dims is not None:
         try:
             flags["hidden_dims"] = [int(h) for h in hidden_dims.split(",")]
         except ValueError:
-            raise ConfigError(f"expected comma-separated integers, got {hidden_dims!r}", option="--hidden-dims") from None
+            raise ConfigError(
+                f"expected comma-separated integers, got {hidden_dims!r}", option="--hidden-dims"
+            ) from None
     if column:
         flags["column"] = column
     if ignore:
@@ -117,13 +131,19 @@ def fit(
     cfg = FitConfig.from_dict(settings, source=str(config or "flags")).validate()
     destination = out or Path("runs") / Path(data).stem
     if destination.exists() and not overwrite:
-        raise ConfigError(f"{destination} already exists; pass --overwrite or choose another --out", option="--out")
+        raise ConfigError(
+            f"{destination} already exists; pass --overwrite or choose another --out",
+            option="--out",
+        )
 
     from deepstrata import api
 
     model = api.fit(data, config=cfg, progress=not quiet)
     path = model.save(destination, overwrite=overwrite)
-    _print_metrics(f"validation metrics ({model.metrics['rows']['validation']} rows)", model.metrics["validation"])
+    _print_metrics(
+        f"validation metrics ({model.metrics['rows']['validation']} rows)",
+        model.metrics["validation"],
+    )
     print(f"bundle written to {path}")
 
 
@@ -131,9 +151,15 @@ def fit(
 def predict(
     bundle: BundleArg,
     data: DataArg,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="CSV to write [stdout].")] = None,
-    proba: Annotated[bool, typer.Option("--proba", help="Add one probability column per class.")] = False,
-    keep: Annotated[list[str] | None, typer.Option(help="Copy an input column (e.g. an id) into the output.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="CSV to write [stdout].")
+    ] = None,
+    proba: Annotated[
+        bool, typer.Option("--proba", help="Add one probability column per class.")
+    ] = False,
+    keep: Annotated[
+        list[str] | None, typer.Option(help="Copy an input column (e.g. an id) into the output.")
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --output file.")] = False,
 ) -> None:
     """Predict every row of DATA with a bundle."""
@@ -178,12 +204,18 @@ def evaluate(bundle: BundleArg, data: DataArg, as_json: JsonOpt = False) -> None
 
 
 def _print_metrics(title: str, metrics: dict) -> None:
-    _table(title, ["metric", "value"], [[name, f"{value:.4f}"] for name, value in metrics.items()])
+    from deepstrata.display import print_table
+
+    print_table(
+        title, ["metric", "value"], [[name, f"{value:.4f}"] for name, value in metrics.items()]
+    )
 
 
 @app.command()
 def demo(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Where the demo writes its files.")] = Path("runs/demo"),
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Where the demo writes its files.")
+    ] = Path("runs/demo"),
     max_epochs: Annotated[int, typer.Option()] = 200,
 ) -> None:
     """Train on the embedded Palmer penguins data, end to end, in well under two minutes."""

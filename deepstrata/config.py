@@ -50,7 +50,9 @@ class FitConfig:
         from deepstrata.data.schema import KINDS, TASKS
 
         if self.task is not None and self.task not in TASKS:
-            raise ConfigError(f"expected one of {', '.join(TASKS)}, got {self.task!r}", option="--task")
+            raise ConfigError(
+                f"expected one of {', '.join(TASKS)}, got {self.task!r}", option="--task"
+            )
         for name, kind in self.columns.items():
             if kind not in KINDS:
                 raise ConfigError(
@@ -58,17 +60,39 @@ class FitConfig:
                     option="--column",
                 )
         if not self.hidden_dims or any(int(h) < 1 for h in self.hidden_dims):
-            raise ConfigError(f"expected positive layer widths, got {self.hidden_dims}", option="--hidden-dims")
+            raise ConfigError(
+                f"expected positive layer widths, got {self.hidden_dims}", option="--hidden-dims"
+            )
         _check(0 <= self.dropout < 1, "dropout", "must be in [0, 1)", self.dropout)
         _check(self.learning_rate > 0, "learning_rate", "must be > 0", self.learning_rate)
         _check(self.weight_decay >= 0, "weight_decay", "must be >= 0", self.weight_decay)
-        _check(self.batch_size is None or self.batch_size >= 1, "batch_size", "must be >= 1", self.batch_size)
+        _check(
+            self.batch_size is None or self.batch_size >= 1,
+            "batch_size",
+            "must be >= 1",
+            self.batch_size,
+        )
         _check(self.max_epochs >= 1, "max_epochs", "must be >= 1", self.max_epochs)
         _check(self.patience >= 1, "patience", "must be >= 1", self.patience)
         _check(self.min_delta >= 0, "min_delta", "must be >= 0", self.min_delta)
-        _check(0 < self.validation_fraction < 1, "validation_fraction", "must be in (0, 1)", self.validation_fraction)
-        _check(self.time_limit is None or self.time_limit > 0, "time_limit", "must be > 0 seconds", self.time_limit)
-        _check(self.min_category_count >= 1, "min_category_count", "must be >= 1", self.min_category_count)
+        _check(
+            0 < self.validation_fraction < 1,
+            "validation_fraction",
+            "must be in (0, 1)",
+            self.validation_fraction,
+        )
+        _check(
+            self.time_limit is None or self.time_limit > 0,
+            "time_limit",
+            "must be > 0 seconds",
+            self.time_limit,
+        )
+        _check(
+            self.min_category_count >= 1,
+            "min_category_count",
+            "must be >= 1",
+            self.min_category_count,
+        )
         _check(self.text_max_length >= 1, "text_max_length", "must be >= 1", self.text_max_length)
         return self
 

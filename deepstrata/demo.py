@@ -9,8 +9,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from rich.console import Console
-
 
 def run_demo(out: Path, *, max_epochs: int = 200, seed: int = 0) -> dict:
     import pandas as pd
@@ -19,15 +17,20 @@ def run_demo(out: Path, *, max_epochs: int = 200, seed: int = 0) -> dict:
     from deepstrata.data.schema import format_schema, infer_schema
     from deepstrata.data.split import train_validation_split
     from deepstrata.datasets import penguins_path
+    from deepstrata.display import console as get_console
+    from deepstrata.display import print_table
 
-    console = Console(highlight=False)
+    console = get_console()
     start = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     source = penguins_path()
     frame = pd.read_csv(source)
-    console.print(f"[bold]deepstrata demo[/bold]: predict a penguin's species from {source.name} "
-                  f"({len(frame)} rows, shipped inside deepstrata)\n")
+    console.print(
+        f"[bold]deepstrata demo[/bold]: predict a penguin's species from {source.name} "
+        f"({len(frame)} rows, shipped inside deepstrata)\n",
+        soft_wrap=True,
+    )
 
     labelled = frame.dropna(subset=["species"]).reset_index(drop=True)
     train_rows, test_rows = train_validation_split(
@@ -38,11 +41,12 @@ def run_demo(out: Path, *, max_epochs: int = 200, seed: int = 0) -> dict:
     labelled.iloc[test_rows].to_csv(test_csv, index=False)
     console.print(f"1. held out {len(test_rows)} rows for testing: {train_csv} / {test_csv}")
 
-    from deepstrata.cli import _table
-
     schema = infer_schema(labelled, target="species")
-    _table("2. the schema deepstrata inferred",
-           ["column", "kind", "role", "missing", "unique", "examples", "why"], format_schema(schema))
+    print_table(
+        "2. the schema deepstrata inferred",
+        ["column", "kind", "role", "missing", "unique", "examples", "why"],
+        format_schema(schema),
+    )
 
     console.print("3. training (the network: category embeddings + numbers -> MLP -> 3 classes)")
     model = deepstrata.fit(train_csv, target="species", max_epochs=max_epochs, seed=seed)
@@ -50,16 +54,26 @@ def run_demo(out: Path, *, max_epochs: int = 200, seed: int = 0) -> dict:
     bundle = model.save(out / "bundle", overwrite=True)
     reloaded = deepstrata.load(bundle)
     metrics = reloaded.evaluate(test_csv)
-    _table(f"4. held-out test metrics ({len(test_rows)} rows never seen in training)",
-           ["metric", "value"], [[k, f"{v:.4f}"] for k, v in metrics.items()])
+    print_table(
+        f"4. held-out test metrics ({len(test_rows)} rows never seen in training)",
+        ["metric", "value"],
+        [[k, f"{v:.4f}"] for k, v in metrics.items()],
+    )
 
-    sample = labelled.iloc[test_rows].head(5)
+    test_frame = labelled.iloc[test_rows]
+    sample = test_frame.groupby("species", sort=False).head(2)  # a couple of each species
     predictions = reloaded.predictions(sample.drop(columns=["species"]), proba=True)
     predictions.insert(0, "species (truth)", sample["species"].to_numpy())
     predictions_csv = out / "predictions.csv"
     predictions.to_csv(predictions_csv, index=False)
-    _table("5. a few predictions from the reloaded bundle", list(predictions.columns),
-           [[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row] for row in predictions.itertuples(index=False)])
+    print_table(
+        "5. a few predictions from the reloaded bundle",
+        list(predictions.columns),
+        [
+            [f"{v:.3f}" if isinstance(v, float) else str(v) for v in row]
+            for row in predictions.itertuples(index=False)
+        ],
+    )
 
     seconds = time.perf_counter() - start
     console.print(
@@ -70,6 +84,7 @@ def run_demo(out: Path, *, max_epochs: int = 200, seed: int = 0) -> dict:
         f"try next:\n"
         f"  deepstrata inspect {train_csv} --target species\n"
         f"  deepstrata evaluate {bundle} {test_csv}\n"
-        f"  deepstrata predict {bundle} {test_csv} -o {out / 'all_predictions.csv'} --proba --overwrite"
+        f"  deepstrata predict {bundle} {test_csv} -o {out / 'all_predictions.csv'} --proba --overwrite",
+        soft_wrap=True,
     )
     return {"metrics": metrics, "bundle": str(bundle), "seconds": seconds}

@@ -21,8 +21,16 @@ from deepstrata.preprocess.base import Preprocessor
 class Network(nn.Module):
     """``{kind: (B, width)} -> (B,) or (B, K)`` raw outputs."""
 
-    def __init__(self, *, encoders: dict[str, nn.Module], hidden_dims: Sequence[int], dropout: float,
-                 head: nn.Module | None = None, task: str = "regression", num_classes: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        encoders: dict[str, nn.Module],
+        hidden_dims: Sequence[int],
+        dropout: float,
+        head: nn.Module | None = None,
+        task: str = "regression",
+        num_classes: int = 0,
+    ) -> None:
         super().__init__()
         self.encoders = nn.ModuleDict(encoders)
         in_dim = sum(encoder.out_dim for encoder in encoders.values())
@@ -30,7 +38,9 @@ class Network(nn.Module):
         self.head = head or build_head(task, in_dim=self.combiner.out_dim, num_classes=num_classes)
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        encoded = [encoder(inputs[kind]) for kind, encoder in self.encoders.items()]  # (B, D_k) each
+        encoded = [
+            encoder(inputs[kind]) for kind, encoder in self.encoders.items()
+        ]  # (B, D_k) each
         features = encoded[0] if len(encoded) == 1 else torch.cat(encoded, dim=1)  # (B, sum D_k)
         return self.head(self.combiner(features))
 
@@ -52,5 +62,9 @@ def build_network(
         for kind, names in group_by_kind(preprocessors).items()
     }
     return Network(
-        encoders=encoders, hidden_dims=hidden_dims, dropout=dropout, task=task, num_classes=num_classes
+        encoders=encoders,
+        hidden_dims=hidden_dims,
+        dropout=dropout,
+        task=task,
+        num_classes=num_classes,
     )

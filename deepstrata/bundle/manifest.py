@@ -22,12 +22,17 @@ def sha256_of(path: Path) -> str:
 
 def write_manifest(directory: Path, *, versions: dict) -> dict:
     files = {
-        path.relative_to(directory).as_posix(): {"sha256": sha256_of(path), "bytes": path.stat().st_size}
+        path.relative_to(directory).as_posix(): {
+            "sha256": sha256_of(path),
+            "bytes": path.stat().st_size,
+        }
         for path in sorted(directory.rglob("*"))
         if path.is_file() and path.name != MANIFEST
     }
     manifest = {"format_version": FORMAT_VERSION, "versions": versions, "files": files}
-    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    (directory / MANIFEST).write_text(
+        json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
     return manifest
 
 
@@ -35,10 +40,14 @@ def verify_manifest(directory: Path) -> dict:
     """Check that the files present are exactly the files listed, byte for byte."""
     directory = Path(directory)
     if not directory.is_dir():
-        raise BundleError("not a bundle directory (it does not exist or is a file)", path=str(directory))
+        raise BundleError(
+            "not a bundle directory (it does not exist or is a file)", path=str(directory)
+        )
     manifest_path = directory / MANIFEST
     if not manifest_path.is_file():
-        raise BundleError(f"{MANIFEST} is missing: this is not a deepstrata bundle", path=str(directory))
+        raise BundleError(
+            f"{MANIFEST} is missing: this is not a deepstrata bundle", path=str(directory)
+        )
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         listed = manifest["files"]
@@ -65,7 +74,9 @@ def verify_manifest(directory: Path) -> dict:
     for name, entry in sorted(listed.items()):
         path = directory / name
         if not path.is_file() or path.is_symlink():
-            raise BundleError(f"file {name!r} listed in the manifest is missing", path=str(directory))
+            raise BundleError(
+                f"file {name!r} listed in the manifest is missing", path=str(directory)
+            )
         if path.stat().st_size != entry["bytes"] or sha256_of(path) != entry["sha256"]:
             raise BundleError(
                 f"file {name!r} has changed since the bundle was written (sha256 mismatch)",

@@ -22,7 +22,9 @@ def read_bundle(path: str | Path) -> tuple[dict, dict[str, torch.Tensor], dict]:
         metrics = json.loads((directory / METRICS).read_text(encoding="utf-8"))
         weights = load_file(str(directory / WEIGHTS))
     except FileNotFoundError as error:
-        raise BundleError(f"required file {Path(error.filename).name!r} is missing", path=str(directory)) from error
+        raise BundleError(
+            f"required file {Path(error.filename).name!r} is missing", path=str(directory)
+        ) from error
     except (ValueError, OSError) as error:
         raise BundleError(f"unreadable bundle file: {error}", path=str(directory)) from error
     return config, weights, metrics

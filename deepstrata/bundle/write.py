@@ -18,7 +18,9 @@ CONFIG, WEIGHTS, METRICS = "config.json", "weights.safetensors", "metrics.json"
 
 
 def _dump(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=False, allow_nan=True) + "\n", encoding="utf-8")
+    path.write_text(
+        json.dumps(data, indent=2, sort_keys=False, allow_nan=True) + "\n", encoding="utf-8"
+    )
 
 
 def write_bundle(
@@ -37,12 +39,16 @@ def write_bundle(
     """
     target = Path(path)
     if target.exists() and not overwrite:
-        raise BundleError("already exists; choose another path or pass overwrite=True (--overwrite)",
-                          path=str(target))
+        raise BundleError(
+            "already exists; choose another path or pass overwrite=True (--overwrite)",
+            path=str(target),
+        )
     if target.exists() and not target.is_dir():
         raise BundleError("exists and is not a directory", path=str(target))
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    staging = Path(
+        tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    )
     try:
         _dump(staging / CONFIG, config)
         tensors = {name: t.detach().cpu().contiguous() for name, t in weights.items()}

@@ -172,19 +172,29 @@ def infer_schema(
 
 
 def infer_task(
-    target: pd.Series, *, task: str | None = None, source: str | None = None, column: str | None = None
+    target: pd.Series,
+    *,
+    task: str | None = None,
+    source: str | None = None,
+    column: str | None = None,
 ) -> str:
     """binary / multiclass / regression from the target values (``task`` overrides)."""
     values = target.dropna()
     if values.empty:
-        raise DataError("the target has no values (every row is missing)", file=source, column=column)
+        raise DataError(
+            "the target has no values (every row is missing)", file=source, column=column
+        )
     if task is not None and task not in TASKS:
-        raise ConfigError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}", option="--task")
+        raise ConfigError(
+            f"unknown task {task!r}; expected one of {', '.join(TASKS)}", option="--task"
+        )
     unique = values.nunique()
     if task == "regression":
         if not ptypes.is_numeric_dtype(values) or ptypes.is_bool_dtype(values):
             raise DataError(
-                "regression needs a numeric target", file=source, column=column,
+                "regression needs a numeric target",
+                file=source,
+                column=column,
                 hint="use --task binary or --task multiclass",
             )
         return task
@@ -196,7 +206,11 @@ def infer_task(
         )
     if task is not None:
         if task == "binary" and unique != 2:
-            raise DataError(f"--task binary needs 2 classes, the target has {unique}", file=source, column=column)
+            raise DataError(
+                f"--task binary needs 2 classes, the target has {unique}",
+                file=source,
+                column=column,
+            )
         return task
     if ptypes.is_bool_dtype(values) or unique == 2:
         return "binary"
@@ -244,7 +258,9 @@ def _target_kind(column: pd.Series) -> str:
 def _infer_kind_and_usefulness(name: str, column: pd.Series) -> tuple[str, str, bool]:
     values = column.dropna()
     if values.empty:
-        warnings.warn(f"column {name!r} is ignored: every value is missing", DataWarning, stacklevel=3)
+        warnings.warn(
+            f"column {name!r} is ignored: every value is missing", DataWarning, stacklevel=3
+        )
         return _infer_kind(column)[0] or "number", "every value is missing", False
     if values.nunique() <= 1 and column.isna().sum() == 0:
         return _infer_kind(column)[0], f"constant (always {_short(values.iloc[0])})", False
@@ -268,12 +284,20 @@ def _infer_kind(column: pd.Series) -> tuple[str, str]:
         return "category", "no values"
     text = values.astype(str)
     lowered = set(text.str.strip().str.lower().unique().tolist())
-    if len(lowered) <= 2 and lowered <= (TRUE_WORDS | FALSE_WORDS) and lowered & TRUE_WORDS and lowered & FALSE_WORDS:
+    if (
+        len(lowered) <= 2
+        and lowered <= (TRUE_WORDS | FALSE_WORDS)
+        and lowered & TRUE_WORDS
+        and lowered & FALSE_WORDS
+    ):
         return "boolean", f"only {' / '.join(sorted(lowered))}"
     numeric = pd.to_numeric(text, errors="coerce")
     share = float(numeric.notna().mean())
     if share >= NUMERIC_SHARE:
-        return "number", f"numbers ({share:.0%} parse; the rest will be reported)" if share < 1 else "numbers"
+        return (
+            "number",
+            f"numbers ({share:.0%} parse; the rest will be reported)" if share < 1 else "numbers",
+        )
     sample = text.head(500)
     if sample.str.match(_DATE_LIKE).mean() >= 0.95:
         parsed = pd.to_datetime(sample, errors="coerce", format="mixed")

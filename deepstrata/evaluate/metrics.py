@@ -28,8 +28,14 @@ def classification_metrics(y_true: np.ndarray, probabilities: np.ndarray) -> dic
     labels = np.arange(num_classes)
     result = {
         "accuracy": float(metrics.accuracy_score(y_true, predicted)),
-        "f1_macro": float(metrics.f1_score(y_true, predicted, average="macro", labels=np.unique(y_true), zero_division=0)),
-        "log_loss": float(metrics.log_loss(y_true, np.clip(probabilities, 1e-15, 1), labels=labels)),
+        "f1_macro": float(
+            metrics.f1_score(
+                y_true, predicted, average="macro", labels=np.unique(y_true), zero_division=0
+            )
+        ),
+        "log_loss": float(
+            metrics.log_loss(y_true, np.clip(probabilities, 1e-15, 1), labels=labels)
+        ),
     }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "y_pred contains classes not in y_true"
@@ -40,7 +46,9 @@ def classification_metrics(y_true: np.ndarray, probabilities: np.ndarray) -> dic
     elif num_classes == 2:
         result["roc_auc"] = float(metrics.roc_auc_score(y_true, probabilities[:, 1]))
     elif len(present) == num_classes:
-        result["roc_auc"] = float(metrics.roc_auc_score(y_true, probabilities, multi_class="ovr", average="macro"))
+        result["roc_auc"] = float(
+            metrics.roc_auc_score(y_true, probabilities, multi_class="ovr", average="macro")
+        )
     else:  # some classes absent from these rows: average over the ones present
         scores = [metrics.roc_auc_score(y_true == k, probabilities[:, k]) for k in present]
         result["roc_auc"] = float(np.mean(scores))

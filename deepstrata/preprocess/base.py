@@ -51,7 +51,9 @@ def first_position(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
 
 
-def raise_at(table: Table, column: pd.Series, mask: np.ndarray, message: str, hint: str | None = None):
+def raise_at(
+    table: Table, column: pd.Series, mask: np.ndarray, message: str, hint: str | None = None
+):
     """Raise the DataError for the first row flagged in ``mask``.
 
     ``column`` may be a subset of the table's rows (the training split): its index
@@ -83,14 +85,20 @@ def to_float(column: pd.Series, table: Table, *, what: str = "a number") -> np.n
         bad = (coerced.isna() & column.notna()).to_numpy()
         if bad.any():
             raise_at(
-                table, column, bad, f"expected {what}, got {{value}}",
+                table,
+                column,
+                bad,
+                f"expected {what}, got {{value}}",
                 hint=f"fix the value, or treat the column as a category with --column {name}=category",
             )
         values = coerced.to_numpy(dtype="float64", na_value=np.nan)
     infinite = np.isinf(values)
     if infinite.any():
         raise_at(
-            table, column, infinite, "expected a finite number, got {value}",
+            table,
+            column,
+            infinite,
+            "expected a finite number, got {value}",
             hint="replace infinities with a value or leave the cell empty (missing)",
         )
     return values

@@ -52,7 +52,7 @@ class CategoryPreprocessor(Preprocessor):
 
     def transform(self, column: pd.Series, table: Table) -> np.ndarray:
         text = category_strings(column)
-        codes = pd.Categorical(text, categories=self.vocabulary).codes.astype(np.int64)
+        codes = pd.Index(self.vocabulary).get_indexer(text).astype(np.int64)  # -1: not in it
         missing = text.isna().to_numpy()
         unseen = (codes < 0) & ~missing
         out = np.where(missing, MISSING, np.where(unseen, UNKNOWN, codes + FIRST))

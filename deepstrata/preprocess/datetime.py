@@ -47,7 +47,9 @@ class DatetimePreprocessor(Preprocessor):
         parsed = to_datetime(column, table).dropna()
         self.flag_missing = bool(column.isna().any())
         if len(parsed):
-            years = parsed.dt.year.to_numpy(dtype=np.float64) + parsed.dt.dayofyear.to_numpy() / 366.0
+            years = (
+                parsed.dt.year.to_numpy(dtype=np.float64) + parsed.dt.day_of_year.to_numpy() / 366.0
+            )
             self.year_mean = float(years.mean())
             self.year_scale = float(years.std()) or 1.0
             seconds = (parsed.dt.hour * 3600 + parsed.dt.minute * 60 + parsed.dt.second).to_numpy()
@@ -58,10 +60,10 @@ class DatetimePreprocessor(Preprocessor):
         parsed = to_datetime(column, table)
         missing = parsed.isna().to_numpy()
         filled = parsed.fillna(pd.Timestamp("2000-01-01"))
-        years = filled.dt.year.to_numpy(dtype=np.float64) + filled.dt.dayofyear.to_numpy() / 366.0
+        years = filled.dt.year.to_numpy(dtype=np.float64) + filled.dt.day_of_year.to_numpy() / 366.0
         parts = [np.clip((years - self.year_mean) / self.year_scale, -10, 10)]
         parts += _cycle(filled.dt.month.to_numpy() - 1, 12)
-        parts += _cycle(filled.dt.dayofweek.to_numpy(), 7)
+        parts += _cycle(filled.dt.day_of_week.to_numpy(), 7)
         parts += _cycle(filled.dt.day.to_numpy() - 1, 31)
         if self.has_time:
             seconds = (filled.dt.hour * 3600 + filled.dt.minute * 60 + filled.dt.second).to_numpy()

@@ -66,5 +66,9 @@ class NumberPreprocessor(Preprocessor):
     @classmethod
     def from_state(cls, state: dict) -> NumberPreprocessor:
         pre = cls(clip=state["clip"])
-        pre.center, pre.scale, pre.flag_missing = state["center"], state["scale"], state["flag_missing"]
+        pre.center, pre.scale, pre.flag_missing = (
+            state["center"],
+            state["scale"],
+            state["flag_missing"],
+        )
         return pre

@@ -36,10 +36,12 @@ class TargetEncoder:
         if column.isna().any():
             raise_at(table, column, column.isna().to_numpy(), "the target is missing")
         if self.is_classification:
-            codes = pd.Categorical(category_strings(column), categories=self.classes).codes
+            codes = pd.Index(self.classes).get_indexer(category_strings(column))
             if (codes < 0).any():
                 raise_at(
-                    table, column, codes < 0,
+                    table,
+                    column,
+                    codes < 0,
                     "target value {value} is not one of the classes the model was trained on "
                     f"({', '.join(self.classes)})",
                 )

@@ -28,7 +28,9 @@ class TextPreprocessor(Preprocessor):
     kind = "text"
     dtype = "int64"
 
-    def __init__(self, *, max_length: int = 64, max_vocabulary: int = 20000, min_count: int = 2) -> None:
+    def __init__(
+        self, *, max_length: int = 64, max_vocabulary: int = 20000, min_count: int = 2
+    ) -> None:
         self.max_length = max_length
         self.max_vocabulary = max_vocabulary
         self.min_count = min_count

@@ -41,7 +41,13 @@ class Progress:
         if not self.enabled or not self.live:
             return
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         self._bar = Progress(
             TextColumn("epoch"),
@@ -70,7 +76,9 @@ class Progress:
         epoch = record["epoch"]
         eta = self.eta(epoch)
         if self._bar is not None:
-            self._bar.update(self._task, completed=epoch, metrics=_format(record), eta=f"{eta:.0f}s")
+            self._bar.update(
+                self._task, completed=epoch, metrics=_format(record), eta=f"{eta:.0f}s"
+            )
             return
         now = time.perf_counter()
         if epoch == 1 or epoch == self._total or now - self._last_line >= self.line_interval:

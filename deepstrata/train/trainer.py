@@ -61,7 +61,8 @@ def forward_in_chunks(network: nn.Module, inputs: Inputs, chunk: int = EVAL_CHUN
     network.eval()
     rows = rows_of(inputs)
     outputs = [
-        network({k: v[start : start + chunk] for k, v in inputs.items()}) for start in range(0, rows, chunk)
+        network({k: v[start : start + chunk] for k, v in inputs.items()})
+        for start in range(0, rows, chunk)
     ]
     network.train(was_training)
     return torch.cat(outputs) if outputs else torch.empty(0)
@@ -160,7 +161,9 @@ class Trainer:
                 val_output = self._evaluate_outputs(val_inputs)
                 record["val_loss"] = float(self.loss_fn(val_output, val_target))
                 if self.metric_fn is not None:
-                    record.update({f"val_{k}": v for k, v in self.metric_fn(val_output, val_target).items()})
+                    record.update(
+                        {f"val_{k}": v for k, v in self.metric_fn(val_output, val_target).items()}
+                    )
             record["seconds"] = time.perf_counter() - epoch_start
             history.epochs.append(record)
 

@@ -1,0 +1,30 @@
+"""Terminal output shared by the CLI and the demo: titled tables, one console.
+
+Off a terminal (CI logs, pipes) rich would squeeze tables into 80 columns;
+a wider fixed width keeps them readable there.
+"""
+
+from __future__ import annotations
+
+import sys
+from functools import cache
+
+
+@cache
+def console():
+    from rich.console import Console
+
+    width = None if sys.stdout.isatty() else 120
+    return Console(highlight=False, width=width, soft_wrap=False)
+
+
+def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
+    from rich.table import Table
+
+    table = Table(box=None if not sys.stdout.isatty() else Table().box, header_style="bold")
+    for name in header:
+        table.add_column(name, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    console().print(title, style="bold")
+    console().print(table)

@@ -1,0 +1,1 @@
+"""One preprocessor per feature kind; the registry lives in deepstrata/kinds.py."""

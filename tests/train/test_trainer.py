@@ -1,0 +1,110 @@
+import io
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from deepstrata.encoders.dense import DenseEncoder
+from deepstrata.network import Network
+from deepstrata.train.progress import Progress
+from deepstrata.train.trainer import Trainer, auto_batch_size
+
+
+def regression_data(rows=256, features=4, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(rows, features, generator=gen)
+    y = x @ torch.arange(1.0, features + 1) + 0.1 * torch.randn(rows, generator=gen)
+    return {"number": x}, y
+
+
+def network(features=4, seed=0, hidden=(16,), dropout=0.0):
+    torch.manual_seed(seed)
+    return Network(
+        encoders={"number": DenseEncoder(width=features)},
+        hidden_dims=list(hidden),
+        dropout=dropout,
+        task="regression",
+    )
+
+
+def test_full_batch_epoch_matches_a_plain_pytorch_adamw_step():
+    inputs, y = regression_data()
+    ours, reference = network(), network()
+    Trainer(
+        ours,
+        loss_fn=ours.loss,
+        batch_size=len(y),
+        max_epochs=3,
+        learning_rate=1e-2,
+        weight_decay=1e-4,
+        patience=100,
+    ).fit(inputs, y)
+
+    optimizer = torch.optim.AdamW(reference.parameters(), lr=1e-2, weight_decay=1e-4)
+    for _ in range(3):
+        loss = F.mse_loss(reference(inputs), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    for (name, a), b in zip(ours.state_dict().items(), reference.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_same_seed_same_weights_other_seed_other_weights():
+    inputs, y = regression_data()
+
+    def train(seed):
+        net = network(seed=seed, dropout=0.2)
+        Trainer(net, loss_fn=net.loss, batch_size=32, max_epochs=3, seed=seed).fit(inputs, y)
+        return torch.cat([p.flatten() for p in net.parameters()])
+
+    assert torch.equal(train(1), train(1))
+    assert not torch.equal(train(1), train(2))
+
+
+def test_early_stopping_restores_the_best_weights():
+    inputs, y = regression_data(rows=64)
+    gen = torch.Generator().manual_seed(1)
+    val_inputs, val_y = (
+        {"number": torch.randn(64, 4, generator=gen)},
+        torch.randn(64, generator=gen),
+    )
+    net = network(hidden=(64, 64))  # noisy validation target: it overfits quickly
+    history = Trainer(
+        net, loss_fn=net.loss, batch_size=16, max_epochs=60, patience=5, learning_rate=1e-2
+    ).fit(inputs, y, validation=(val_inputs, val_y))
+    assert history.stopped.startswith("early stopping")
+    assert history.best_epoch < len(history.epochs)
+    with torch.no_grad():
+        restored = float(net.loss(net(val_inputs), val_y))
+    assert restored == pytest.approx(history.best_validation_loss, rel=1e-5)
+    assert history.epochs[-1]["val_loss"] > history.best_validation_loss
+
+
+def test_time_limit_stops_training_and_says_so():
+    inputs, y = regression_data(rows=2048)
+    net = network()
+    history = Trainer(
+        net, loss_fn=net.loss, batch_size=8, max_epochs=10_000, time_limit=0.3, patience=10_000
+    ).fit(inputs, y)
+    assert "time limit" in history.stopped
+    assert history.seconds < 3
+
+
+def test_plain_progress_lines_when_not_a_terminal():
+    inputs, y = regression_data()
+    stream = io.StringIO()
+    net = network()
+    Trainer(
+        net, loss_fn=net.loss, max_epochs=3, progress=Progress(stream=stream, line_interval=0)
+    ).fit(inputs, y, validation=(inputs, y))
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("epoch 1/3") and "val_loss" in lines[0] and "eta" in lines[0]
+    assert lines[-1].startswith("reached max epochs (3)")
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"), [(10, 16), (455, 16), (5_000, 128), (1_000_000, 512)]
+)
+def test_auto_batch_size(rows, expected):
+    assert auto_batch_size(rows) == expected
