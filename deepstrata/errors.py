@@ -93,3 +93,7 @@ class BundleError(DeepstrataError):
 
 class DataWarning(UserWarning):
     """Data that was handled but deserves a look (unseen categories, dropped rows)."""
+
+
+class TrainingError(DeepstrataError):
+    """Training could not produce a usable model (e.g. the loss diverged from the start)."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from deepstrata.errors import TrainingError
 from deepstrata.seeding import generator
 from deepstrata.train.progress import Progress
 
@@ -168,8 +169,15 @@ class Trainer:
             history.epochs.append(record)
 
             monitored = record.get("val_loss", record["loss"])
-            if not math.isfinite(monitored):
-                history.stopped = f"non-finite loss at epoch {epoch}"
+            if not math.isfinite(monitored) or not math.isfinite(record["loss"]):
+                if self.progress:
+                    self.progress.close()
+                if best_state is None:
+                    raise TrainingError(
+                        f"the loss became non-finite in epoch {epoch} before any epoch finished with "
+                        "a finite loss; lower the learning rate (--learning-rate) or check the data"
+                    )
+                history.stopped = f"non-finite loss in epoch {epoch}; kept the best earlier weights"
                 break
             if monitored < history.best_validation_loss - self.min_delta:
                 history.best_validation_loss, history.best_epoch, since_best = monitored, epoch, 0

@@ -5,6 +5,7 @@ import torch
 from torch.nn import functional as F
 
 from deepstrata.encoders.dense import DenseEncoder
+from deepstrata.errors import TrainingError
 from deepstrata.network import Network
 from deepstrata.train.progress import Progress
 from deepstrata.train.trainer import Trainer, auto_batch_size
@@ -108,3 +109,12 @@ def test_plain_progress_lines_when_not_a_terminal():
 )
 def test_auto_batch_size(rows, expected):
     assert auto_batch_size(rows) == expected
+
+
+def test_a_loss_that_diverges_from_the_start_is_an_error():
+    inputs, y = regression_data()
+    net = network()
+    with pytest.raises(TrainingError, match="non-finite in epoch 1"):
+        Trainer(
+            net, loss_fn=lambda out, target: net.loss(out, target) * float("inf"), max_epochs=3
+        ).fit(inputs, y)
