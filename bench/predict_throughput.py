@@ -1,0 +1,219 @@
+"""Prediction speed: ``Model.predict`` on a DataFrame against the bare network.
+
+A deepstrata model is fitted (2 epochs) on a synthetic mixed table: 8 number
+columns (2% missing in one), 2 category columns of 10 values (2% missing in
+one), 1 boolean column, a yes/no target. Then, interleaved and repeated:
+
+* bulk: rows/s of ``model.predict(frame)`` on a 100k-row DataFrame, which
+  includes reading the frame, every column's preprocessing, the forward pass
+  and decoding the labels; against rows/s of the bare ``model.network`` on
+  tensors built once, outside the timing, by ``transform_frame`` (forward
+  only, in the same 8192-row chunks under ``torch.no_grad``). The ratio
+  predict / bare is the share of the time that is the network itself.
+* latency: ``model.predict`` on a 1-row DataFrame built from a record, as a
+  server would receive it; after a warm-up, each call is timed on its own and
+  p50 / p99 are read from those times.
+
+Then a breakdown of one single-row call by stage (read_table, each column's
+preprocessing, the forward pass, decoding), to show where the time goes.
+
+    python bench/predict_throughput.py            # 100k rows, 2000 single-row calls, 5 repeats
+    python bench/predict_throughput.py --quick    # smoke run, seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import time
+from collections import defaultdict
+
+import numpy as np
+import pandas as pd
+import torch
+from _common import clock, footer, header, median, percentile, set_threads
+
+import deepstrata
+from deepstrata.data.sources import read_table
+from deepstrata.heads import point_predictions
+from deepstrata.kinds import group_by_kind, transform_frame
+from deepstrata.train.trainer import EVAL_CHUNK, forward_in_chunks
+
+SEED = 0
+TARGET_P99_MS = 2.0
+CATEGORY_VALUES = [f"value_{i}" for i in range(10)]
+
+
+def make_frame(rows: int, seed: int) -> pd.DataFrame:
+    """The mixed table, with a ``label`` column ("yes" / "no") from a fixed noisy rule."""
+    rng = np.random.default_rng(seed)
+    data: dict[str, np.ndarray] = {f"number_{i}": rng.normal(size=rows) for i in range(8)}
+    data["number_0"][rng.random(rows) < 0.02] = np.nan
+    for name in ("category_0", "category_1"):
+        data[name] = np.asarray(CATEGORY_VALUES, dtype=object)[rng.integers(0, 10, rows)]
+    data["category_1"][rng.random(rows) < 0.02] = None
+    data["flag"] = rng.random(rows) < 0.3
+    score = (
+        np.nan_to_num(data["number_0"])
+        + data["number_1"] * data["number_2"]
+        + np.isin(data["category_0"], CATEGORY_VALUES[:3])
+        - data["flag"]
+        + 0.5 * rng.normal(size=rows)
+    )
+    data["label"] = np.where(score > 0, "yes", "no")
+    return pd.DataFrame(data)
+
+
+def time_bulk(model, frame: pd.DataFrame, inputs: dict[str, torch.Tensor]) -> tuple[float, float]:
+    """Seconds for ``model.predict(frame)`` and for the bare network on ``inputs``."""
+    gc.collect()
+    start = clock()
+    model.predict(frame)
+    predict_seconds = clock() - start
+    gc.collect()
+    rows = len(frame)
+    start = clock()
+    with torch.no_grad():
+        for begin in range(0, rows, EVAL_CHUNK):
+            model.network(
+                {kind: block[begin : begin + EVAL_CHUNK] for kind, block in inputs.items()}
+            )
+    bare_seconds = clock() - start
+    return predict_seconds, bare_seconds
+
+
+def time_single_rows(model, row: pd.DataFrame, calls: int) -> list[float]:
+    """Milliseconds of each of ``calls`` single-row ``model.predict`` calls."""
+    gc.collect()
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter_ns()
+        model.predict(row)
+        times.append((time.perf_counter_ns() - start) / 1e6)
+    return times
+
+
+def breakdown(model, row: pd.DataFrame, calls: int) -> None:
+    """Median microseconds of each stage of a single-row predict, measured stage by stage."""
+    stages: dict[str, list[float]] = defaultdict(list)
+    groups = group_by_kind(model.preprocessors)
+    for call in range(calls):
+        t0 = time.perf_counter_ns()
+        table = read_table(row)
+        t1 = time.perf_counter_ns()
+        stages["read_table (copy, index, column names)"].append(t1 - t0)
+        blocks = {}
+        for kind, names in groups.items():
+            arrays = []
+            for name in names:
+                t1 = time.perf_counter_ns()
+                arrays.append(model.preprocessors[name].transform(table.frame[name], table))
+                stages[f"  {kind} column ({len(names)}x, each)"].append(time.perf_counter_ns() - t1)
+            t1 = time.perf_counter_ns()
+            blocks[kind] = torch.from_numpy(np.ascontiguousarray(np.concatenate(arrays, axis=1)))
+            stages["  concatenate per kind (each)"].append(time.perf_counter_ns() - t1)
+        t2 = time.perf_counter_ns()
+        transform_frame(model.preprocessors, table.frame, table)
+        t3 = time.perf_counter_ns()
+        stages["transform_frame (all columns, as predict calls it)"].append(t3 - t2)
+        # Which of the two forwards runs first alternates: the second finds the
+        # weights in cache and the thread pool awake.
+        for which in ("bare", "chunks") if call % 2 else ("chunks", "bare"):
+            t4 = time.perf_counter_ns()
+            if which == "chunks":
+                outputs = forward_in_chunks(model.network, blocks).numpy()
+                label = "forward_in_chunks (eval/train toggle + no_grad forward)"
+            else:
+                with torch.no_grad():
+                    model.network(blocks)
+                label = "  bare network forward under no_grad"
+            stages[label].append(time.perf_counter_ns() - t4)
+        t5 = time.perf_counter_ns()
+        model.target_encoder.decode(point_predictions(model.task, outputs))
+        t6 = time.perf_counter_ns()
+        stages["decode labels"].append(t6 - t5)
+        model.predict(row)
+        stages["model.predict (whole call)"].append(time.perf_counter_ns() - t6)
+    print(f"\nsingle-row predict, by stage (median of {calls} calls, microseconds):")
+    for stage, times in stages.items():
+        print(f"  {stage:<60} {median(times) / 1e3:8.1f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--fit-rows", type=int, default=None, help="rows to fit on (default 20000)")
+    parser.add_argument(
+        "--rows", type=int, default=None, help="rows of the bulk DataFrame (default 100000)"
+    )
+    parser.add_argument(
+        "--calls", type=int, default=None, help="timed single-row calls per repeat (default 2000)"
+    )
+    parser.add_argument("--repeats", type=int, default=None, help="default 5")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: all cores)"
+    )
+    parser.add_argument("--quick", action="store_true", help="smoke run: small sizes, 1 repeat")
+    args = parser.parse_args()
+    fit_rows = args.fit_rows or (2_000 if args.quick else 20_000)
+    rows = args.rows or (5_000 if args.quick else 100_000)
+    calls = args.calls or (200 if args.quick else 2_000)
+    repeats = args.repeats or (1 if args.quick else 5)
+
+    threads = set_threads(args.threads)
+    print(
+        header("predict throughput and single-row latency: Model.predict vs bare network", threads)
+    )
+    start = clock()
+    model = deepstrata.fit(
+        make_frame(fit_rows, seed=SEED), target="label", max_epochs=2, progress=False, seed=SEED
+    )
+    kinds = ", ".join(f"{name}:{pre.kind}" for name, pre in model.preprocessors.items())
+    print(f"# fitted on {fit_rows:,} rows in {clock() - start:.1f}s: {kinds}")
+
+    frame = make_frame(rows, seed=SEED + 1).drop(columns="label")
+    table = read_table(frame)
+    inputs = transform_frame(model.preprocessors, table.frame, table)  # outside every timing
+    record = frame.iloc[0].to_dict()
+    row = pd.DataFrame([record])  # as a server builds it from one JSON object
+    shapes = ", ".join(f"{kind} {tuple(block.shape)}" for kind, block in inputs.items())
+    print(f"# bulk frame {rows:,} rows -> {shapes}; single row: {record}")
+
+    # Warm-up: kernels, allocator, pandas' lazy imports.
+    time_bulk(model, frame.head(EVAL_CHUNK), {k: v[:EVAL_CHUNK] for k, v in inputs.items()})
+    time_single_rows(model, row, max(calls // 10, 50))
+
+    predict_rates, bare_rates, ratios, p50s, p99s, every_call = [], [], [], [], [], []
+    for repeat in range(1, repeats + 1):
+        predict_seconds, bare_seconds = time_bulk(model, frame, inputs)
+        times = time_single_rows(model, row, calls)
+        predict_rates.append(rows / predict_seconds)
+        bare_rates.append(rows / bare_seconds)
+        ratios.append(bare_seconds / predict_seconds)
+        p50s.append(percentile(times, 0.50))
+        p99s.append(percentile(times, 0.99))
+        every_call += times
+        print(
+            f"  repeat {repeat}: predict {predict_rates[-1]:>10,.0f} rows/s   "
+            f"bare network {bare_rates[-1]:>10,.0f} rows/s   ratio {ratios[-1]:.3f}   |   "
+            f"1 row: p50 {p50s[-1]:.3f} ms  p99 {p99s[-1]:.3f} ms",
+            flush=True,
+        )
+
+    p99 = median(p99s)
+    verdict = "met" if p99 <= TARGET_P99_MS else "MISSED"
+    print(
+        f"\nbulk ({rows:,} rows, median of {repeats}): predict {median(predict_rates):,.0f} rows/s, "
+        f"bare network {median(bare_rates):,.0f} rows/s, ratio predict/bare {median(ratios):.3f}"
+    )
+    print(
+        f"single row (median of {repeats} x {calls} calls): p50 {median(p50s):.3f} ms, "
+        f"p99 {p99:.3f} ms (target <= {TARGET_P99_MS} ms: {verdict}); "
+        f"all {len(every_call)} calls pooled: p50 {percentile(every_call, 0.5):.3f} ms, "
+        f"p99 {percentile(every_call, 0.99):.3f} ms, max {max(every_call):.3f} ms"
+    )
+    breakdown(model, row, max(calls // 4, 50))
+    print(footer())
+
+
+if __name__ == "__main__":
+    main()
