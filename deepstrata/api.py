@@ -29,7 +29,7 @@ from deepstrata.kinds import REGISTRY, transform_frame
 from deepstrata.network import Network, build_network
 from deepstrata.preprocess.base import Preprocessor
 from deepstrata.preprocess.target import TargetEncoder
-from deepstrata.seeding import seed_everything
+from deepstrata.seeding import preserved_random_state, seed_everything
 from deepstrata.train.progress import Progress
 from deepstrata.train.trainer import Trainer, forward_in_chunks
 
@@ -225,6 +225,12 @@ def fit(
         fraction=cfg.validation_fraction,
         seed=cfg.seed,
     )
+    if len(val_rows) == 0:
+        raise table.error(
+            "no row can be held out for validation: every class has a single row",
+            column=cfg.target,
+            hint="add rows or merge rare classes",
+        )
     train_frame, val_frame = frame.iloc[train_rows], frame.iloc[val_rows]
 
     options_for_kinds = {
@@ -245,44 +251,46 @@ def fit(
         torch.from_numpy(encoded[val_rows]),
     )
 
-    seed_everything(cfg.seed)
-    network = build_network(
-        preprocessors,
-        task=schema.task,
-        num_classes=len(target_encoder.classes),
-        hidden_dims=cfg.hidden_dims,
-        dropout=cfg.dropout,
-    )
-    reporter = progress if isinstance(progress, Progress) else Progress(enabled=bool(progress))
-    trainer = Trainer(
-        network,
-        loss_fn=network.loss,
-        metric_fn=_epoch_metric(schema.task, target_encoder),
-        learning_rate=cfg.learning_rate,
-        weight_decay=cfg.weight_decay,
-        batch_size=cfg.batch_size,
-        max_epochs=cfg.max_epochs,
-        patience=cfg.patience,
-        min_delta=cfg.min_delta,
-        time_limit=cfg.time_limit,
-        seed=cfg.seed,
-        progress=reporter,
-    )
-    history = trainer.fit(train_inputs, train_target, validation=(val_inputs, val_target))
-    model = Model(
-        schema=schema,
-        preprocessors=preprocessors,
-        target_encoder=target_encoder,
-        network=network,
-        config=cfg,
-    )
-    val_outputs = forward_in_chunks(network, val_inputs).numpy()
-    model.metrics = {
-        "validation": model._metrics(val_outputs, encoded[val_rows]),
-        "rows": {"train": len(train_rows), "validation": len(val_rows)},
-        "history": history.to_dict(),
-    }
-    return model
+    # fit seeds the global generators (initialisation, dropout); the caller's are restored.
+    with preserved_random_state():
+        seed_everything(cfg.seed)
+        network = build_network(
+            preprocessors,
+            task=schema.task,
+            num_classes=len(target_encoder.classes),
+            hidden_dims=cfg.hidden_dims,
+            dropout=cfg.dropout,
+        )
+        reporter = progress if isinstance(progress, Progress) else Progress(enabled=bool(progress))
+        trainer = Trainer(
+            network,
+            loss_fn=network.loss,
+            metric_fn=_epoch_metric(schema.task, target_encoder),
+            learning_rate=cfg.learning_rate,
+            weight_decay=cfg.weight_decay,
+            batch_size=cfg.batch_size,
+            max_epochs=cfg.max_epochs,
+            patience=cfg.patience,
+            min_delta=cfg.min_delta,
+            time_limit=cfg.time_limit,
+            seed=cfg.seed,
+            progress=reporter,
+        )
+        history = trainer.fit(train_inputs, train_target, validation=(val_inputs, val_target))
+        model = Model(
+            schema=schema,
+            preprocessors=preprocessors,
+            target_encoder=target_encoder,
+            network=network,
+            config=cfg,
+        )
+        val_outputs = forward_in_chunks(network, val_inputs).numpy()
+        model.metrics = {
+            "validation": model._metrics(val_outputs, encoded[val_rows]),
+            "rows": {"train": len(train_rows), "validation": len(val_rows)},
+            "history": history.to_dict(),
+        }
+        return model
 
 
 def _epoch_metric(task: str, target_encoder: TargetEncoder):

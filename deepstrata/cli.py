@@ -126,6 +126,8 @@ def fit(
         flags["column"] = column
     if ignore:
         flags["ignore"] = ignore
+    if settings:  # unknown keys fail here, named as the file spells them
+        FitConfig.from_dict(settings, source=str(config))
     settings = {str(k).replace("-", "_"): v for k, v in settings.items()}
     settings.update({k: v for k, v in flags.items() if v is not None})
     cfg = FitConfig.from_dict(settings, source=str(config or "flags")).validate()
@@ -243,13 +245,9 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         print("aborted", file=sys.stderr)
         raise SystemExit(130) from None
-    except Exception as error:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(error, click.ClickException):
-            error.show()
-            raise SystemExit(error.exit_code) from None
-        raise
+    except typer.TyperException as error:  # usage errors (typer's own copy of click)
+        error.show()
+        raise SystemExit(error.exit_code) from None
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ model's initialisation happened to draw.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -30,3 +32,19 @@ def generator(seed: int, stream: int = 0) -> torch.Generator:
 def numpy_rng(seed: int, stream: int = 0) -> np.random.Generator:
     """A private NumPy generator for one purpose (``stream``) derived from ``seed``."""
     return np.random.default_rng([seed, stream])
+
+
+@contextmanager
+def preserved_random_state() -> Iterator[None]:
+    """Seed freely inside; the caller's Python, NumPy and torch generators are restored after.
+
+    ``fit`` seeds the global generators (dropout and initialisation draw from them);
+    a user's own random stream must not change because they trained a model.
+    """
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        try:
+            yield
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)

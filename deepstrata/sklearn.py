@@ -18,21 +18,16 @@ so an integer column is never taken for an id nor a 0/1 column for a boolean.
 from __future__ import annotations
 
 import numbers
-import random
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
-import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from deepstrata.api import Model, fit
-from deepstrata.data.split import train_validation_split
 from deepstrata.errors import DataWarning
 
 __all__ = ["DeepClassifier", "DeepRegressor"]
@@ -94,7 +89,6 @@ class _DeepEstimator(BaseEstimator):
 
     def _fit_model(self, X: np.ndarray, target: np.ndarray, *, task: str) -> Model:
         """Train on ``X`` (float64, NaN for missing) and the encoded ``target``."""
-        _check_split(self, target, stratify=task != "regression")
         names = [f"x{i}" for i in range(X.shape[1])]
         empty = [name for name, column in zip(names, X.T) if np.isnan(column).all()]
         if len(empty) == len(names):
@@ -112,24 +106,23 @@ class _DeepEstimator(BaseEstimator):
             )
         frame = pd.DataFrame(X, columns=names)
         frame[TARGET] = target
-        with _preserved_global_rngs():
-            return fit(
-                frame,
-                target=TARGET,
-                task=task,
-                columns=dict.fromkeys(names, "number"),
-                ignore=empty,
-                hidden_dims=list(self.hidden_dims),
-                dropout=self.dropout,
-                learning_rate=self.learning_rate,
-                weight_decay=self.weight_decay,
-                batch_size=self.batch_size,
-                max_epochs=self.max_epochs,
-                patience=self.patience,
-                validation_fraction=self.validation_fraction,
-                seed=_seed(self.random_state),
-                progress=bool(self.verbose),
-            )
+        return fit(
+            frame,
+            target=TARGET,
+            task=task,
+            columns=dict.fromkeys(names, "number"),
+            ignore=empty,
+            hidden_dims=list(self.hidden_dims),
+            dropout=self.dropout,
+            learning_rate=self.learning_rate,
+            weight_decay=self.weight_decay,
+            batch_size=self.batch_size,
+            max_epochs=self.max_epochs,
+            patience=self.patience,
+            validation_fraction=self.validation_fraction,
+            seed=_seed(self.random_state),
+            progress=bool(self.verbose),
+        )
 
     def _frame(self, X) -> tuple[pd.DataFrame, int]:
         """Validated ``X`` as the DataFrame the Model was trained on (no target), padded
@@ -220,39 +213,3 @@ def _seed(random_state) -> int:
             raise ValueError(f"random_state must be a non-negative int, got {random_state}")
         return int(random_state)
     return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
-
-
-def _check_split(estimator: _DeepEstimator, target: np.ndarray, *, stratify: bool) -> None:
-    """Fail with a ValueError before training when the hold-out split would leave the
-    training or the validation part empty (e.g. every class has a single sample)."""
-    fraction = estimator.validation_fraction
-    if not (isinstance(fraction, numbers.Real) and 0 < fraction < 1):
-        return  # fit's own config check names the bad value
-    # The sizes of the two parts do not depend on the seed.
-    train, validation = train_validation_split(target, stratify=stratify, fraction=fraction, seed=0)
-    if len(train) and len(validation):
-        return
-    name = type(estimator).__name__
-    if not len(validation):
-        raise ValueError(
-            f"{name} holds out validation_fraction={fraction} of the "
-            f"{len(target)} samples, stratified by class, for early stopping, but no class has "
-            "2 samples, so none can be held out; pass more samples"
-        )
-    raise ValueError(
-        f"{name}: validation_fraction={fraction} leaves no sample of the "
-        f"{len(target)} for training; lower validation_fraction or pass more samples"
-    )
-
-
-@contextmanager
-def _preserved_global_rngs() -> Iterator[None]:
-    """deepstrata's fit seeds Python's, NumPy's and torch's global generators; an sklearn
-    estimator must not change its caller's random streams, so they are put back after."""
-    python_state, numpy_state = random.getstate(), np.random.get_state()
-    with torch.random.fork_rng(devices=[]):
-        try:
-            yield
-        finally:
-            random.setstate(python_state)
-            np.random.set_state(numpy_state)

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import deepstrata
+import deepstrata.errors
 from deepstrata.errors import DataWarning
 
 
@@ -107,3 +108,25 @@ def test_bag_of_words_text_column_learns():
     model = deepstrata.fit(frame, target="label", **FAST)
     assert model.schema.inputs[0].kind == "text"
     assert model.evaluate(frame)["accuracy"] > 0.95
+
+
+def test_fit_leaves_the_callers_random_streams_alone():
+    import random
+
+    np.random.seed(7)
+    random.seed(7)
+    torch.manual_seed(7)
+    expected = (np.random.rand(), random.random(), torch.rand(1))
+    np.random.seed(7)
+    random.seed(7)
+    torch.manual_seed(7)
+    deepstrata.fit(mixed_frame(), target="churned", max_epochs=2, progress=False)
+    assert (np.random.rand(), random.random()) == expected[:2]
+    assert torch.equal(torch.rand(1), expected[2])
+
+
+def test_a_target_whose_classes_all_have_one_row_is_refused():
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": ["a", "b", "c"]})
+    with pytest.raises(deepstrata.errors.DataError, match="single row") as error:
+        deepstrata.fit(frame, target="y", task="multiclass", progress=False)
+    assert error.value.column == "y"

@@ -55,6 +55,7 @@ def write_bundle(
         save_file(tensors, str(staging / WEIGHTS), metadata={"format": "pt"})
         _dump(staging / METRICS, metrics)
         write_manifest(staging, versions=versions)
+        _make_readable(staging)
         for file in staging.iterdir():
             with open(file, "rb") as handle:
                 os.fsync(handle.fileno())
@@ -65,7 +66,20 @@ def write_bundle(
             shutil.rmtree(retired, ignore_errors=True)
         else:
             os.replace(staging, target)
+    except OSError as error:  # a full disk, a permission: the user's to fix, not a bug
+        shutil.rmtree(staging, ignore_errors=True)
+        raise BundleError(f"could not write the bundle: {error}", path=str(target)) from error
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
+
+
+def _make_readable(directory: Path) -> None:
+    """mkdtemp makes a private (0700) directory; a bundle gets the usual umask modes,
+    so that another account (a server's, say) can read it."""
+    umask = os.umask(0)
+    os.umask(umask)
+    directory.chmod(0o777 & ~umask)
+    for file in directory.iterdir():
+        file.chmod(0o666 & ~umask)

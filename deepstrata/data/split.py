@@ -13,9 +13,9 @@ def train_validation_split(
     """Sorted positions (train, validation).
 
     With ``stratify``, every class with at least two rows puts about ``fraction``
-    of its rows (at least one) into validation; a class with one row stays in
-    training. Without, a plain shuffled split. Validation always gets >= 1 row
-    when there are >= 2 rows.
+    of its rows into validation, at least one and never all; a class with one
+    row stays in training (validation can then be empty: the caller decides).
+    Without, a plain shuffled split with >= 1 row on each side.
     """
     rng = numpy_rng(seed, stream=2)
     rows = len(target)
@@ -27,7 +27,8 @@ def train_validation_split(
     for label in np.unique(target):
         members = rng.permutation(np.flatnonzero(target == label))
         if len(members) >= 2:
-            validation.append(members[: max(1, round(len(members) * fraction))])
+            held_out = min(len(members) - 1, max(1, round(len(members) * fraction)))
+            validation.append(members[:held_out])
     validation = np.sort(np.concatenate(validation)) if validation else np.empty(0, dtype=np.int64)
     train = np.setdiff1d(np.arange(rows), validation)
     return train, validation

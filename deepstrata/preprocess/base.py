@@ -61,8 +61,11 @@ def raise_at(
     file line. ``{value}`` in ``message`` is replaced by the offending value.
     """
     position = first_position(mask)
+    value = column.iloc[position]
+    if isinstance(value, np.generic):
+        value = value.item()  # show inf or 3, not np.float64(inf) or np.int64(3)
     raise table.error(
-        message.format(value=repr(column.iloc[position])),
+        message.format(value=repr(value)),
         column=str(column.name),
         position=int(column.index[position]),
         hint=hint,

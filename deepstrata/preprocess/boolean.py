@@ -12,13 +12,17 @@ from deepstrata.preprocess.base import Preprocessor, raise_at
 
 def to_sign(column: pd.Series, table: Table) -> np.ndarray:
     """+1.0 for true, -1.0 for false, 0.0 for missing; DataError for anything else."""
-    present = column.notna().to_numpy()
     if pd.api.types.is_bool_dtype(column) or pd.api.types.is_numeric_dtype(column):
-        text = column.astype("float64").map(lambda v: str(int(v)) if v in (0, 1) else str(v))
+        # Compared as numbers: a per-value Python call and two string lookups per row
+        # cost ~0.4 ms on a single row and ~40 ms on 100k rows.
+        values = column.to_numpy(dtype="float64", na_value=np.nan)
+        present = ~np.isnan(values)
+        is_true, is_false = values == 1.0, values == 0.0
     else:
+        present = column.notna().to_numpy()
         text = column.astype(str).str.strip().str.lower()
-    is_true = text.isin(TRUE_WORDS).to_numpy() & present
-    is_false = text.isin(FALSE_WORDS).to_numpy() & present
+        is_true = text.isin(TRUE_WORDS).to_numpy() & present
+        is_false = text.isin(FALSE_WORDS).to_numpy() & present
     bad = present & ~is_true & ~is_false
     if bad.any():
         raise_at(table, column, bad, "expected true/false (or yes/no, 1/0), got {value}")

@@ -24,6 +24,9 @@ UNKNOWN, MISSING, FIRST = 0, 1, 2
 
 def category_strings(column: pd.Series) -> pd.Series:
     """Values as strings, stable across file formats (``3`` and ``3.0`` are one value)."""
+    if column.dtype == "str":
+        # Strings already, NaN where missing (pandas' default for text): strip only.
+        return column.str.strip()
     present = column.dropna()
     if pd.api.types.is_float_dtype(present) and np.all(np.mod(present.to_numpy(), 1) == 0):
         text = present.astype("int64").astype(str)
@@ -41,6 +44,7 @@ class CategoryPreprocessor(Preprocessor):
     def __init__(self, *, min_count: int = 2) -> None:
         self.min_count = min_count
         self.vocabulary: list[str] = []
+        self._lookup: tuple[list[str], pd.Index] | None = None  # (vocabulary, its Index)
 
     def fit(self, column: pd.Series, table: Table) -> CategoryPreprocessor:
         counts = category_strings(column).value_counts(dropna=True)
@@ -52,7 +56,7 @@ class CategoryPreprocessor(Preprocessor):
 
     def transform(self, column: pd.Series, table: Table) -> np.ndarray:
         text = category_strings(column)
-        codes = pd.Index(self.vocabulary).get_indexer(text).astype(np.int64)  # -1: not in it
+        codes = self._index().get_indexer(text).astype(np.int64)  # -1: not in it
         missing = text.isna().to_numpy()
         unseen = (codes < 0) & ~missing
         out = np.where(missing, MISSING, np.where(unseen, UNKNOWN, codes + FIRST))
@@ -66,6 +70,12 @@ class CategoryPreprocessor(Preprocessor):
                 stacklevel=2,
             )
         return out[:, None]
+
+    def _index(self) -> pd.Index:
+        """The vocabulary as an Index, built once per vocabulary rather than per call."""
+        if self._lookup is None or self._lookup[0] is not self.vocabulary:
+            self._lookup = (self.vocabulary, pd.Index(self.vocabulary))
+        return self._lookup[1]
 
     @property
     def width(self) -> int:

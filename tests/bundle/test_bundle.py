@@ -62,3 +62,15 @@ def test_not_a_bundle(tmp_path):
         read_bundle(tmp_path)
     with pytest.raises(BundleError, match="does not exist"):
         read_bundle(tmp_path / "nowhere")
+
+
+def test_a_bundle_is_readable_by_others_under_the_usual_umask(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        path = write(tmp_path / "bundle")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o755
+    assert all(f.stat().st_mode & 0o777 == 0o644 for f in path.iterdir())
