@@ -106,3 +106,22 @@ def test_target_encoder_refuses_unknown_classes_with_the_row():
     with pytest.raises(DataError) as error:
         encoder.encode(table.frame["y"], table)
     assert error.value.row == 3 and error.value.column == "y"
+
+
+@pytest.mark.parametrize(
+    "values",
+    [["a", None, "zebra", " b "], [10.0, np.nan, 20.0, 30.0], [True, False, None, True]],
+)
+def test_category_few_rows_path_matches_the_vectorised_path(values):
+    from deepstrata.preprocess.category import FEW_ROWS
+
+    pre, table = fitted(
+        CategoryPreprocessor(min_count=1), ["a", "b", "10", "20", "true", "false"] * 2
+    )
+    few = pd.Series(values, name="c")
+    many = pd.Series(values * (FEW_ROWS // len(values) + 1), name="c")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        np.testing.assert_array_equal(
+            pre.transform(few, table), pre.transform(many, table)[: len(values)]
+        )
