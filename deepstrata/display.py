@@ -19,9 +19,11 @@ def console():
 
 
 def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
+    from rich import box
     from rich.table import Table
 
-    table = Table(box=None if not sys.stdout.isatty() else Table().box, header_style="bold")
+    # Box-drawing characters read badly in logs: plain columns off a terminal.
+    table = Table(box=box.HEAVY_HEAD if sys.stdout.isatty() else None, header_style="bold")
     for name in header:
         table.add_column(name, overflow="fold")
     for row in rows:

@@ -261,7 +261,7 @@ def _infer_kind_and_usefulness(name: str, column: pd.Series) -> tuple[str, str, 
         warnings.warn(
             f"column {name!r} is ignored: every value is missing", DataWarning, stacklevel=3
         )
-        return _infer_kind(column)[0] or "number", "every value is missing", False
+        return _infer_kind(column)[0], "every value is missing", False
     if values.nunique() <= 1 and column.isna().sum() == 0:
         return _infer_kind(column)[0], f"constant (always {_short(values.iloc[0])})", False
     kind, reason = _infer_kind(column)

@@ -46,27 +46,31 @@ class CategoryPreprocessor(Preprocessor):
 
     def __init__(self, *, min_count: int = 2) -> None:
         self.min_count = min_count
-        self.vocabulary: list[str] = []
-        self._lookup: tuple[list[str], pd.Index, dict] | None = None  # vocabulary, Index, dict
+        self._set_vocabulary([])
+
+    def _set_vocabulary(self, vocabulary: list[str]) -> None:
+        """The vocabulary, and the two lookups transform() uses, built once here."""
+        self.vocabulary = vocabulary
+        self._index = pd.Index(vocabulary)  # vectorised lookup for many rows
+        self._positions = {value: i for i, value in enumerate(vocabulary)}  # for a few rows
 
     def fit(self, column: pd.Series, table: Table) -> CategoryPreprocessor:
         counts = category_strings(column).value_counts(dropna=True)
         kept = counts[counts >= self.min_count]
         # Most frequent first; ties broken by value so that the order is reproducible.
         order = sorted(kept.items(), key=lambda item: (-item[1], item[0]))
-        self.vocabulary = [value for value, _ in order]
+        self._set_vocabulary([value for value, _ in order])
         return self
 
     def transform(self, column: pd.Series, table: Table) -> np.ndarray:
         text = category_strings(column)  # str values; NaN where missing
-        _, index, positions = self._lookups()
         if len(text) <= FEW_ROWS:
             values = text.tolist()
             missing = np.array([not isinstance(v, str) for v in values], dtype=bool)
-            codes = np.array([positions.get(v, -1) for v in values], dtype=np.int64)
+            codes = np.array([self._positions.get(v, -1) for v in values], dtype=np.int64)
         else:
             missing = text.isna().to_numpy()
-            codes = index.get_indexer(text).astype(np.int64)  # -1: not in it
+            codes = self._index.get_indexer(text).astype(np.int64)  # -1: not in it
         unseen = (codes < 0) & ~missing
         out = np.where(missing, MISSING, np.where(unseen, UNKNOWN, codes + FIRST))
         if unseen.any():
@@ -79,17 +83,6 @@ class CategoryPreprocessor(Preprocessor):
                 stacklevel=2,
             )
         return out[:, None]
-
-    def _lookups(self) -> tuple[list[str], pd.Index, dict]:
-        """The vocabulary as an Index and a dict, built once per vocabulary, not per call."""
-        if self._lookup is None or self._lookup[0] is not self.vocabulary:
-            vocabulary = self.vocabulary
-            self._lookup = (
-                vocabulary,
-                pd.Index(vocabulary),
-                {v: i for i, v in enumerate(vocabulary)},
-            )
-        return self._lookup
 
     @property
     def width(self) -> int:
@@ -105,5 +98,5 @@ class CategoryPreprocessor(Preprocessor):
     @classmethod
     def from_state(cls, state: dict) -> CategoryPreprocessor:
         pre = cls(min_count=state["min_count"])
-        pre.vocabulary = list(state["vocabulary"])
+        pre._set_vocabulary(list(state["vocabulary"]))
         return pre
