@@ -97,3 +97,12 @@ class DataWarning(UserWarning):
 
 class TrainingError(DeepstrataError):
     """Training could not produce a usable model (e.g. the loss diverged from the start)."""
+
+
+class CheckpointError(TrainingError):
+    """A checkpoint that cannot be trusted: missing, cut off while being written, or changed."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        self.path = path
+        self.message = message
+        super().__init__(f"{path}: {message}" if path else message)
