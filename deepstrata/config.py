@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +26,7 @@ class FitConfig:
     >>> FitConfig(learning_rate=-1).validate()
     Traceback (most recent call last):
     ...
-    deepstrata.errors.ConfigError: --learning-rate: must be > 0, got -1
+    deepstrata.errors.ConfigError: --learning-rate: must be > 0 or auto, got -1
     """
 
     target: str | None = None
@@ -33,15 +34,27 @@ class FitConfig:
     columns: dict[str, str] = field(default_factory=dict)  # NAME -> KIND overrides
     ignore: list[str] = field(default_factory=list)
     hidden_dims: list[int] = field(default_factory=lambda: [256, 128])
-    dropout: float = 0.1
-    learning_rate: float = 1e-3
-    weight_decay: float = 1e-4
+    dropout: float | list[float] = 0.1  # one rate, or one per combiner block
+    learning_rate: float | str = "auto"  # "auto": the range test's suggestion
+    schedule: str = "onecycle"  # onecycle | cosine | constant | plateau
+    weight_decay: float = 1e-4  # on weight matrices; never on biases and norms
+    label_smoothing: float = 0.0  # classifiers only
+    gradient_clip: float | None = None  # max global gradient norm
+    mixup: float = 0.0  # Beta(alpha, alpha) manifold mixup; 0 turns it off
     batch_size: int | None = None  # None: chosen from the number of training rows
+    gradient_accumulation: int = 1  # batches per optimizer step
     max_epochs: int = 200
     patience: int = 20  # epochs without validation-loss improvement before stopping
     min_delta: float = 1e-4  # smallest improvement that counts
     validation_fraction: float = 0.2
+    folds: int | None = None  # K-fold cross-validation instead of one validation split
+    cv_model: str = "refit"  # with folds: refit on all rows, or keep the K-fold ensemble
+    calibrate: bool = True  # temperature scaling on validation data (classifiers)
+    precision: str = "32"  # 32 | bf16 | fp16 | auto
+    device: str = "auto"  # auto | cpu | cuda | mps
     time_limit: float | None = None  # seconds of training; the best weights so far are kept
+    checkpoint_minutes: float = 10.0  # long epochs also checkpoint this often
+    tensorboard: bool = False  # event files in the run directory
     min_category_count: int = 2
     text_max_length: int = 64
     seed: int = 0
@@ -49,6 +62,7 @@ class FitConfig:
     def validate(self) -> FitConfig:
         from deepstrata.data.schema import KINDS, TASKS
 
+        self._check_types()
         if self.task is not None and self.task not in TASKS:
             raise ConfigError(
                 f"expected one of {', '.join(TASKS)}, got {self.task!r}", option="--task"
@@ -63,9 +77,67 @@ class FitConfig:
             raise ConfigError(
                 f"expected positive layer widths, got {self.hidden_dims}", option="--hidden-dims"
             )
-        _check(0 <= self.dropout < 1, "dropout", "must be in [0, 1)", self.dropout)
-        _check(self.learning_rate > 0, "learning_rate", "must be > 0", self.learning_rate)
+        from deepstrata.train.precision import DEVICES, PRECISIONS
+        from deepstrata.train.schedules import SCHEDULES
+
+        rates = self.dropout if isinstance(self.dropout, list) else [self.dropout]
+        _check(
+            all(isinstance(r, int | float) and 0 <= r < 1 for r in rates),
+            "dropout",
+            "must be in [0, 1) (one rate, or one per --hidden-dims block)",
+            self.dropout,
+        )
+        _check(
+            not isinstance(self.dropout, list) or len(self.dropout) == len(self.hidden_dims),
+            "dropout",
+            f"needs one rate per block ({len(self.hidden_dims)})",
+            self.dropout,
+        )
+        self.learning_rate = _number_or_auto(self.learning_rate, "learning_rate")
+        _check(
+            self.learning_rate == "auto" or self.learning_rate > 0,
+            "learning_rate",
+            "must be > 0 or auto",
+            self.learning_rate,
+        )
+        _choice(self.schedule, SCHEDULES, "schedule")
         _check(self.weight_decay >= 0, "weight_decay", "must be >= 0", self.weight_decay)
+        _check(
+            0 <= self.label_smoothing < 1,
+            "label_smoothing",
+            "must be in [0, 1)",
+            self.label_smoothing,
+        )
+        _check(
+            self.label_smoothing == 0 or self.task != "regression",
+            "label_smoothing",
+            "is for classifiers; this task is regression",
+            self.label_smoothing,
+        )
+        _check(
+            self.gradient_clip is None or self.gradient_clip > 0,
+            "gradient_clip",
+            "must be > 0",
+            self.gradient_clip,
+        )
+        _check(self.mixup >= 0, "mixup", "must be >= 0 (0 turns it off)", self.mixup)
+        _check(
+            self.gradient_accumulation >= 1,
+            "gradient_accumulation",
+            "must be >= 1",
+            self.gradient_accumulation,
+        )
+        _check(self.folds is None or self.folds >= 2, "folds", "must be >= 2", self.folds)
+        _choice(self.cv_model, ("refit", "ensemble"), "cv_model")
+        self.precision = str(self.precision)
+        _choice(self.precision, PRECISIONS, "precision")
+        _choice(self.device, DEVICES, "device")
+        _check(
+            self.checkpoint_minutes > 0,
+            "checkpoint_minutes",
+            "must be > 0",
+            self.checkpoint_minutes,
+        )
         _check(
             self.batch_size is None or self.batch_size >= 1,
             "batch_size",
@@ -95,6 +167,19 @@ class FitConfig:
         )
         _check(self.text_max_length >= 1, "text_max_length", "must be >= 1", self.text_max_length)
         return self
+
+    def _check_types(self) -> None:
+        """Whole numbers, numbers and switches as such: a config file can hold anything."""
+        for spec in dataclasses.fields(self):
+            value, kind = getattr(self, spec.name), spec.type.removesuffix(" | None")
+            if value is None and spec.type.endswith("| None"):
+                continue
+            if kind == "int" and not _is_integer(value):
+                raise ConfigError(f"expected a whole number, got {value!r}", option=flag(spec.name))
+            if kind == "float" and not _is_number(value):
+                raise ConfigError(f"expected a number, got {value!r}", option=flag(spec.name))
+            if kind == "bool" and not isinstance(value, bool):
+                raise ConfigError(f"expected true or false, got {value!r}", option=flag(spec.name))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -151,6 +236,29 @@ def load_config_file(path: str | Path) -> dict:
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of option: value", option="--config")
     return data
+
+
+def _is_integer(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _choice(value, choices, name: str) -> None:
+    if value not in choices:
+        raise ConfigError(f"expected one of {', '.join(choices)}, got {value!r}", option=flag(name))
+
+
+def _number_or_auto(value, name: str) -> float | str:
+    """``"auto"`` stays; ``"3e-4"`` (a flag's text) becomes a float."""
+    if value == "auto" or (isinstance(value, int | float) and not isinstance(value, bool)):
+        return value
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"expected a number or auto, got {value!r}", option=flag(name)) from None
 
 
 def _check(ok: bool, name: str, requirement: str, value) -> None:

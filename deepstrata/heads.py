@@ -24,8 +24,13 @@ class BinaryHead(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(x).squeeze(-1)  # (B,) logits
 
-    def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.binary_cross_entropy_with_logits(output, target.to(output.dtype))
+    def loss(
+        self, output: torch.Tensor, target: torch.Tensor, *, label_smoothing: float = 0.0
+    ) -> torch.Tensor:
+        target = target.to(output.dtype)
+        if label_smoothing:  # 0/1 -> eps/2 and 1 - eps/2, as cross_entropy does for K=2
+            target = target * (1 - label_smoothing) + label_smoothing / 2
+        return F.binary_cross_entropy_with_logits(output, target)
 
     @staticmethod
     def probabilities(output: np.ndarray) -> np.ndarray:
@@ -43,8 +48,10 @@ class MulticlassHead(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(x)  # (B, K) logits
 
-    def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(output, target)
+    def loss(
+        self, output: torch.Tensor, target: torch.Tensor, *, label_smoothing: float = 0.0
+    ) -> torch.Tensor:
+        return F.cross_entropy(output, target, label_smoothing=label_smoothing)
 
     @staticmethod
     def probabilities(output: np.ndarray) -> np.ndarray:
@@ -63,7 +70,11 @@ class RegressionHead(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(x).squeeze(-1)  # (B,) standardised target
 
-    def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def loss(
+        self, output: torch.Tensor, target: torch.Tensor, *, label_smoothing: float = 0.0
+    ) -> torch.Tensor:
+        if label_smoothing:
+            raise ValueError("label smoothing is for classifiers, not regression")
         return F.mse_loss(output, target.to(output.dtype))
 
     @staticmethod

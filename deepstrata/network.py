@@ -26,7 +26,7 @@ class Network(nn.Module):
         *,
         encoders: dict[str, nn.Module],
         hidden_dims: Sequence[int],
-        dropout: float,
+        dropout: float | Sequence[float],
         head: nn.Module | None = None,
         task: str = "regression",
         num_classes: int = 0,
@@ -37,15 +37,27 @@ class Network(nn.Module):
         self.combiner = MLP(in_dim=in_dim, hidden_dims=hidden_dims, dropout=dropout)
         self.head = head or build_head(task, in_dim=self.combiner.out_dim, num_classes=num_classes)
 
-    def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    def forward(
+        self,
+        inputs: dict[str, torch.Tensor],
+        mix: tuple[torch.Tensor, float] | None = None,
+    ) -> torch.Tensor:
+        """``mix=(partner, weight)`` blends each row's encoded features with those of row
+        ``partner[i]`` (manifold mixup): raw inputs of mixed kinds (category ids, text)
+        cannot be averaged, their encodings can."""
         encoded = [
             encoder(inputs[kind]) for kind, encoder in self.encoders.items()
         ]  # (B, D_k) each
         features = encoded[0] if len(encoded) == 1 else torch.cat(encoded, dim=1)  # (B, sum D_k)
+        if mix is not None:
+            partner, weight = mix
+            features = weight * features + (1 - weight) * features[partner]
         return self.head(self.combiner(features))
 
-    def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return self.head.loss(output, target)
+    def loss(
+        self, output: torch.Tensor, target: torch.Tensor, *, label_smoothing: float = 0.0
+    ) -> torch.Tensor:
+        return self.head.loss(output, target, label_smoothing=label_smoothing)
 
 
 def build_network(
@@ -54,7 +66,7 @@ def build_network(
     task: str,
     num_classes: int,
     hidden_dims: Sequence[int],
-    dropout: float,
+    dropout: float | Sequence[float],
 ) -> Network:
     """One encoder per kind present among ``preprocessors``, then combiner and head."""
     encoders = {

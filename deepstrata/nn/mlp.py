@@ -13,16 +13,28 @@ from torch import nn
 
 
 class MLP(nn.Module):
-    """``(B, in_dim) -> (B, hidden_dims[-1])``; identity when ``hidden_dims`` is empty."""
+    """``(B, in_dim) -> (B, hidden_dims[-1])``; identity when ``hidden_dims`` is empty.
 
-    def __init__(self, *, in_dim: int, hidden_dims: Sequence[int], dropout: float = 0.0) -> None:
+    ``dropout`` is one rate for every block or one rate per block.
+    """
+
+    def __init__(
+        self,
+        *,
+        in_dim: int,
+        hidden_dims: Sequence[int],
+        dropout: float | Sequence[float] = 0.0,
+    ) -> None:
         super().__init__()
+        rates = [dropout] * len(hidden_dims) if isinstance(dropout, int | float) else list(dropout)
+        if len(rates) != len(hidden_dims):
+            raise ValueError(f"{len(hidden_dims)} blocks but {len(rates)} dropout rates")
         layers: list[nn.Module] = []
         width = in_dim
-        for hidden in hidden_dims:
+        for hidden, rate in zip(hidden_dims, rates):
             layers += [nn.Linear(width, hidden), nn.LayerNorm(hidden), nn.GELU()]
-            if dropout > 0:
-                layers.append(nn.Dropout(dropout))
+            if rate > 0:
+                layers.append(nn.Dropout(rate))
             width = hidden
         self.layers = nn.Sequential(*layers)
         self.out_dim = width

@@ -10,6 +10,8 @@ from __future__ import annotations
 import sys
 import time
 
+from deepstrata.train.callbacks import Callback
+
 
 def _format(record: dict) -> str:
     parts = []
@@ -20,8 +22,12 @@ def _format(record: dict) -> str:
     return "  ".join(parts)
 
 
-class Progress:
-    """``start(total)``, ``update(record)`` after each epoch, ``close(message)``."""
+class Progress(Callback):
+    """``start(total)``, ``update(record)`` after each epoch, ``close(message)``.
+
+    As a callback it follows the trainer's events; the trainer also closes it when
+    training fails, so a live bar never swallows the error that follows.
+    """
 
     def __init__(self, *, enabled: bool = True, line_interval: float = 2.0, stream=None) -> None:
         self.enabled = enabled
@@ -33,10 +39,27 @@ class Progress:
         self._last_line = 0.0
         self._start = 0.0
         self._total = 0
+        self._done = 0
 
-    def start(self, total_epochs: int, *, time_limit: float | None = None) -> None:
+    def on_fit_start(self, trainer) -> None:
+        self.start(
+            trainer.max_epochs, time_limit=trainer.time_limit, done=len(trainer.history.epochs)
+        )
+
+    def on_epoch_end(self, trainer, record: dict) -> None:
+        self.update(record)
+
+    def on_fit_end(self, trainer, history) -> None:
+        self.close(
+            f"{history.stopped}; best epoch {history.best_epoch} "
+            f"(loss {history.best_validation_loss:.4g}), {history.seconds:.1f}s"
+        )
+
+    def start(self, total_epochs: int, *, time_limit: float | None = None, done: int = 0) -> None:
+        """``done``: epochs a resumed run has behind it already."""
         self._start = time.perf_counter()
         self._total = total_epochs
+        self._done = done
         self._time_limit = time_limit
         if not self.enabled or not self.live:
             return
@@ -60,12 +83,14 @@ class Progress:
             transient=False,
         )
         self._bar.start()
-        self._task = self._bar.add_task("train", total=total_epochs, metrics="", eta="?")
+        self._task = self._bar.add_task(
+            "train", total=total_epochs, completed=done, metrics="", eta="?"
+        )
 
     def eta(self, epoch: int) -> float:
         """Upper bound on the seconds left: early stopping can only make it shorter."""
         elapsed = time.perf_counter() - self._start
-        left = elapsed / max(epoch, 1) * (self._total - epoch)
+        left = elapsed / max(epoch - self._done, 1) * (self._total - epoch)
         if self._time_limit is not None:
             left = min(left, max(self._time_limit - elapsed, 0.0))
         return left
@@ -81,7 +106,11 @@ class Progress:
             )
             return
         now = time.perf_counter()
-        if epoch == 1 or epoch == self._total or now - self._last_line >= self.line_interval:
+        if (
+            epoch == self._done + 1
+            or epoch == self._total
+            or now - self._last_line >= self.line_interval
+        ):
             self._last_line = now
             print(
                 f"epoch {epoch}/{self._total}  {_format(record)}  {now - self._start:.1f}s  eta ≤ {eta:.0f}s",

@@ -29,6 +29,8 @@ def network(features=4, seed=0, hidden=(16,), dropout=0.0):
 
 
 def test_full_batch_epoch_matches_a_plain_pytorch_adamw_step():
+    """A constant rate, whole-data batches: three epochs are three plain AdamW steps,
+    with weight decay on weight matrices only (0.1, large enough to see on a bias)."""
     inputs, y = regression_data()
     ours, reference = network(), network()
     Trainer(
@@ -37,11 +39,15 @@ def test_full_batch_epoch_matches_a_plain_pytorch_adamw_step():
         batch_size=len(y),
         max_epochs=3,
         learning_rate=1e-2,
-        weight_decay=1e-4,
+        schedule="constant",
+        weight_decay=0.1,
         patience=100,
     ).fit(inputs, y)
 
-    optimizer = torch.optim.AdamW(reference.parameters(), lr=1e-2, weight_decay=1e-4)
+    matrices = [p for p in reference.parameters() if p.ndim > 1]
+    vectors = [p for p in reference.parameters() if p.ndim <= 1]
+    groups = [{"params": matrices, "weight_decay": 0.1}, {"params": vectors, "weight_decay": 0.0}]
+    optimizer = torch.optim.AdamW(groups, lr=1e-2)
     for _ in range(3):
         loss = F.mse_loss(reference(inputs), y)
         optimizer.zero_grad()
