@@ -1,178 +1,71 @@
 """The Python API: ``fit`` a table into a :class:`Model`, ``load`` one back.
 
 >>> import deepstrata, pandas as pd
->>> frame = pd.DataFrame({"x": range(40), "y": ["a", "b"] * 20})
+>>> frame = pd.DataFrame({"x": [i % 10 for i in range(40)], "y": ["a", "b"] * 20})
 >>> model = deepstrata.fit(frame, target="y", max_epochs=2, progress=False)
 >>> model.predict(frame.head(2)).shape
 (2,)
+
+``fit`` is: read -> schema -> split (or K folds) -> per split: fit preprocessors
+on the training rows, build the network, train (range test, schedule, early
+stopping, checkpoints), calibrate on the validation rows -> Model.
 """
 
 from __future__ import annotations
 
-import platform
+import functools
+import io
+import json
+import tempfile
 import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from deepstrata.bundle import read_bundle, write_bundle
 from deepstrata.config import FitConfig
 from deepstrata.data.schema import Schema, infer_schema
 from deepstrata.data.sources import Table, read_table
-from deepstrata.data.split import train_validation_split
-from deepstrata.errors import BundleError, ConfigError, DataError, DataWarning
-from deepstrata.evaluate.metrics import classification_metrics, regression_metrics
+from deepstrata.data.split import kfold_split, train_validation_split
+from deepstrata.errors import ConfigError, DataError, DataWarning
+from deepstrata.evaluate.calibration import expected_calibration_error, fit_temperature
 from deepstrata.heads import point_predictions
 from deepstrata.kinds import REGISTRY, transform_frame
-from deepstrata.network import Network, build_network
-from deepstrata.preprocess.base import Preprocessor
+from deepstrata.model import Data, Member, Model, build_member, load, versions
 from deepstrata.preprocess.target import TargetEncoder
 from deepstrata.seeding import preserved_random_state, seed_everything
+from deepstrata.train.callbacks import Callback, MetricsLog, TensorBoardLog
+from deepstrata.train.checkpoint import has_checkpoint
+from deepstrata.train.precision import resolve_device
 from deepstrata.train.progress import Progress
+from deepstrata.train.run import RunDirectory, fingerprint
 from deepstrata.train.trainer import Trainer, forward_in_chunks
 
-Data = str | Path | pd.DataFrame | Table
+__all__ = ["Model", "fit", "load", "versions"]
 
 
-def versions() -> dict:
-    import numpy
-    import safetensors
+@dataclass
+class Prepared:
+    """What every split of one ``fit`` shares."""
 
-    from deepstrata import __version__
-
-    return {
-        "deepstrata": __version__,
-        "torch": torch.__version__,
-        "numpy": numpy.__version__,
-        "pandas": pd.__version__,
-        "safetensors": safetensors.__version__,
-        "python": platform.python_version(),
-    }
+    cfg: FitConfig
+    table: Table
+    frame: pd.DataFrame  # labelled rows only
+    schema: Schema
+    target_encoder: TargetEncoder
+    encoded: np.ndarray  # encoded target, one per row of ``frame``
 
 
-class Model:
-    """A fitted network with everything it needs to turn raw rows into predictions.
-
-    Built by :func:`fit` or :func:`load`; not meant to be constructed by hand.
-    """
-
-    def __init__(
-        self,
-        *,
-        schema: Schema,
-        preprocessors: dict[str, Preprocessor],
-        target_encoder: TargetEncoder,
-        network: Network,
-        config: FitConfig,
-        metrics: dict | None = None,
-    ) -> None:
-        self.schema = schema
-        self.preprocessors = preprocessors
-        self.target_encoder = target_encoder
-        self.network = network.eval()
-        self.config = config
-        self.metrics = metrics or {}
-
-    @property
-    def task(self) -> str:
-        return self.schema.task
-
-    @property
-    def classes(self) -> list:
-        """Class labels in the order of ``predict_proba``'s columns (classification only)."""
-        return self.target_encoder.labels()
-
-    # -- predictions -------------------------------------------------------------------------
-    def _outputs(self, data: Data) -> tuple[Table, np.ndarray]:
-        table = read_table(data)
-        inputs = transform_frame(self.preprocessors, table.frame, table)
-        return table, forward_in_chunks(self.network, inputs).numpy()
-
-    def predict(self, data: Data) -> np.ndarray:
-        """Class labels or regression values, one per row of ``data`` (a DataFrame or a file)."""
-        _, outputs = self._outputs(data)
-        return self._decode(outputs)
-
-    def predict_proba(self, data: Data) -> np.ndarray:
-        """``(rows, classes)`` probabilities, columns in the order of ``model.classes``."""
-        if self.task == "regression":
-            raise TypeError("predict_proba is for classifiers; this model does regression")
-        _, outputs = self._outputs(data)
-        return self.network.head.probabilities(outputs)
-
-    def predictions(
-        self, data: Data, *, proba: bool = False, keep: list[str] | tuple = ()
-    ) -> pd.DataFrame:
-        """A table of predictions: ``keep`` columns copied from ``data``, ``prediction``,
-        and with ``proba`` one ``proba_<class>`` column per class."""
-        if proba and self.task == "regression":
-            raise ConfigError("a regression model has no class probabilities", option="--proba")
-        table, outputs = self._outputs(data)
-        for name in keep:
-            if name not in table.frame.columns:
-                raise table.error(f"column {name!r} to keep is not in the data", column=name)
-        frame = pd.DataFrame({name: table.frame[name] for name in keep})
-        frame["prediction"] = self._decode(outputs)
-        if proba:
-            probabilities = self.network.head.probabilities(outputs)
-            for index, label in enumerate(self.classes):
-                frame[f"proba_{label}"] = probabilities[:, index]
-        return frame
-
-    def _decode(self, outputs: np.ndarray) -> np.ndarray:
-        return self.target_encoder.decode(point_predictions(self.task, outputs))
-
-    def evaluate(self, data: Data) -> dict[str, float]:
-        """Metrics on rows that include the target column."""
-        table, outputs = self._outputs(data)
-        target = self.schema.target
-        if target not in table.frame.columns:
-            raise table.error(f"the target column {target!r} is needed to evaluate", column=target)
-        encoded = self.target_encoder.encode(table.frame[target], table)
-        return self._metrics(outputs, encoded)
-
-    def _metrics(self, outputs: np.ndarray, encoded: np.ndarray) -> dict[str, float]:
-        if self.task == "regression":
-            return regression_metrics(
-                self.target_encoder.decode(encoded.astype(np.float64)), self._decode(outputs)
-            )
-        return classification_metrics(encoded, self.network.head.probabilities(outputs))
-
-    # -- persistence ---------------------------------------------------------------------------
-    def bundle_config(self) -> dict:
-        return {
-            "schema": self.schema.to_dict(),
-            "preprocessors": {
-                name: {"kind": pre.kind, "state": pre.state()}
-                for name, pre in self.preprocessors.items()
-            },
-            "target": self.target_encoder.state(),
-            "architecture": {
-                "task": self.task,
-                "num_classes": len(self.target_encoder.classes),
-                "hidden_dims": list(self.config.hidden_dims),
-                "dropout": self.config.dropout,
-            },
-            "training": self.config.to_dict(),
-            "versions": versions(),
-        }
-
-    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
-        """Write the bundle directory (atomically). Returns its path."""
-        return write_bundle(
-            path,
-            config=self.bundle_config(),
-            weights=self.network.state_dict(),
-            metrics=self.metrics,
-            versions=versions(),
-            overwrite=overwrite,
-        )
-
-    def __repr__(self) -> str:
-        inputs = ", ".join(f"{f.name}:{f.kind}" for f in self.schema.inputs)
-        return f"Model(task={self.task!r}, target={self.schema.target!r}, inputs=[{inputs}])"
+@dataclass
+class Trained:
+    member: Member
+    history: dict
+    raw_outputs: np.ndarray | None  # validation logits before calibration
+    info: dict  # learning rate, precision, calibration: what the run chose and why
+    artifacts: dict[str, bytes]
 
 
 def fit(
@@ -181,13 +74,23 @@ def fit(
     *,
     config: FitConfig | None = None,
     progress: bool | Progress = True,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    callbacks: Sequence[Callback] = (),
+    keep_checkpoints: bool = False,
+    run_record: dict | None = None,
     **options,
 ) -> Model:
     """Infer a schema, fit preprocessors on the training split, train, and return a Model.
 
     ``data`` is a pandas DataFrame or a path (CSV, TSV, Parquet, JSONL).
-    ``options`` are :class:`FitConfig` fields (``max_epochs=50``, ``columns={"zip": "category"}``);
-    they override ``config``. ``progress=False`` silences the progress display.
+    ``options`` are :class:`FitConfig` fields (``max_epochs=50``, ``folds=5``,
+    ``columns={"zip": "category"}``); they override ``config``. ``progress=False``
+    silences the progress display. ``run_dir`` keeps checkpoints and logs there;
+    ``resume=True`` continues the run in ``run_dir`` exactly where it stopped.
+    ``callbacks`` hook into the training loop (see ``deepstrata.train.callbacks``).
+    Checkpoints are removed when fit returns unless ``keep_checkpoints`` (the CLI keeps
+    them until the bundle is written); ``run_record`` adds fields to ``run.json``.
     """
     settings = {**(config.to_dict() if config else {}), **options}
     if target is not None:
@@ -195,8 +98,43 @@ def fit(
     cfg = FitConfig.from_dict(settings, source="fit()").validate()
     if cfg.target is None:
         raise DataError("no target column given", hint="pass target=NAME (--target NAME)")
+    if resume and run_dir is None:
+        raise ConfigError("resuming needs the run directory", option="--resume")
+    resolve_device(cfg.device)  # an absent device fails before any work
 
-    table = read_table(data)
+    prepared = _prepare(read_table(data), cfg)
+    run = RunDirectory(run_dir) if run_dir is not None else None
+    if run is not None:
+        digest = fingerprint(prepared.table.frame)
+        if resume:
+            run.check(config=cfg.to_dict(), data_fingerprint=digest)
+        else:
+            run.begin(
+                config=cfg.to_dict(),
+                data_fingerprint=digest,
+                source=prepared.table.source,
+                **(run_record or {}),
+            )
+    reporter = progress if isinstance(progress, Progress) else Progress(enabled=bool(progress))
+    context = {"run": run, "resume": resume, "progress": reporter, "callbacks": list(callbacks)}
+
+    # fit seeds the global generators (initialisation, dropout); the caller's are restored.
+    try:
+        with preserved_random_state():
+            if cfg.folds:
+                model = _cross_validated(prepared, **context)
+            else:
+                model = _single(prepared, **context)
+    except BaseException:
+        if run is not None:
+            run.abandon()  # bad data found mid-way leaves nothing behind; a checkpoint stays
+        raise
+    if run is not None and not keep_checkpoints:
+        run.finish()
+    return model
+
+
+def _prepare(table: Table, cfg: FitConfig) -> Prepared:
     schema = infer_schema(
         table.frame,
         target=cfg.target,
@@ -205,92 +143,365 @@ def fit(
         ignore=cfg.ignore,
         source=table.source,
     )
+    if cfg.label_smoothing and schema.task == "regression":
+        raise ConfigError(
+            "label smoothing is for classifiers; this task is regression",
+            option="--label-smoothing",
+        )
     frame = table.frame
     labelled = frame[cfg.target].notna().to_numpy()
     if not labelled.all():
         warnings.warn(
             f"{int((~labelled).sum())} row(s) without a value in the target {cfg.target!r} were left out",
             DataWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
         frame = frame[labelled]
-
-    target_encoder = TargetEncoder(schema.task).fit(frame[cfg.target], table)
-    encoded = target_encoder.encode(frame[cfg.target], table)
     if len(frame) < 2:
         raise table.error(f"need at least 2 labelled rows to train, found {len(frame)}")
+    target_encoder = TargetEncoder(schema.task).fit(frame[cfg.target], table)
+    encoded = target_encoder.encode(frame[cfg.target], table)
+    return Prepared(cfg, table, frame, schema, target_encoder, encoded)
+
+
+def _single(prepared: Prepared, *, run, resume, progress, callbacks) -> Model:
+    cfg = prepared.cfg
     train_rows, val_rows = train_validation_split(
-        encoded,
-        stratify=schema.task != "regression",
+        prepared.encoded,
+        stratify=prepared.schema.task != "regression",
         fraction=cfg.validation_fraction,
         seed=cfg.seed,
     )
     if len(val_rows) == 0:
-        raise table.error(
+        raise prepared.table.error(
             "no row can be held out for validation: every class has a single row",
             column=cfg.target,
             hint="add rows or merge rare classes",
         )
-    train_frame, val_frame = frame.iloc[train_rows], frame.iloc[val_rows]
-
-    options_for_kinds = {
-        "min_category_count": cfg.min_category_count,
-        "text_max_length": cfg.text_max_length,
+    trained = _train(
+        prepared,
+        train_rows,
+        val_rows,
+        directory=run.path if run else None,
+        resume=resume,
+        progress=progress,
+        callbacks=callbacks,
+    )
+    model = _model(prepared, [trained.member], trained.artifacts)
+    outputs = _calibrated(trained.raw_outputs, trained.member)
+    model.metrics = {
+        "validation": model.metrics_of(outputs, prepared.encoded[val_rows]),
+        "rows": {"train": len(train_rows), "validation": len(val_rows)},
+        **trained.info,
+        "history": trained.history,
     }
+    return model
+
+
+def _cross_validated(prepared: Prepared, *, run, resume, progress, callbacks) -> Model:
+    """K models on K folds: mean ± std of every metric, out-of-fold predictions, then
+    either a refit on all rows (for the mean best epoch) or the K-fold ensemble."""
+    cfg, encoded = prepared.cfg, prepared.encoded
+    if cfg.folds > len(encoded):
+        raise ConfigError(
+            f"{cfg.folds} folds need at least {cfg.folds} labelled rows, found {len(encoded)}",
+            option="--folds",
+        )
+    folds = kfold_split(
+        encoded, folds=cfg.folds, stratify=prepared.schema.task != "regression", seed=cfg.seed
+    )
+    results, fold_metrics = [], []
+    raw = [None] * len(encoded)
+    for number, (train_rows, val_rows) in enumerate(folds, start=1):
+        if progress.enabled:
+            print(
+                f"fold {number}/{cfg.folds}: {len(train_rows)} rows to train, "
+                f"{len(val_rows)} to validate",
+                file=progress.stream,
+                flush=True,
+            )
+        directory = run.path / f"fold-{number}" if run else None
+        trained = _fold(prepared, train_rows, val_rows, directory, resume, progress, callbacks)
+        results.append(trained)
+        fold_model = _model(prepared, [trained.member], {})
+        fold_metrics.append(
+            fold_model.metrics_of(
+                _calibrated(trained.raw_outputs, trained.member), encoded[val_rows]
+            )
+        )
+        for row, output in zip(val_rows, trained.raw_outputs):
+            raw[row] = (output, number, trained.member.temperature)
+
+    names = list(fold_metrics[0])
+    summary = {
+        "folds": cfg.folds,
+        "model": cfg.cv_model,
+        "mean": {n: float(np.mean([m[n] for m in fold_metrics])) for n in names},
+        "std": {n: float(np.std([m[n] for m in fold_metrics])) for n in names},
+        "per_fold": [
+            {**m, "best_epoch": r.history["best_epoch"], "stopped": r.history["stopped"]}
+            for m, r in zip(fold_metrics, results)
+        ],
+    }
+    oof_raw = np.stack([entry[0] for entry in raw])
+    oof = np.stack(
+        [entry[0] / (entry[2] if prepared.schema.task != "regression" else 1.0) for entry in raw]
+    )
+    oof_model = _model(prepared, [results[0].member], {})
+    artifacts = {"oof_predictions.csv": _oof_table(prepared, oof_model, oof, [e[1] for e in raw])}
+
+    if cfg.cv_model == "ensemble":
+        members = [r.member for r in results]
+        artifacts.update(_fold_logs(results))
+        info = {"training": "K-fold ensemble: every fold's network, probabilities averaged"}
+    else:
+        epochs = max(1, round(float(np.mean([r.history["best_epoch"] for r in results]))))
+        if progress.enabled:
+            print(
+                f"refit on all {len(encoded)} rows for {epochs} epochs "
+                "(the folds' mean best epoch)",
+                file=progress.stream,
+                flush=True,
+            )
+        trained = _train(
+            prepared,
+            np.arange(len(encoded)),
+            None,
+            directory=run.path / "refit" if run else None,
+            resume=resume,
+            progress=progress,
+            callbacks=callbacks,
+            max_epochs=epochs,
+        )
+        if prepared.schema.task != "regression" and cfg.calibrate:
+            # No held-out rows remain: the temperature is fitted on the folds' out-of-fold logits.
+            trained.info["calibration"] = _calibrate(trained.member, oof_raw, encoded)
+            trained.info["calibration"]["fitted_on"] = f"out-of-fold logits ({len(encoded)} rows)"
+        members = [trained.member]
+        artifacts.update(trained.artifacts)
+        info = {
+            "training": f"refit on all rows for {epochs} epochs",
+            "history": trained.history,
+            **trained.info,
+        }
+    model = _model(prepared, members, artifacts)
+    model.metrics = {
+        "validation": oof_model.metrics_of(oof, encoded),  # out-of-fold: every row held out once
+        "cross_validation": summary,
+        "rows": {"train": len(encoded), "validation": len(encoded)},
+        **info,
+    }
+    return model
+
+
+def _fold(prepared, train_rows, val_rows, directory, resume, progress, callbacks) -> Trained:
+    """Train one fold, or on resume take the fold a killed run had finished."""
+    saved = directory / "model" if directory else None
+    if resume and saved is not None and saved.is_dir():
+        fold = load(saved)
+        member = fold.members[0]
+        inputs = _transform(member.preprocessors, prepared.frame.iloc[val_rows], prepared.table)
+        raw = forward_in_chunks(member.network, inputs).numpy()
+        return Trained(member, fold.metrics["history"], raw, {}, {})
+    trained = _train(
+        prepared,
+        train_rows,
+        val_rows,
+        directory=directory,
+        resume=resume,
+        progress=progress,
+        callbacks=callbacks,
+    )
+    if saved is not None:
+        fold = _model(prepared, [trained.member], {})
+        fold.metrics = {"history": trained.history}
+        fold.save(saved, overwrite=True)
+    return trained
+
+
+def _train(
+    prepared: Prepared,
+    train_rows: np.ndarray,
+    val_rows: np.ndarray | None,
+    *,
+    directory: Path | None,
+    resume: bool,
+    progress: Progress,
+    callbacks: list[Callback],
+    max_epochs: int | None = None,
+) -> Trained:
+    """Fit preprocessors on ``train_rows``, build and train one network, calibrate it."""
+    cfg, schema, table = prepared.cfg, prepared.schema, prepared.table
+    train_frame = prepared.frame.iloc[train_rows]
+    options = {"min_category_count": cfg.min_category_count, "text_max_length": cfg.text_max_length}
     preprocessors = {
-        f.name: REGISTRY[f.kind].new_preprocessor(options_for_kinds).fit(train_frame[f.name], table)
+        f.name: REGISTRY[f.kind].new_preprocessor(options).fit(train_frame[f.name], table)
         for f in schema.inputs
     }
+    train_inputs = _transform(preprocessors, train_frame, table)
+    train_target = torch.from_numpy(prepared.encoded[train_rows])
+    validation = None
+    if val_rows is not None:
+        val_inputs = _transform(preprocessors, prepared.frame.iloc[val_rows], table)
+        validation = (val_inputs, torch.from_numpy(prepared.encoded[val_rows]))
+
+    seed_everything(cfg.seed)
+    architecture = {
+        "task": schema.task,
+        "num_classes": len(prepared.target_encoder.classes),
+        "hidden_dims": list(cfg.hidden_dims),
+        "dropout": cfg.dropout,
+    }
+    member = build_member(preprocessors, architecture)
+    network = member.network
+    loss_fn = network.loss
+    if cfg.label_smoothing:
+        loss_fn = functools.partial(network.loss, label_smoothing=cfg.label_smoothing)
+    extra: list[Callback] = []
+    if directory is not None:
+        extra.append(MetricsLog(directory / "metrics.jsonl"))
+        if cfg.tensorboard:
+            extra.append(TensorBoardLog(directory / "tensorboard"))
+    elif cfg.tensorboard:
+        raise ConfigError(
+            "TensorBoard logs go into the run directory: give one (--run-dir)",
+            option="--tensorboard",
+        )
+    epochs = max_epochs or cfg.max_epochs
+    trainer = Trainer(
+        network,
+        loss_fn=loss_fn,
+        eval_loss_fn=network.loss,
+        metric_fn=_epoch_metric(schema.task, prepared.target_encoder),
+        learning_rate=cfg.learning_rate,
+        weight_decay=cfg.weight_decay,
+        schedule=cfg.schedule,
+        batch_size=cfg.batch_size,
+        max_epochs=epochs,
+        patience=cfg.patience if val_rows is not None else epochs + 1,
+        min_delta=cfg.min_delta,
+        gradient_clip=cfg.gradient_clip,
+        gradient_accumulation=cfg.gradient_accumulation,
+        mixup=cfg.mixup,
+        precision=cfg.precision,
+        device=resolve_device(cfg.device),
+        time_limit=cfg.time_limit,
+        seed=cfg.seed,
+        checkpoint_dir=directory / "checkpoint" if directory is not None else None,
+        checkpoint_interval=cfg.checkpoint_minutes * 60,
+        callbacks=[*extra, *callbacks],
+        progress=progress,
+    )
+    resuming = resume and directory is not None and has_checkpoint(directory / "checkpoint")
+    history = trainer.fit(train_inputs, train_target, validation=validation, resume=resuming)
+    network.cpu().eval()
+
+    info: dict = {
+        "learning_rate": {"configured": cfg.learning_rate, "used": trainer.chosen_learning_rate},
+        "precision": {"configured": cfg.precision, "used": trainer.chosen_precision},
+        "device": str(trainer.device),
+    }
+    if trainer.precision_probe:
+        info["precision"]["probe"] = trainer.precision_probe
+    artifacts = {"metrics.jsonl": "".join(json.dumps(r) + "\n" for r in history.epochs).encode()}
+    if trainer.range_test is not None:
+        sweep = trainer.range_test
+        info["learning_rate"].update({"suggestion": sweep.suggestion, "rule": sweep.rule})
+        artifacts["lr_range.json"] = json.dumps(sweep.to_dict(), indent=2).encode()
+        with tempfile.TemporaryDirectory() as scratch:
+            plot = Path(directory or scratch) / "lr_range.png"
+            artifacts["lr_range.png"] = sweep.save_plot(plot).read_bytes()
+        if progress.enabled:
+            print(
+                f"learning rate {sweep.suggestion:.3g} from the range test ({sweep.rule})",
+                file=progress.stream,
+                flush=True,
+            )
+
+    raw = None
+    if validation is not None:
+        raw = forward_in_chunks(network, validation[0]).numpy()
+        if schema.task != "regression" and cfg.calibrate:
+            info["calibration"] = _calibrate(member, raw, prepared.encoded[val_rows])
+    return Trained(member, history.to_dict(), raw, info, artifacts)
+
+
+def _calibrate(member: Member, raw: np.ndarray, labels: np.ndarray) -> dict:
+    """Temperature scaling on the validation logits; ECE before and after.
+
+    With no misclassified validation row the likelihood keeps rising as the
+    temperature falls, so the fit would sharpen without limit on no evidence:
+    then the temperature may soften (> 1) but not sharpen.
+    """
+    head = member.network.head
+    temperature, note = _temperature(raw, labels, head.task)
+    member.temperature = temperature
+    return {
+        "method": "temperature scaling",
+        "temperature": temperature,
+        "ece_before": expected_calibration_error(head.probabilities(raw), labels),
+        "ece_after": expected_calibration_error(head.probabilities(raw / temperature), labels),
+        "fitted_on": f"validation ({len(labels)} rows)",
+        **({"note": note} if note else {}),
+    }
+
+
+def _temperature(raw: np.ndarray, labels: np.ndarray, task: str) -> tuple[float, str]:
+    temperature = fit_temperature(torch.from_numpy(raw), torch.from_numpy(labels), task=task)
+    if (point_predictions(task, raw) == labels).all() and temperature < 1.0:
+        return 1.0, "every held-out row is right: no evidence to sharpen on"
+    return temperature, ""
+
+
+def _calibrated(raw: np.ndarray, member: Member) -> np.ndarray:
+    if member.network.head.task == "regression":
+        return raw
+    return raw / member.temperature
+
+
+def _transform(preprocessors, frame: pd.DataFrame, table: Table) -> dict[str, torch.Tensor]:
     with warnings.catch_warnings():
         # Rare training values and validation-only values are expected to be unknown here.
         warnings.simplefilter("ignore", DataWarning)
-        train_inputs = transform_frame(preprocessors, train_frame, table)
-        val_inputs = transform_frame(preprocessors, val_frame, table)
-    train_target, val_target = (
-        torch.from_numpy(encoded[train_rows]),
-        torch.from_numpy(encoded[val_rows]),
+        return transform_frame(preprocessors, frame, table)
+
+
+def _model(prepared: Prepared, members: list[Member], artifacts: dict) -> Model:
+    return Model(
+        schema=prepared.schema,
+        members=members,
+        target_encoder=prepared.target_encoder,
+        config=prepared.cfg,
+        artifacts=artifacts,
     )
 
-    # fit seeds the global generators (initialisation, dropout); the caller's are restored.
-    with preserved_random_state():
-        seed_everything(cfg.seed)
-        network = build_network(
-            preprocessors,
-            task=schema.task,
-            num_classes=len(target_encoder.classes),
-            hidden_dims=cfg.hidden_dims,
-            dropout=cfg.dropout,
-        )
-        reporter = progress if isinstance(progress, Progress) else Progress(enabled=bool(progress))
-        trainer = Trainer(
-            network,
-            loss_fn=network.loss,
-            metric_fn=_epoch_metric(schema.task, target_encoder),
-            learning_rate=cfg.learning_rate,
-            weight_decay=cfg.weight_decay,
-            batch_size=cfg.batch_size,
-            max_epochs=cfg.max_epochs,
-            patience=cfg.patience,
-            min_delta=cfg.min_delta,
-            time_limit=cfg.time_limit,
-            seed=cfg.seed,
-            progress=reporter,
-        )
-        history = trainer.fit(train_inputs, train_target, validation=(val_inputs, val_target))
-        model = Model(
-            schema=schema,
-            preprocessors=preprocessors,
-            target_encoder=target_encoder,
-            network=network,
-            config=cfg,
-        )
-        val_outputs = forward_in_chunks(network, val_inputs).numpy()
-        model.metrics = {
-            "validation": model._metrics(val_outputs, encoded[val_rows]),
-            "rows": {"train": len(train_rows), "validation": len(val_rows)},
-            "history": history.to_dict(),
+
+def _oof_table(prepared: Prepared, model: Model, outputs: np.ndarray, folds: list[int]) -> bytes:
+    """One line per labelled row: its 1-based row number, fold, target, prediction (+ proba_*)."""
+    frame = pd.DataFrame(
+        {
+            "row": prepared.frame.index.to_numpy() + 1,
+            "fold": folds,
+            "target": prepared.frame[prepared.cfg.target].to_numpy(),
+            "prediction": model._decode(outputs),
         }
-        return model
+    )
+    if prepared.schema.task != "regression":
+        probabilities = model.probabilities_of(outputs)
+        for index, label in enumerate(model.classes):
+            frame[f"proba_{label}"] = probabilities[:, index]
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False)
+    return buffer.getvalue().encode()
+
+
+def _fold_logs(results: list[Trained]) -> dict[str, bytes]:
+    lines = [
+        json.dumps({"fold": number, **record}) + "\n"
+        for number, trained in enumerate(results, start=1)
+        for record in trained.history["epochs"]
+    ]
+    return {"metrics.jsonl": "".join(lines).encode()}
 
 
 def _epoch_metric(task: str, target_encoder: TargetEncoder):
@@ -301,37 +512,3 @@ def _epoch_metric(task: str, target_encoder: TargetEncoder):
         return lambda out, y: {"accuracy": float((out.argmax(1) == y).float().mean())}
     scale = target_encoder.std
     return lambda out, y: {"rmse": float(torch.sqrt(torch.mean((out - y) ** 2))) * scale}
-
-
-def load(path: str | Path) -> Model:
-    """Load a bundle written by ``Model.save``; verifies every file's hash first."""
-    config, weights, metrics = read_bundle(path)
-    try:
-        schema = Schema.from_dict(config["schema"])
-        preprocessors = {
-            name: REGISTRY[entry["kind"]].preprocessor.from_state(entry["state"])
-            for name, entry in config["preprocessors"].items()
-        }
-        target_encoder = TargetEncoder.from_state(config["target"])
-        architecture = config["architecture"]
-        training = FitConfig.from_dict(config["training"], source="config.json")
-        network = build_network(
-            preprocessors,
-            task=architecture["task"],
-            num_classes=architecture["num_classes"],
-            hidden_dims=architecture["hidden_dims"],
-            dropout=architecture["dropout"],
-        )
-        network.load_state_dict(weights, strict=True)
-    except (KeyError, TypeError, ValueError, RuntimeError) as error:
-        raise BundleError(
-            f"config.json and weights do not describe a model: {error}", path=str(path)
-        ) from error
-    return Model(
-        schema=schema,
-        preprocessors=preprocessors,
-        target_encoder=target_encoder,
-        network=network,
-        config=training,
-        metrics=metrics,
-    )

@@ -61,7 +61,11 @@ def inspect(
 
 @app.command()
 def fit(
-    data: DataArg,
+    ctx: typer.Context,
+    data: Annotated[
+        Path | None,
+        typer.Argument(help="A CSV, TSV, Parquet or JSONL file (omit with --resume)."),
+    ] = None,
     target: Annotated[str | None, typer.Option(help="The column to predict.")] = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Bundle directory [runs/<data name>].")
@@ -79,74 +83,207 @@ def fit(
     hidden_dims: Annotated[
         str | None, typer.Option(help="Widths of the combiner's layers, e.g. 256,128.")
     ] = None,
-    dropout: Annotated[float | None, typer.Option()] = None,
-    learning_rate: Annotated[float | None, typer.Option()] = None,
-    weight_decay: Annotated[float | None, typer.Option()] = None,
+    dropout: Annotated[
+        str | None, typer.Option(help="One rate, or one per block, e.g. 0.3,0.1. [0.1]")
+    ] = None,
+    learning_rate: Annotated[
+        str | None, typer.Option(help="A rate, or auto: the range test's suggestion. [auto]")
+    ] = None,
+    schedule: Annotated[
+        str | None, typer.Option(help="onecycle | cosine | constant | plateau. [onecycle]")
+    ] = None,
+    weight_decay: Annotated[float | None, typer.Option(help="[1e-4]")] = None,
+    label_smoothing: Annotated[float | None, typer.Option(help="Classifiers. [0]")] = None,
+    gradient_clip: Annotated[float | None, typer.Option(help="Max gradient norm. [off]")] = None,
+    mixup: Annotated[float | None, typer.Option(help="Mixup Beta alpha, e.g. 0.2. [off]")] = None,
     batch_size: Annotated[int | None, typer.Option(help="[chosen from the row count]")] = None,
-    max_epochs: Annotated[int | None, typer.Option()] = None,
+    gradient_accumulation: Annotated[
+        int | None, typer.Option(help="Batches per optimizer step. [1]")
+    ] = None,
+    max_epochs: Annotated[int | None, typer.Option(help="[200]")] = None,
     patience: Annotated[
-        int | None, typer.Option(help="Epochs without improvement before stopping.")
+        int | None, typer.Option(help="Epochs without improvement before stopping. [20]")
     ] = None,
     min_delta: Annotated[float | None, typer.Option()] = None,
-    validation_fraction: Annotated[float | None, typer.Option()] = None,
+    validation_fraction: Annotated[float | None, typer.Option(help="[0.2]")] = None,
+    folds: Annotated[
+        int | None, typer.Option(help="K-fold cross-validation: train K models.")
+    ] = None,
+    cv_model: Annotated[
+        str | None,
+        typer.Option(help="With --folds: refit (on all rows) | ensemble (the K models). [refit]"),
+    ] = None,
+    calibrate: Annotated[
+        bool | None,
+        typer.Option("--calibrate/--no-calibrate", help="Temperature scaling. [on]"),
+    ] = None,
+    precision: Annotated[str | None, typer.Option(help="32 | bf16 | fp16 | auto. [32]")] = None,
+    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda | mps. [auto]")] = None,
     time_limit: Annotated[float | None, typer.Option(help="Seconds of training at most.")] = None,
+    checkpoint_minutes: Annotated[
+        float | None, typer.Option(help="Checkpoint long epochs this often. [10]")
+    ] = None,
+    tensorboard: Annotated[
+        bool, typer.Option("--tensorboard", help="TensorBoard event files in the run directory.")
+    ] = False,
     min_category_count: Annotated[int | None, typer.Option()] = None,
     seed: Annotated[int | None, typer.Option()] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing bundle at --out.")] = False,
+    run_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Checkpoints and logs [<out>.run]. The default one is removed once the "
+            "bundle is written (kept with --tensorboard); a named one keeps its logs."
+        ),
+    ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(help="Continue the run in this run directory exactly where it stopped."),
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace an existing bundle and run directory.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")] = False,
 ) -> None:
-    """Train a network on DATA and write a bundle."""
+    """Train a network on DATA and write a bundle (checkpoints and logs go to the run directory)."""
+    import shutil
+
     from deepstrata.config import FitConfig, load_config_file
     from deepstrata.errors import ConfigError
+    from deepstrata.train.run import RunDirectory
 
-    settings = load_config_file(config) if config else {}
     flags = {
         "target": target,
         "task": task,
-        "dropout": dropout,
         "learning_rate": learning_rate,
+        "schedule": schedule,
         "weight_decay": weight_decay,
+        "label_smoothing": label_smoothing,
+        "gradient_clip": gradient_clip,
+        "mixup": mixup,
         "batch_size": batch_size,
+        "gradient_accumulation": gradient_accumulation,
         "max_epochs": max_epochs,
         "patience": patience,
         "min_delta": min_delta,
         "validation_fraction": validation_fraction,
+        "folds": folds,
+        "cv_model": cv_model,
+        "calibrate": calibrate,
+        "precision": precision,
+        "device": device,
         "time_limit": time_limit,
+        "checkpoint_minutes": checkpoint_minutes,
+        "tensorboard": tensorboard or None,
         "min_category_count": min_category_count,
         "seed": seed,
+        "hidden_dims": _numbers(hidden_dims, int, "--hidden-dims"),
+        "dropout": _numbers(dropout, float, "--dropout"),
+        "column": column or None,
+        "ignore": ignore or None,
     }
-    if hidden_dims is not None:
-        try:
-            flags["hidden_dims"] = [int(h) for h in hidden_dims.split(",")]
-        except ValueError:
+    given = {k: v for k, v in flags.items() if v is not None}
+
+    if resume is not None:
+        if given or config is not None or out is not None or run_dir is not None:
+            named = (
+                ", ".join(f"--{k.replace('_', '-')}" for k in given) or "--config/--out/--run-dir"
+            )
             raise ConfigError(
-                f"expected comma-separated integers, got {hidden_dims!r}", option="--hidden-dims"
-            ) from None
-    if column:
-        flags["column"] = column
-    if ignore:
-        flags["ignore"] = ignore
-    if settings:  # unknown keys fail here, named as the file spells them
-        FitConfig.from_dict(settings, source=str(config))
-    settings = {str(k).replace("-", "_"): v for k, v in settings.items()}
-    settings.update({k: v for k, v in flags.items() if v is not None})
-    cfg = FitConfig.from_dict(settings, source=str(config or "flags")).validate()
-    destination = out or Path("runs") / Path(data).stem
-    if destination.exists() and not overwrite:
-        raise ConfigError(
-            f"{destination} already exists; pass --overwrite or choose another --out",
-            option="--out",
-        )
+                f"a resumed run keeps the options it started with; leave out {named}",
+                option="--resume",
+            )
+        recorded = RunDirectory(resume).read()
+        data = data or Path(recorded["data_path"])
+        cfg = FitConfig.from_dict(recorded["config"], source=str(resume)).validate()
+        destination, run_path = Path(recorded["out"]), resume
+        keep_run = recorded.get("keep", True)
+        overwrite = True  # the run owns its bundle path
+    else:
+        if data is None:
+            ctx.fail("Missing argument 'DATA': the data to train on (or --resume RUN_DIR)")
+        settings = load_config_file(config) if config else {}
+        if settings:  # unknown keys fail here, named as the file spells them
+            FitConfig.from_dict(settings, source=str(config))
+        settings = {str(k).replace("-", "_"): v for k, v in settings.items()}
+        settings.update(given)
+        cfg = FitConfig.from_dict(settings, source=str(config or "flags")).validate()
+        destination = out or Path("runs") / Path(data).stem
+        run_path = run_dir or destination.with_name(destination.name + ".run")
+        # The default run directory exists for resuming; a finished run leaves only the
+        # bundle, unless the user named the directory or asked for TensorBoard logs there.
+        keep_run = run_dir is not None or bool(cfg.tensorboard)
+        if destination.exists() and not overwrite:
+            raise ConfigError(
+                f"{destination} already exists; pass --overwrite or choose another --out",
+                option="--out",
+            )
+        if overwrite and (run_path / "run.json").is_file():
+            shutil.rmtree(run_path)  # only ever a run directory, never a folder of the user's
 
     from deepstrata import api
 
-    model = api.fit(data, config=cfg, progress=not quiet)
-    path = model.save(destination, overwrite=overwrite)
-    _print_metrics(
-        f"validation metrics ({model.metrics['rows']['validation']} rows)",
-        model.metrics["validation"],
+    if not quiet:
+        print(
+            f"run directory {run_path} (resume with: deepstrata fit --resume {run_path})",
+            file=sys.stderr,
+        )
+    model = api.fit(
+        data,
+        config=cfg,
+        progress=not quiet,
+        run_dir=run_path,
+        resume=resume is not None,
+        keep_checkpoints=True,
+        run_record={
+            "out": str(destination.resolve()),
+            "data_path": str(Path(data).resolve()),
+            "keep": keep_run,
+        },
     )
+    path = model.save(destination, overwrite=overwrite)
+    RunDirectory(run_path).finish(keep=keep_run)
+    _print_fit_summary(model)
     print(f"bundle written to {path}")
+    if keep_run:
+        print(f"logs kept in {run_path}")
+
+
+def _numbers(text: str | None, kind: type, option: str) -> list | None:
+    """``"256,128"`` -> ``[256, 128]``; one number stays a list of one for widths."""
+    from deepstrata.errors import ConfigError
+
+    if text is None:
+        return None
+    try:
+        values = [kind(part) for part in text.split(",")]
+    except ValueError:
+        raise ConfigError(
+            f"expected comma-separated {kind.__name__}s, got {text!r}", option=option
+        ) from None
+    return values[0] if kind is float and len(values) == 1 else values
+
+
+def _print_fit_summary(model) -> None:
+    metrics = model.metrics
+    cv = metrics.get("cross_validation")
+    if cv:
+        from deepstrata.display import print_table
+
+        print_table(
+            f"{cv['folds']}-fold cross-validation (mean ± std over folds)",
+            ["metric", "mean", "std"],
+            [[n, f"{cv['mean'][n]:.4f}", f"{cv['std'][n]:.4f}"] for n in cv["mean"]],
+        )
+        title = f"out-of-fold metrics ({metrics['rows']['validation']} rows)"
+    else:
+        title = f"validation metrics ({metrics['rows']['validation']} rows)"
+    _print_metrics(title, metrics["validation"])
+    calibration = metrics.get("calibration")
+    if calibration:
+        print(
+            f"calibration: temperature {calibration['temperature']:.3g}, expected calibration "
+            f"error {calibration['ece_before']:.4f} -> {calibration['ece_after']:.4f}"
+        )
 
 
 @app.command()

@@ -51,7 +51,7 @@ class _DeepEstimator(BaseEstimator):
         *,
         hidden_dims: tuple[int, ...] = (256, 128),
         dropout: float = 0.1,
-        learning_rate: float = 1e-3,
+        learning_rate: float | str = "auto",
         weight_decay: float = 1e-4,
         batch_size: int | None = None,
         max_epochs: int = 200,

@@ -112,7 +112,7 @@ def test_a_user_error_exits_1_with_one_line(tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["fit"], "Missing argument 'data'"),
+        (["fit"], "Missing argument 'DATA'"),
         (["fit", "data.csv", "--max-epochs", "many"], "Invalid value for '--max-epochs'"),
         (["fit", "data.csv", "--epochs", "3"], "No such option: --epochs"),
         (["train"], "No such command 'train'"),
@@ -162,8 +162,11 @@ def test_fit_predict_evaluate_round_trip(tmp_path, churn_csv, churn_frame, cli):
     bundle = fit_bundle(cli, churn_csv, tmp_path / "runs" / "churn")
     assert sorted(p.name for p in bundle.iterdir()) == [
         "config.json",
+        "lr_range.json",
+        "lr_range.png",
         "manifest.json",
         "metrics.json",
+        "metrics.jsonl",
         "weights.safetensors",
     ]
 
@@ -249,7 +252,7 @@ def test_a_config_file_is_honoured(tmp_path, churn_csv, cli, spelling):
     saved = bundle_config(bundle)
     assert (saved["training"]["max_epochs"], saved["training"]["seed"]) == (3, 5)
     assert saved["training"]["columns"] == {"tenure": "category"}
-    assert saved["preprocessors"]["tenure"]["kind"] == "category"
+    assert saved["members"][0]["preprocessors"]["tenure"]["kind"] == "category"
     history = json.loads((bundle / "metrics.json").read_text())["history"]
     assert len(history["epochs"]) <= 3
 
@@ -288,7 +291,7 @@ def test_an_invalid_config_value_names_the_flag(tmp_path, churn_csv, cli):
     config = tmp_path / "fit.yaml"
     config.write_text("learning-rate: -1\n", encoding="utf-8")
     line = cli("fit", churn_csv, "--target", "churned", "--config", config, *FAST).error_line()
-    assert line == "error: --learning-rate: must be > 0, got -1"
+    assert line == "error: --learning-rate: must be > 0 or auto, got -1"
 
 
 def test_column_overrides_a_kind(tmp_path, churn_csv, cli):
@@ -301,7 +304,10 @@ def test_column_overrides_a_kind(tmp_path, churn_csv, cli):
     bundle = fit_bundle(
         cli, churn_csv, tmp_path / "bundle", "--column", "tenure=category", "--column", "plan=text"
     )
-    kinds = {name: entry["kind"] for name, entry in bundle_config(bundle)["preprocessors"].items()}
+    kinds = {
+        name: entry["kind"]
+        for name, entry in bundle_config(bundle)["members"][0]["preprocessors"].items()
+    }
     assert (kinds["tenure"], kinds["plan"]) == ("category", "text")
 
 
@@ -323,7 +329,7 @@ def test_task_overrides_the_inferred_task(tmp_path, churn_frame, cli):
     assert inferred["task"] == "multiclass"
 
     bundle = fit_bundle(cli, data, tmp_path / "bundle", "--task", "regression", target="rating")
-    assert bundle_config(bundle)["architecture"]["task"] == "regression"
+    assert bundle_config(bundle)["members"][0]["architecture"]["task"] == "regression"
     assert set(json.loads(cli("evaluate", bundle, data, "--json").out)) == REGRESSION_METRICS
 
     line = cli("fit", data, "--target", "rating", "--task", "binary", *FAST).error_line()

@@ -30,9 +30,11 @@ def write_bundle(
     weights: dict[str, torch.Tensor],
     metrics: dict,
     versions: dict,
+    files: dict[str, bytes] | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Write config.json, weights.safetensors, metrics.json and manifest.json to ``path``.
+    """Write config.json, weights.safetensors, metrics.json, ``files`` (name -> bytes:
+    logs, plots, out-of-fold predictions) and manifest.json to ``path``.
 
     An existing ``path`` is refused unless ``overwrite``; with ``overwrite`` the old
     bundle is replaced only after the new one is complete.
@@ -54,6 +56,14 @@ def write_bundle(
         tensors = {name: t.detach().cpu().contiguous() for name, t in weights.items()}
         save_file(tensors, str(staging / WEIGHTS), metadata={"format": "pt"})
         _dump(staging / METRICS, metrics)
+        for name, content in (files or {}).items():
+            if (
+                name in (CONFIG, WEIGHTS, METRICS, "manifest.json")
+                or "/" in name
+                or name.startswith(".")
+            ):
+                raise ValueError(f"{name!r} cannot be an extra bundle file")
+            (staging / name).write_bytes(content)
         write_manifest(staging, versions=versions)
         _make_readable(staging)
         for file in staging.iterdir():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from deepstrata.seeding import numpy_rng
@@ -32,3 +34,25 @@ def train_validation_split(
     validation = np.sort(np.concatenate(validation)) if validation else np.empty(0, dtype=np.int64)
     train = np.setdiff1d(np.arange(rows), validation)
     return train, validation
+
+
+def kfold_split(
+    target: np.ndarray, *, folds: int, stratify: bool, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``folds`` (train, held-out) pairs of sorted positions; every row is held out once.
+
+    Stratified folds keep each class's share in every fold; a class with fewer rows
+    than folds is spread as far as it goes (scikit-learn's StratifiedKFold).
+    """
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    rows = len(target)
+    if folds > rows:
+        raise ValueError(f"{folds} folds need at least {folds} rows, got {rows}")
+    random_state = int(numpy_rng(seed, stream=4).integers(2**31 - 1))
+    splitter = (StratifiedKFold if stratify else KFold)(
+        n_splits=folds, shuffle=True, random_state=random_state
+    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The least populated class")
+        return [(np.sort(a), np.sort(b)) for a, b in splitter.split(np.zeros(rows), target)]

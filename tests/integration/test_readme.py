@@ -44,3 +44,18 @@ def test_quick_start_commands_and_python_run_as_written(tmp_path, monkeypatch):
     code = blocks("python")[0].replace('target="species")', 'target="species", max_epochs=20)')
     exec(compile(code, "README.md", "exec"), {})
     assert (tmp_path / "runs" / "penguins-py" / "manifest.json").is_file()
+
+
+def test_the_callback_example_runs_and_stops_training(tmp_path, monkeypatch):
+    """The README's callback ends training early: fewer epochs than allowed."""
+    run_demo(tmp_path / "runs" / "demo", max_epochs=5)
+    monkeypatch.chdir(tmp_path)
+    [code] = [b for b in blocks("python") if "class StopAtAccuracy" in b]
+    code = code.replace(
+        "StopAtAccuracy(0.99)]", "StopAtAccuracy(0.5)], max_epochs=30, progress=False"
+    )
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    history = namespace["model"].metrics["history"]
+    assert history["stopped"].startswith("stopped by a callback"), history["stopped"]
+    assert history["epochs"][-1]["val_accuracy"] >= 0.5
