@@ -335,6 +335,9 @@ class Trainer:
                 seconds=time.perf_counter() - start,
             )
 
+        # Gradients left on the network (a probe's, a caller's backward) must not
+        # leak into the first step; a checkpoint is only ever taken with none held.
+        optimizer.zero_grad(set_to_none=True)
         try:
             epoch = first_epoch
             for epoch in range(first_epoch, self.max_epochs + 1):
@@ -364,7 +367,10 @@ class Trainer:
                             loss = self.loss_fn(output, batch_target)
                     if not torch.isfinite(loss):
                         raise self._non_finite(epoch, batch // accumulate + 1, "training loss")
-                    scaler.scale(loss / accumulate if accumulate > 1 else loss).backward()
+                    # The mean over the step's micro-batches; a last group short of
+                    # `accumulate` batches averages over the batches it has.
+                    group = min(accumulate, batches - batch // accumulate * accumulate)
+                    scaler.scale(loss / group if group > 1 else loss).backward()
                     loss_sum += loss.detach().float() * len(index)
                     seen += len(index)
                     if (batch + 1) % accumulate and batch + 1 < batches:
