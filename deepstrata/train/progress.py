@@ -81,6 +81,9 @@ class Progress(Callback):
             TextColumn("eta ≤ {task.fields[eta]}"),
             console=Console(file=self.stream),
             transient=False,
+            # The bar moves once an epoch and the clock once a second: redrawing more
+            # often only takes a core from training (2 cores: a third busy thread).
+            refresh_per_second=2,
         )
         self._bar.start()
         self._task = self._bar.add_task(

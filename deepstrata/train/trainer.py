@@ -288,7 +288,7 @@ class Trainer:
         self.history = history = History()
         best_state: dict[str, torch.Tensor] | None = None
         since_best, first_epoch, first_batch = 0, 1, 0
-        loss_sum, seen, elapsed_before = torch.zeros((), device=device), 0, 0.0
+        loss_sum, seen, elapsed_before = 0.0, 0, 0.0
         if saved is not None:
             tensors, state = saved
             network.load_state_dict(_prefixed(tensors, "model."))
@@ -307,7 +307,7 @@ class Trainer:
             history = self.history = History.from_dict(state["history"])
             since_best, elapsed_before = state["since_best"], state["seconds"]
             first_epoch, first_batch = state["epoch"], state["batch"]
-            loss_sum = torch.tensor(state["loss_sum"], device=device)
+            loss_sum = float(state["loss_sum"])
             seen = state["seen"]
 
         start = time.perf_counter() - elapsed_before
@@ -330,7 +330,7 @@ class Trainer:
                 scaler=scaler,
                 best_state=best_state,
                 since_best=since_best,
-                loss_sum=float(loss_sum),
+                loss_sum=loss_sum,
                 seen=seen,
                 seconds=time.perf_counter() - start,
             )
@@ -348,7 +348,7 @@ class Trainer:
                 order_state = order_generator.get_state()  # a mid-epoch resume replays this shuffle
                 order = torch.randperm(rows, generator=order_generator).to(device)
                 if epoch != first_epoch or first_batch == 0:
-                    loss_sum, seen = torch.zeros((), device=device), 0
+                    loss_sum, seen = 0.0, 0
                 out_of_time = False
                 for batch in range(first_batch if epoch == first_epoch else 0, batches):
                     index = order[batch * batch_size : (batch + 1) * batch_size]
@@ -365,13 +365,14 @@ class Trainer:
                         else:
                             output = network(batch_inputs)
                             loss = self.loss_fn(output, batch_target)
-                    if not torch.isfinite(loss):
+                    value = loss.item()  # one read per step: the finiteness check and the sum
+                    if not math.isfinite(value):
                         raise self._non_finite(epoch, batch // accumulate + 1, "training loss")
                     # The mean over the step's micro-batches; a last group short of
                     # `accumulate` batches averages over the batches it has.
                     group = min(accumulate, batches - batch // accumulate * accumulate)
                     scaler.scale(loss / group if group > 1 else loss).backward()
-                    loss_sum += loss.detach().float() * len(index)
+                    loss_sum += value * len(index)
                     seen += len(index)
                     if (batch + 1) % accumulate and batch + 1 < batches:
                         continue  # accumulate more gradient before stepping
@@ -397,7 +398,7 @@ class Trainer:
 
                 record = {
                     "epoch": epoch,
-                    "loss": float(loss_sum) / max(seen, 1),
+                    "loss": loss_sum / max(seen, 1),
                     "learning_rate": optimizer.param_groups[0]["lr"],
                 }
                 if validation is not None:
