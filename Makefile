@@ -31,7 +31,9 @@ test: setup
 test-all: setup
 	$(BIN)/python -m pytest
 
+# Lightning, for the comparison in train_throughput.py; the constraints keep torch as it is.
 bench: setup
+	$(PIP) -c constraints.txt -e ".[dev,bench]"
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/predict_throughput.py
 
