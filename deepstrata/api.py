@@ -239,7 +239,12 @@ def _cross_validated(prepared: Prepared, *, run, resume, progress, callbacks) ->
         "mean": {n: float(np.mean([m[n] for m in fold_metrics])) for n in names},
         "std": {n: float(np.std([m[n] for m in fold_metrics])) for n in names},
         "per_fold": [
-            {**m, "best_epoch": r.history["best_epoch"], "stopped": r.history["stopped"]}
+            {
+                **m,
+                "best_epoch": r.history["best_epoch"],
+                "stopped": r.history["stopped"],
+                "learning_rate": r.info.get("learning_rate", {}).get("used"),
+            }
             for m, r in zip(fold_metrics, results)
         ],
     }
@@ -294,6 +299,9 @@ def _cross_validated(prepared: Prepared, *, run, resume, progress, callbacks) ->
     return model
 
 
+FOLD_LOGS = ("metrics.jsonl", "lr_range.json", "lr_range.png")  # kept with a finished fold
+
+
 def _fold(prepared, train_rows, val_rows, directory, resume, progress, callbacks) -> Trained:
     """Train one fold, or on resume take the fold a killed run had finished."""
     saved = directory / "model" if directory else None
@@ -302,7 +310,8 @@ def _fold(prepared, train_rows, val_rows, directory, resume, progress, callbacks
         member = fold.members[0]
         inputs = _transform(member.preprocessors, prepared.frame.iloc[val_rows], prepared.table)
         raw = forward_in_chunks(member.network, inputs).numpy()
-        return Trained(member, fold.metrics["history"], raw, {}, {})
+        logs = {p.name: p.read_bytes() for p in saved.iterdir() if p.name in FOLD_LOGS}
+        return Trained(member, fold.metrics["history"], raw, fold.metrics.get("info", {}), logs)
     trained = _train(
         prepared,
         train_rows,
@@ -313,8 +322,8 @@ def _fold(prepared, train_rows, val_rows, directory, resume, progress, callbacks
         callbacks=callbacks,
     )
     if saved is not None:
-        fold = _model(prepared, [trained.member], {})
-        fold.metrics = {"history": trained.history}
+        fold = _model(prepared, [trained.member], trained.artifacts)
+        fold.metrics = {"history": trained.history, "info": trained.info}
         fold.save(saved, overwrite=True)
     return trained
 
@@ -411,12 +420,6 @@ def _train(
         with tempfile.TemporaryDirectory() as scratch:
             plot = Path(directory or scratch) / "lr_range.png"
             artifacts["lr_range.png"] = sweep.save_plot(plot).read_bytes()
-        if progress.enabled:
-            print(
-                f"learning rate {sweep.suggestion:.3g} from the range test ({sweep.rule})",
-                file=progress.stream,
-                flush=True,
-            )
 
     raw = None
     if validation is not None:
@@ -496,12 +499,18 @@ def _oof_table(prepared: Prepared, model: Model, outputs: np.ndarray, folds: lis
 
 
 def _fold_logs(results: list[Trained]) -> dict[str, bytes]:
+    """One metrics.jsonl with a ``fold`` field; each fold's sweep as lr_range.fold-K.*."""
     lines = [
         json.dumps({"fold": number, **record}) + "\n"
         for number, trained in enumerate(results, start=1)
         for record in trained.history["epochs"]
     ]
-    return {"metrics.jsonl": "".join(lines).encode()}
+    logs = {"metrics.jsonl": "".join(lines).encode()}
+    for number, trained in enumerate(results, start=1):
+        for suffix in ("json", "png"):
+            if f"lr_range.{suffix}" in trained.artifacts:
+                logs[f"lr_range.fold-{number}.{suffix}"] = trained.artifacts[f"lr_range.{suffix}"]
+    return logs
 
 
 def _epoch_metric(task: str, target_encoder: TargetEncoder):

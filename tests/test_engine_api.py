@@ -211,6 +211,20 @@ def test_cv_ensemble_predicts_the_mean_probability_and_survives_a_round_trip(ens
 # -- cross-validation: refit on all rows --------------------------------------------------------
 
 
+def test_cv_ensemble_keeps_every_folds_learning_rate_sweep():
+    model = deepstrata.fit(
+        classification_frame(),
+        target="label",
+        folds=2,
+        cv_model="ensemble",
+        **{**FAST, "learning_rate": "auto"},
+    )
+    for number, fold in enumerate(model.metrics["cross_validation"]["per_fold"], start=1):
+        sweep = json.loads(model.artifacts[f"lr_range.fold-{number}.json"])
+        assert fold["learning_rate"] == sweep["suggestion"] and sweep["rule"].startswith("valley")
+        assert model.artifacts[f"lr_range.fold-{number}.png"].startswith(b"\x89PNG")
+
+
 def test_cv_refit_trains_one_network_on_every_row(tmp_path):
     frame = classification_frame()
     model = deepstrata.fit(frame, target="label", folds=3, cv_model="refit", **FAST)

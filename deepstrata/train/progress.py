@@ -22,6 +22,20 @@ def _format(record: dict) -> str:
     return "  ".join(parts)
 
 
+def _choices(trainer) -> list[str]:
+    lines = []
+    sweep = getattr(trainer, "range_test", None)
+    if sweep is not None:
+        lines.append(f"learning rate {sweep.suggestion:.3g} from the range test ({sweep.rule})")
+    probe = getattr(trainer, "precision_probe", None)
+    if probe is not None:
+        lines.append(
+            f"precision {probe['choice']}: reduced precision {probe['speedup']:.2f}x "
+            f"float32's speed ({probe['rule']})"
+        )
+    return lines
+
+
 class Progress(Callback):
     """``start(total)``, ``update(record)`` after each epoch, ``close(message)``.
 
@@ -42,6 +56,10 @@ class Progress(Callback):
         self._done = 0
 
     def on_fit_start(self, trainer) -> None:
+        """Say what the run chose before the first epoch, then start the bar."""
+        if self.enabled:
+            for line in _choices(trainer):
+                print(line, file=self.stream, flush=True)
         self.start(
             trainer.max_epochs, time_limit=trainer.time_limit, done=len(trainer.history.epochs)
         )

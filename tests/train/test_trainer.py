@@ -110,6 +110,35 @@ def test_plain_progress_lines_when_not_a_terminal():
     assert lines[-1].startswith("reached max epochs (3)")
 
 
+def test_progress_says_what_auto_chose_before_the_first_epoch(monkeypatch):
+    from deepstrata.train import trainer as trainer_module
+
+    monkeypatch.setattr(  # a rigged probe: bf16 twice as fast
+        trainer_module,
+        "choose_precision",
+        lambda step, device: ("bf16", {"choice": "bf16", "speedup": 2.0, "rule": "a rule"}),
+    )
+    inputs, y = regression_data()
+    stream = io.StringIO()
+    net = network()
+    trainer = Trainer(
+        net,
+        loss_fn=net.loss,
+        max_epochs=2,
+        learning_rate="auto",
+        precision="auto",
+        progress=Progress(stream=stream, line_interval=0),
+    )
+    trainer.fit(inputs, y)
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == (
+        f"learning rate {trainer.chosen_learning_rate:.3g} from the range test "
+        f"({trainer.range_test.rule})"
+    )
+    assert lines[1] == "precision bf16: reduced precision 2.00x float32's speed (a rule)"
+    assert lines[2].startswith("epoch 1/2")
+
+
 @pytest.mark.parametrize(
     ("rows", "expected"), [(10, 16), (455, 16), (5_000, 128), (1_000_000, 512)]
 )
