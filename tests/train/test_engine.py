@@ -28,25 +28,14 @@ from deepstrata.train.callbacks import Callback, MetricsLog, TensorBoardLog
 from deepstrata.train.checkpoint import has_checkpoint, load_checkpoint
 from deepstrata.train.precision import MIN_SPEEDUP, choose_precision, resolve_device
 from deepstrata.train.trainer import Trainer, parameter_groups
+from tests.train import tiny
+from tests.train.tiny import network
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny fits: one thread is fastest
 
 
-def regression_data(rows=64, features=4, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(rows, features, generator=gen)
-    y = x @ torch.arange(1.0, features + 1) + 0.1 * torch.randn(rows, generator=gen)
-    return {"number": x}, y
-
-
-def network(features=4, seed=0, hidden=(16,), dropout=0.0):
-    torch.manual_seed(seed)
-    return Network(
-        encoders={"number": DenseEncoder(width=features)},
-        hidden_dims=list(hidden),
-        dropout=dropout,
-        task="regression",
-    )
+def regression_data(rows=64, **options):
+    return tiny.regression_data(rows, **options)
 
 
 def flat(net):

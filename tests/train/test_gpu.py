@@ -12,10 +12,10 @@ import pytest
 import torch
 
 import deepstrata
-from deepstrata.encoders.dense import DenseEncoder
-from deepstrata.network import Network
 from deepstrata.train.callbacks import Callback
 from deepstrata.train.trainer import Trainer
+from tests.train import tiny
+from tests.train.tiny import regression_data
 
 pytestmark = [
     pytest.mark.gpu,
@@ -23,21 +23,8 @@ pytestmark = [
 ]
 
 
-def regression_data(rows=256, features=4, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(rows, features, generator=gen)
-    y = x @ torch.arange(1.0, features + 1) + 0.1 * torch.randn(rows, generator=gen)
-    return {"number": x}, y
-
-
-def network(features=4, seed=0):
-    torch.manual_seed(seed)
-    return Network(
-        encoders={"number": DenseEncoder(width=features)},
-        hidden_dims=[32],
-        dropout=0.0,
-        task="regression",
-    )
+def network():
+    return tiny.network(hidden=(32,))
 
 
 @pytest.mark.parametrize("precision", ["32", "bf16", "fp16"])

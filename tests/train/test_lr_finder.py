@@ -6,29 +6,16 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from deepstrata.encoders.dense import DenseEncoder
 from deepstrata.errors import TrainingError
-from deepstrata.network import Network
 from deepstrata.train.lr_finder import RangeTest, range_test
+from tests.train import tiny
+from tests.train.tiny import regression_data
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def regression_data(rows=256, features=4, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(rows, features, generator=gen)
-    y = x @ torch.arange(1.0, features + 1) + 0.1 * torch.randn(rows, generator=gen)
-    return {"number": x}, y
-
-
-def network(features=4, seed=0, hidden=(32,), dropout=0.0):
-    torch.manual_seed(seed)
-    return Network(
-        encoders={"number": DenseEncoder(width=features)},
-        hidden_dims=list(hidden),
-        dropout=dropout,
-        task="regression",
-    )
+def network(hidden=(32,), dropout=0.0):
+    return tiny.network(hidden=hidden, dropout=dropout)
 
 
 def adamw(net):

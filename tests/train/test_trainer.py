@@ -4,28 +4,10 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from deepstrata.encoders.dense import DenseEncoder
 from deepstrata.errors import TrainingError
-from deepstrata.network import Network
 from deepstrata.train.progress import Progress
 from deepstrata.train.trainer import Trainer, auto_batch_size
-
-
-def regression_data(rows=256, features=4, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(rows, features, generator=gen)
-    y = x @ torch.arange(1.0, features + 1) + 0.1 * torch.randn(rows, generator=gen)
-    return {"number": x}, y
-
-
-def network(features=4, seed=0, hidden=(16,), dropout=0.0):
-    torch.manual_seed(seed)
-    return Network(
-        encoders={"number": DenseEncoder(width=features)},
-        hidden_dims=list(hidden),
-        dropout=dropout,
-        task="regression",
-    )
+from tests.train.tiny import network, regression_data
 
 
 def test_full_batch_epoch_matches_a_plain_pytorch_adamw_step():
