@@ -193,6 +193,17 @@ def fit(
                 option="--resume",
             )
         recorded = RunDirectory(resume).read()
+        if recorded.get("finished"):
+            raise ConfigError(
+                f"{resume} is a finished run; its bundle is at {recorded.get('out', '?')}",
+                option="--resume",
+            )
+        if "out" not in recorded or "data_path" not in recorded:
+            raise ConfigError(
+                f"{resume} was started from Python (deepstrata.fit(..., run_dir=...)); "
+                "resume it there with resume=True",
+                option="--resume",
+            )
         data = data or Path(recorded["data_path"])
         cfg = FitConfig.from_dict(recorded["config"], source=str(resume)).validate()
         destination, run_path = Path(recorded["out"]), resume
@@ -212,6 +223,12 @@ def fit(
         # The default run directory exists for resuming; a finished run leaves only the
         # bundle, unless the user named the directory or asked for TensorBoard logs there.
         keep_run = run_dir is not None or bool(cfg.tensorboard)
+        here, bundle = run_path.resolve(), destination.resolve()
+        if here == bundle or bundle in here.parents or here in bundle.parents:
+            raise ConfigError(
+                f"the run directory {run_path} and the bundle {destination} must not overlap",
+                option="--run-dir",
+            )
         if destination.exists() and not overwrite:
             raise ConfigError(
                 f"{destination} already exists; pass --overwrite or choose another --out",

@@ -724,3 +724,56 @@ def test_more_folds_than_a_class_has_rows_still_holds_every_row_out_once():
     assert oof["row"].tolist() == list(range(1, 91))
     assert sorted(oof.loc[oof["target"] == "maybe", "fold"].tolist()) in ([1, 2], [1, 3], [2, 3])
     assert model.predict_proba(frame).shape == (90, 3)
+
+
+# -- --resume and --run-dir misuse --------------------------------------------------------------
+
+
+def test_resuming_a_finished_run_is_refused_and_the_bundle_is_left_alone(tmp_path, cli):
+    data = tmp_path / "data.csv"
+    classification_frame().to_csv(data, index=False)
+    run_dir, out = tmp_path / "run", tmp_path / "out"
+    result = cli("fit", data, "--target", "label", "--run-dir", run_dir, "--out", out, *CLI_FAST)
+    assert result.code == 0, result.err
+    before = snapshot(out)
+    assert cli("fit", "--resume", run_dir).error_line() == (
+        f"error: --resume: {run_dir} is a finished run; its bundle is at {out.resolve()}"
+    )
+    assert snapshot(out) == before
+    with pytest.raises(CheckpointError, match="finished"):
+        deepstrata.fit(data, target="label", run_dir=run_dir, resume=True, **FAST)
+
+
+def test_a_run_started_from_python_is_not_resumed_by_the_cli(tmp_path, cli):
+    run_dir = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="after epoch 2"):
+        deepstrata.fit(
+            classification_frame(),
+            target="label",
+            run_dir=run_dir,
+            callbacks=[RaiseAt(epoch=2)],
+            **FAST,
+        )
+    assert cli("fit", "--resume", run_dir).error_line() == (
+        f"error: --resume: {run_dir} was started from Python (deepstrata.fit(..., run_dir=...)); "
+        "resume it there with resume=True"
+    )
+
+
+@pytest.mark.parametrize("run_dir", ["same", "same/inside"])
+def test_a_run_directory_overlapping_the_bundle_is_refused_before_training(tmp_path, cli, run_dir):
+    data = tmp_path / "data.csv"
+    classification_frame().to_csv(data, index=False)
+    line = cli(
+        "fit",
+        data,
+        "--target",
+        "label",
+        "--run-dir",
+        tmp_path / run_dir,
+        "--out",
+        tmp_path / "same",
+        *CLI_FAST,
+    ).error_line()
+    assert line.startswith("error: --run-dir: the run directory") and "must not overlap" in line
+    assert not (tmp_path / "same").exists()

@@ -99,6 +99,11 @@ class RunDirectory:
     def check(self, *, config: dict, data_fingerprint: str) -> dict:
         """The recorded run, after checking that data and options are the same."""
         recorded = self.read()
+        if recorded.get("finished"):
+            raise CheckpointError(
+                "this run finished and wrote its bundle; there is nothing to resume",
+                path=str(self.path),
+            )
         if recorded["data"]["sha256"] != data_fingerprint:
             raise CheckpointError(
                 f"the data differs from the data this run started on "

@@ -301,7 +301,7 @@ class Trainer:
             ckpt.restore_generators(
                 {"order": order_generator, "mix": mix_generator}, tensors, prefix="generator."
             )
-            torch.set_rng_state(tensors["rng.torch"])
+            ckpt.restore_rng_state(tensors, "rng.")
             mix_rng.bit_generator.state = state["mix_rng"]
             best_state = _prefixed(tensors, "best.") or None
             history = self.history = History.from_dict(state["history"])
@@ -518,7 +518,7 @@ class Trainer:
             **optimizer_tensors,
             **ckpt.generator_states(generators, prefix="generator."),
             "generator.order": order_state,
-            "rng.torch": torch.get_rng_state(),
+            **ckpt.rng_state_to_tensors("rng."),  # CPU and every CUDA device: dropout masks
         }
         state = {
             "settings": settings,
