@@ -56,8 +56,31 @@ class FitConfig:
     checkpoint_minutes: float = 10.0  # long epochs also checkpoint this often
     tensorboard: bool = False  # event files in the run directory
     min_category_count: int = 2
-    text_max_length: int = 64
     seed: int = 0
+    # Raw files (image and audio columns, folders of files).
+    skip_bad_files: bool = False  # leave out rows whose file cannot be read (listed in the run)
+    decode_workers: int | None = None  # processes decoding files; None: by the file count
+    # Images: decoded once to size x size, augmented per batch on the device.
+    image_size: int = 64
+    image_resize: str = "crop"  # crop | pad | squash
+    image_augment: str = "crop,flip,rotate,color"  # any of those, or none
+    image_width: int = 32  # channels of the CNN's first stage (doubled per stage)
+    image_depth: int = 3  # stages of residual blocks
+    max_image_pixels: int = 50_000_000  # larger images are refused (decompression bombs)
+    # Free text: a subword tokenizer trained on the training split.
+    text_encoder: str = "transformer"  # transformer | cnn | bag
+    text_max_length: int = 128  # tokens kept per value
+    text_vocabulary: int = 8000
+    text_layers: int = 2
+    text_heads: int = 4
+    text_width: int = 64
+    # Audio: mono, resampled, cut or padded to a fixed length, log-mel spectrogram.
+    sample_rate: int = 16000
+    audio_seconds: float = 1.0
+    audio_mels: int = 64
+    spec_augment: bool = True
+    audio_width: int = 32
+    audio_depth: int = 3
 
     def validate(self) -> FitConfig:
         from deepstrata.data.schema import KINDS, TASKS
@@ -165,7 +188,64 @@ class FitConfig:
             "must be >= 1",
             self.min_category_count,
         )
-        _check(self.text_max_length >= 1, "text_max_length", "must be >= 1", self.text_max_length)
+        for name in (
+            "text_max_length",
+            "text_layers",
+            "text_heads",
+            "text_width",
+            "image_width",
+            "image_depth",
+            "audio_width",
+            "audio_depth",
+            "audio_mels",
+        ):
+            _check(getattr(self, name) >= 1, name, "must be >= 1", getattr(self, name))
+        _check(self.text_vocabulary >= 10, "text_vocabulary", "must be >= 10", self.text_vocabulary)
+        _check(
+            self.text_width % self.text_heads == 0,
+            "text_width",
+            f"must be a multiple of --text-heads ({self.text_heads})",
+            self.text_width,
+        )
+        _choice(self.text_encoder, ("transformer", "cnn", "bag"), "text_encoder")
+        _check(8 <= self.image_size <= 1024, "image_size", "must be in [8, 1024]", self.image_size)
+        _choice(self.image_resize, ("crop", "pad", "squash"), "image_resize")
+        augments = [a.strip() for a in str(self.image_augment).split(",") if a.strip()]
+        _check(
+            augments in (["none"], []) or set(augments) <= {"crop", "flip", "rotate", "color"},
+            "image_augment",
+            "expected a comma-separated list of crop, flip, rotate, color (or none)",
+            self.image_augment,
+        )
+        _check(
+            self.max_image_pixels >= 64, "max_image_pixels", "must be >= 64", self.max_image_pixels
+        )
+        _check(
+            8000 <= self.sample_rate <= 192000,
+            "sample_rate",
+            "must be in [8000, 192000] Hz",
+            self.sample_rate,
+        )
+        _check(
+            0.1 <= self.audio_seconds <= 60,
+            "audio_seconds",
+            "must be in [0.1, 60] seconds",
+            self.audio_seconds,
+        )
+        from deepstrata.nn.spectrogram import mel_filterbank
+        from deepstrata.preprocess.audio import frame_settings
+
+        try:  # narrow mel bands at a low rate can hold no frequency bin at all
+            n_fft, _ = frame_settings(self.sample_rate)
+            mel_filterbank(n_fft=n_fft, n_mels=self.audio_mels, sample_rate=self.sample_rate)
+        except ValueError as error:
+            raise ConfigError(str(error), option="--audio-mels") from None
+        _check(
+            self.decode_workers is None or self.decode_workers >= 0,
+            "decode_workers",
+            "must be >= 0 (0 decodes in this process)",
+            self.decode_workers,
+        )
         return self
 
     def _check_types(self) -> None:

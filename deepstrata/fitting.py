@@ -10,7 +10,7 @@ import functools
 import json
 import tempfile
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +18,13 @@ import pandas as pd
 import torch
 
 from deepstrata.config import FitConfig
+from deepstrata.data.files import BadFile
 from deepstrata.data.schema import Schema
 from deepstrata.data.sources import Table
 from deepstrata.errors import ConfigError, DataWarning
 from deepstrata.evaluate.calibration import expected_calibration_error, fit_temperature
 from deepstrata.heads import point_predictions
-from deepstrata.kinds import REGISTRY, transform_frame
+from deepstrata.kinds import REGISTRY, encoder_options, transform_frame
 from deepstrata.model import Member, Model, build_member
 from deepstrata.preprocess.target import TargetEncoder
 from deepstrata.seeding import seed_everything
@@ -44,6 +45,7 @@ class Prepared:
     schema: Schema
     target_encoder: TargetEncoder
     encoded: np.ndarray  # encoded target, one per row of ``frame``
+    skipped: list[BadFile] = field(default_factory=list)  # rows left out: unreadable files
 
 
 @dataclass
@@ -69,7 +71,7 @@ def train_split(
     """Fit preprocessors on ``train_rows``, build and train one network, calibrate it."""
     cfg, schema, table = prepared.cfg, prepared.schema, prepared.table
     train_frame = prepared.frame.iloc[train_rows]
-    options = {"min_category_count": cfg.min_category_count, "text_max_length": cfg.text_max_length}
+    options = cfg.to_dict()
     preprocessors = {
         f.name: REGISTRY[f.kind].new_preprocessor(options).fit(train_frame[f.name], table)
         for f in schema.inputs
@@ -87,6 +89,7 @@ def train_split(
         "num_classes": len(prepared.target_encoder.classes),
         "hidden_dims": list(cfg.hidden_dims),
         "dropout": cfg.dropout,
+        "options": encoder_options(sorted({f.kind for f in schema.inputs}), options),
     }
     member = build_member(preprocessors, architecture)
     network = member.network
@@ -197,6 +200,8 @@ def transform(preprocessors, frame: pd.DataFrame, table: Table) -> dict[str, tor
 
 
 def assemble(prepared: Prepared, members: list[Member], artifacts: dict) -> Model:
+    if prepared.skipped:
+        artifacts = {**artifacts, "skipped_files.csv": _skipped_table(prepared)}
     return Model(
         schema=prepared.schema,
         members=members,
@@ -214,3 +219,14 @@ def _epoch_metric(task: str, target_encoder: TargetEncoder):
         return lambda out, y: {"accuracy": float((out.argmax(1) == y).float().mean())}
     scale = target_encoder.std
     return lambda out, y: {"rmse": float(torch.sqrt(torch.mean((out - y) ** 2))) * scale}
+
+
+def _skipped_table(prepared: Prepared) -> bytes:
+    """The rows ``--skip-bad-files`` left out: where, which file, why (CSV)."""
+    rows = [
+        {**prepared.table.location(b.position), "file": b.path, "reason": b.reason}
+        for b in prepared.skipped
+    ]
+    return (
+        pd.DataFrame(rows, columns=["row", "line", "file", "reason"]).to_csv(index=False).encode()
+    )

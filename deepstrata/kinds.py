@@ -17,26 +17,40 @@ import torch
 from torch import nn
 
 from deepstrata.data.sources import Table
+from deepstrata.encoders.audio import build_audio_encoder
 from deepstrata.encoders.category import CategoryEncoder
 from deepstrata.encoders.dense import DenseEncoder
-from deepstrata.encoders.text import BagOfWordsEncoder
+from deepstrata.encoders.image import build_image_encoder
+from deepstrata.encoders.text import build_text_encoder
+from deepstrata.preprocess.audio import AudioPreprocessor
 from deepstrata.preprocess.base import Preprocessor
 from deepstrata.preprocess.boolean import BooleanPreprocessor
 from deepstrata.preprocess.category import CategoryPreprocessor
 from deepstrata.preprocess.datetime import DatetimePreprocessor
+from deepstrata.preprocess.image import ImagePreprocessor
 from deepstrata.preprocess.number import NumberPreprocessor
 from deepstrata.preprocess.text import TextPreprocessor
 
 
 @dataclass(frozen=True)
 class Kind:
+    """A kind's code. ``options`` are FitConfig fields as a dict (missing keys: defaults).
+
+    ``encoder_options`` names the fields the encoder reads; they are stored with the
+    bundle's architecture so that loading rebuilds the same modules. ``files``: the
+    column holds paths to files, whose preprocessor can list the unreadable ones
+    (``bad_files``) for ``--skip-bad-files``.
+    """
+
     name: str
     preprocessor: type[Preprocessor]
     new_preprocessor: Callable[[dict], Preprocessor]  # options -> unfitted preprocessor
-    build_encoder: Callable[[Sequence[Preprocessor]], nn.Module]  # fitted columns -> encoder
+    build_encoder: Callable[[Sequence[Preprocessor], dict], nn.Module]  # fitted columns, options
+    encoder_options: tuple[str, ...] = ()
+    files: bool = False
 
 
-def _dense(pres: Sequence[Preprocessor]) -> nn.Module:
+def _dense(pres: Sequence[Preprocessor], options: dict) -> nn.Module:
     return DenseEncoder(width=sum(p.width for p in pres))
 
 
@@ -50,18 +64,56 @@ REGISTRY: dict[str, Kind] = {
             "category",
             CategoryPreprocessor,
             lambda o: CategoryPreprocessor(min_count=o.get("min_category_count", 2)),
-            lambda pres: CategoryEncoder(cardinalities=[p.cardinality for p in pres]),
+            lambda pres, o: CategoryEncoder(cardinalities=[p.cardinality for p in pres]),
         ),
         Kind(
             "text",
             TextPreprocessor,
-            lambda o: TextPreprocessor(max_length=o.get("text_max_length", 64)),
-            lambda pres: BagOfWordsEncoder(
-                vocabulary_sizes=[p.vocabulary_size for p in pres], lengths=[p.width for p in pres]
+            lambda o: TextPreprocessor(
+                max_length=o.get("text_max_length", 128),
+                vocabulary_size=o.get("text_vocabulary", 8000),
             ),
+            build_text_encoder,
+            encoder_options=("text_encoder", "text_layers", "text_heads", "text_width"),
+        ),
+        Kind(
+            "image",
+            ImagePreprocessor,
+            lambda o: ImagePreprocessor(
+                size=o.get("image_size", 64),
+                resize=o.get("image_resize", "crop"),
+                max_pixels=o.get("max_image_pixels", 50_000_000),
+                workers=o.get("decode_workers"),
+            ),
+            build_image_encoder,
+            encoder_options=("image_width", "image_depth", "image_augment"),
+            files=True,
+        ),
+        Kind(
+            "audio",
+            AudioPreprocessor,
+            lambda o: AudioPreprocessor(
+                sample_rate=o.get("sample_rate", 16000),
+                seconds=o.get("audio_seconds", 1.0),
+                n_mels=o.get("audio_mels", 64),
+                workers=o.get("decode_workers"),
+            ),
+            build_audio_encoder,
+            encoder_options=("audio_width", "audio_depth", "spec_augment"),
+            files=True,
         ),
     )
 }
+
+
+def encoder_options(kinds: Sequence[str], options: dict) -> dict:
+    """The options the encoders of ``kinds`` read, picked from ``options`` (for the bundle)."""
+    return {
+        name: options[name]
+        for kind in kinds
+        for name in REGISTRY[kind].encoder_options
+        if name in options
+    }
 
 
 def group_by_kind(preprocessors: dict[str, Preprocessor]) -> dict[str, list[str]]:

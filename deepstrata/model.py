@@ -245,6 +245,7 @@ def build_member(
         num_classes=architecture["num_classes"],
         hidden_dims=architecture["hidden_dims"],
         dropout=architecture["dropout"],
+        options=architecture.get("options", {}),
     )
     return Member(preprocessors, network, architecture, temperature)
 

@@ -67,10 +67,13 @@ def build_network(
     num_classes: int,
     hidden_dims: Sequence[int],
     dropout: float | Sequence[float],
+    options: dict | None = None,
 ) -> Network:
-    """One encoder per kind present among ``preprocessors``, then combiner and head."""
+    """One encoder per kind present among ``preprocessors``, then combiner and head.
+
+    ``options`` are the encoders' settings (see ``Kind.encoder_options``)."""
     encoders = {
-        kind: REGISTRY[kind].build_encoder([preprocessors[name] for name in names])
+        kind: REGISTRY[kind].build_encoder([preprocessors[name] for name in names], options or {})
         for kind, names in group_by_kind(preprocessors).items()
     }
     return Network(

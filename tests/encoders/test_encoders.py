@@ -1,7 +1,7 @@
 import torch
 
 from deepstrata.encoders.category import CategoryEncoder, embedding_dim
-from deepstrata.encoders.text import BagOfWordsEncoder
+from deepstrata.encoders.text import BagOfEmbeddingsEncoder
 
 
 def test_embedding_width_grows_slowly_and_is_capped():
@@ -21,7 +21,7 @@ def test_each_category_column_gets_its_own_table():
 
 
 def test_bag_of_words_ignores_padding():
-    encoder = BagOfWordsEncoder(vocabulary_sizes=[10], lengths=[4])
+    encoder = BagOfEmbeddingsEncoder(vocabulary_sizes=[10], lengths=[4])
     padded = encoder(torch.tensor([[5, 6, 0, 0]]))
-    unpadded = BagOfWordsEncoder.forward(encoder, torch.tensor([[5, 6, 5, 6]]))
+    unpadded = BagOfEmbeddingsEncoder.forward(encoder, torch.tensor([[5, 6, 5, 6]]))
     torch.testing.assert_close(padded, unpadded)  # the mean of {5, 6} either way

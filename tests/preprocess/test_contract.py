@@ -43,21 +43,63 @@ SAMPLES = {
 }
 
 
+# Small settings, so that every kind's encoder is quick to build and run.
+OPTIONS = {
+    "min_category_count": 1,
+    "text_max_length": 6,
+    "text_vocabulary": 50,
+    "text_width": 16,
+    "image_size": 8,
+    "image_width": 4,
+    "image_depth": 2,
+    "audio_seconds": 0.25,
+    "audio_mels": 16,
+    "audio_width": 4,
+    "audio_depth": 2,
+}
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory) -> dict[str, list]:
+    """Image and audio samples: absolute paths to small real files, one cell missing."""
+    import soundfile
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("media")
+    rng = np.random.default_rng(0)
+    images, clips = [], []
+    for i in range(8):
+        image = folder / f"{i}.png"
+        Image.fromarray(rng.integers(0, 255, (10, 12, 3), dtype=np.uint8)).save(image)
+        clip = folder / f"{i}.wav"
+        soundfile.write(clip, rng.normal(0, 0.1, 4000 + 500 * i).astype(np.float32), 16000)
+        images.append(str(image))
+        clips.append(str(clip))
+    images[2] = clips[3] = None
+    return {"image": images, "audio": clips}
+
+
+@pytest.fixture
+def sample(media):
+    return lambda kind: pd.Series(media.get(kind) or SAMPLES[kind], name="col")
+
+
 def test_every_schema_kind_is_registered():
     assert set(REGISTRY) == set(KINDS)
 
 
 @pytest.mark.parametrize("kind", sorted(REGISTRY))
-def test_fit_transform_and_state_round_trip(kind):
-    column = pd.Series(SAMPLES[kind], name="col")
+def test_fit_transform_and_state_round_trip(kind, sample):
+    column = sample(kind)
     table = read_table(pd.DataFrame({"col": column}))
-    pre = REGISTRY[kind].new_preprocessor({"min_category_count": 1, "text_max_length": 6})
+    pre = REGISTRY[kind].new_preprocessor(OPTIONS)
     pre.fit(column, table)
     out = pre.transform(column, table)
     assert out.shape == (len(column), pre.width)
     assert out.dtype == np.dtype(pre.dtype)
     if pre.dtype == "float32":
         assert np.isfinite(out).all()
+    assert np.isfinite(pre.transform(column.iloc[[0]], table)).all()  # one row alone
 
     state = json.loads(json.dumps(pre.state()))  # plain JSON, nothing else
     rebuilt = REGISTRY[kind].preprocessor.from_state(state)
@@ -66,15 +108,11 @@ def test_fit_transform_and_state_round_trip(kind):
 
 
 @pytest.mark.parametrize("kind", sorted(REGISTRY))
-def test_encoder_shape_and_gradient(kind):
-    column = pd.Series(SAMPLES[kind], name="col")
+def test_encoder_shape_and_gradient(kind, sample):
+    column = sample(kind)
     table = read_table(pd.DataFrame({"col": column}))
-    pre = (
-        REGISTRY[kind]
-        .new_preprocessor({"min_category_count": 1, "text_max_length": 6})
-        .fit(column, table)
-    )
-    encoder = REGISTRY[kind].build_encoder([pre, pre])  # two columns of the kind
+    pre = REGISTRY[kind].new_preprocessor(OPTIONS).fit(column, table)
+    encoder = REGISTRY[kind].build_encoder([pre, pre], OPTIONS)  # two columns of the kind
     block = torch.from_numpy(np.concatenate([pre.transform(column, table)] * 2, axis=1))
     if block.dtype == torch.float32:
         block.requires_grad_(True)

@@ -128,6 +128,13 @@ def test_auto_batch_size(rows, expected):
     assert auto_batch_size(rows) == expected
 
 
+@pytest.mark.parametrize(
+    ("row_values", "expected"), [(50, 512), (3 * 64 * 64, 128), (3 * 224 * 224, 16), (10**9, 16)]
+)
+def test_wide_rows_lower_the_auto_batch_size(row_values, expected):
+    assert auto_batch_size(1_000_000, row_values) == expected
+
+
 def test_a_loss_that_diverges_from_the_start_is_an_error():
     inputs, y = regression_data()
     net = network()
