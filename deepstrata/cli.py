@@ -22,7 +22,10 @@ app = typer.Typer(
     help="deepstrata: a table in, a trained, evaluated neural network out.",
 )
 
-DataArg = Annotated[Path, typer.Argument(help="A CSV, TSV, Parquet or JSONL file.")]
+DataArg = Annotated[
+    Path,
+    typer.Argument(help="A CSV, TSV, Parquet or JSONL file, or a folder of class sub-folders."),
+]
 BundleArg = Annotated[Path, typer.Argument(help="A bundle directory written by `deepstrata fit`.")]
 ColumnOpt = Annotated[
     list[str] | None,
@@ -52,6 +55,8 @@ def inspect(
         print(json.dumps(schema.to_dict(), indent=2))
         return
     title = f"{data}: {schema.rows} rows" + (f", task {schema.task}" if schema.task else "")
+    if Path(table.source).is_dir():
+        title = _folder_summary(table)
     print_table(
         title,
         ["column", "kind", "role", "missing", "unique", "examples", "why"],
@@ -59,12 +64,30 @@ def inspect(
     )
 
 
+def _folder_summary(table) -> str:
+    """``photos: 120 image files in 2 classes (cat 70, dog 50)``."""
+    from deepstrata.data.folders import LABEL
+
+    frame = table.frame
+    kind = next(name for name in ("image", "audio", "text") if name in frame.columns)
+    title = f"{table.source}: {len(frame)} {kind} files"
+    if LABEL in frame.columns:
+        counts = frame[LABEL].value_counts().sort_index()
+        shown = ", ".join(f"{label} {count}" for label, count in counts.head(12).items())
+        more = ", …" if len(counts) > 12 else ""
+        title += f" in {len(counts)} classes ({shown}{more})"
+    return title
+
+
 @app.command()
 def fit(
     ctx: typer.Context,
     data: Annotated[
         Path | None,
-        typer.Argument(help="A CSV, TSV, Parquet or JSONL file (omit with --resume)."),
+        typer.Argument(
+            help="A CSV, TSV, Parquet or JSONL file, or a folder of class sub-folders "
+            "(omit with --resume)."
+        ),
     ] = None,
     target: Annotated[str | None, typer.Option(help="The column to predict.")] = None,
     out: Annotated[
@@ -128,6 +151,56 @@ def fit(
     ] = False,
     min_category_count: Annotated[int | None, typer.Option()] = None,
     seed: Annotated[int | None, typer.Option()] = None,
+    skip_bad_files: Annotated[
+        bool,
+        typer.Option(
+            "--skip-bad-files",
+            help="Leave out rows whose image/audio file cannot be read (listed in the bundle).",
+        ),
+    ] = False,
+    decode_workers: Annotated[
+        int | None, typer.Option(help="Processes decoding files. [by the file count]")
+    ] = None,
+    image_size: Annotated[int | None, typer.Option(help="Images: pixels per side. [64]")] = None,
+    image_resize: Annotated[
+        str | None, typer.Option(help="Images: crop | pad | squash to a square. [crop]")
+    ] = None,
+    image_augment: Annotated[
+        str | None,
+        typer.Option(help="Images: any of crop,flip,rotate,color, or none. [all four]"),
+    ] = None,
+    image_width: Annotated[
+        int | None, typer.Option(help="Images: CNN channels in its first stage. [32]")
+    ] = None,
+    image_depth: Annotated[
+        int | None, typer.Option(help="Images: CNN stages of residual blocks. [3]")
+    ] = None,
+    max_image_pixels: Annotated[
+        int | None, typer.Option(help="Images: larger ones are refused. [50000000]")
+    ] = None,
+    text_encoder: Annotated[
+        str | None, typer.Option(help="Text: transformer | cnn | bag. [transformer]")
+    ] = None,
+    text_max_length: Annotated[int | None, typer.Option(help="Text: tokens kept. [128]")] = None,
+    text_vocabulary: Annotated[
+        int | None, typer.Option(help="Text: subword vocabulary size. [8000]")
+    ] = None,
+    text_layers: Annotated[int | None, typer.Option(help="Text: transformer layers. [2]")] = None,
+    text_heads: Annotated[int | None, typer.Option(help="Text: attention heads. [4]")] = None,
+    text_width: Annotated[int | None, typer.Option(help="Text: model width. [64]")] = None,
+    sample_rate: Annotated[int | None, typer.Option(help="Audio: resampled to. [16000]")] = None,
+    audio_seconds: Annotated[
+        float | None, typer.Option(help="Audio: clips cut or padded to. [1.0]")
+    ] = None,
+    audio_mels: Annotated[int | None, typer.Option(help="Audio: mel bands. [64]")] = None,
+    spec_augment: Annotated[
+        bool | None,
+        typer.Option("--spec-augment/--no-spec-augment", help="Audio: SpecAugment. [on]"),
+    ] = None,
+    audio_width: Annotated[
+        int | None, typer.Option(help="Audio: CNN channels in its first stage. [32]")
+    ] = None,
+    audio_depth: Annotated[int | None, typer.Option(help="Audio: CNN stages. [3]")] = None,
     run_dir: Annotated[
         Path | None,
         typer.Option(
@@ -176,6 +249,26 @@ def fit(
         "tensorboard": tensorboard or None,
         "min_category_count": min_category_count,
         "seed": seed,
+        "skip_bad_files": skip_bad_files or None,
+        "decode_workers": decode_workers,
+        "image_size": image_size,
+        "image_resize": image_resize,
+        "image_augment": image_augment,
+        "image_width": image_width,
+        "image_depth": image_depth,
+        "max_image_pixels": max_image_pixels,
+        "text_encoder": text_encoder,
+        "text_max_length": text_max_length,
+        "text_vocabulary": text_vocabulary,
+        "text_layers": text_layers,
+        "text_heads": text_heads,
+        "text_width": text_width,
+        "sample_rate": sample_rate,
+        "audio_seconds": audio_seconds,
+        "audio_mels": audio_mels,
+        "spec_augment": spec_augment,
+        "audio_width": audio_width,
+        "audio_depth": audio_depth,
         "hidden_dims": _numbers(hidden_dims, int, "--hidden-dims"),
         "dropout": _numbers(dropout, float, "--dropout"),
         "column": column or None,

@@ -15,9 +15,11 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
+from deepstrata.data.folders import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
 from deepstrata.errors import ConfigError, DataError, DataWarning
 
-KINDS = ("number", "category", "boolean", "datetime", "text")
+KINDS = ("number", "category", "boolean", "datetime", "text", "image", "audio")
+FILE_KINDS = ("image", "audio")  # columns of paths to files
 ROLES = ("input", "target", "ignore")
 TASKS = ("binary", "multiclass", "regression")
 
@@ -28,6 +30,7 @@ _DATE_LIKE = re.compile(r"^\s*\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T]\d{1,2}:\d{2}(
 
 # Thresholds, named so that docs and tests can refer to them.
 NUMERIC_SHARE = 0.9  # a text column whose values parse as numbers this often is a number
+PATH_SHARE = 0.9  # a text column whose values end in an image (audio) extension this often
 CLASSIFICATION_MAX_CLASSES = 30  # integer targets with at most this many values are classes
 TEXT_MIN_MEAN_WORDS = 4.0  # strings averaging this many words are free text
 
@@ -265,7 +268,7 @@ def _infer_kind_and_usefulness(name: str, column: pd.Series) -> tuple[str, str, 
     if values.nunique() <= 1 and column.isna().sum() == 0:
         return _infer_kind(column)[0], f"constant (always {_short(values.iloc[0])})", False
     kind, reason = _infer_kind(column)
-    if _looks_like_id(name, column, kind):
+    if kind not in FILE_KINDS and _looks_like_id(name, column, kind):
         return kind, "an identifier (unique per row)", False
     return kind, reason, True
 
@@ -291,6 +294,11 @@ def _infer_kind(column: pd.Series) -> tuple[str, str]:
         and lowered & FALSE_WORDS
     ):
         return "boolean", f"only {' / '.join(sorted(lowered))}"
+    for kind, extensions in (("image", IMAGE_EXTENSIONS), ("audio", AUDIO_EXTENSIONS)):
+        lowered_paths = text.str.lower().str.strip()
+        if float(lowered_paths.str.endswith(extensions).mean()) >= PATH_SHARE:
+            found = lowered_paths.str.extract(r"(\.[a-z0-9]+)$")[0].value_counts().index[:3]
+            return kind, f"paths to {kind} files ({', '.join(found)})"
     numeric = pd.to_numeric(text, errors="coerce")
     share = float(numeric.notna().mean())
     if share >= NUMERIC_SHARE:

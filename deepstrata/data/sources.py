@@ -93,12 +93,13 @@ class Table:
 
 
 def read_table(data: str | os.PathLike | pd.DataFrame | Table) -> Table:
-    """Read a table file, or wrap a DataFrame, into a :class:`Table`.
+    """Read a table file or a folder of raw files, or wrap a DataFrame, into a :class:`Table`.
 
     Files are told apart by suffix (:data:`TABLE_SUFFIXES`): ``.csv`` and
     ``.txt`` are comma-separated, ``.tsv`` and ``.tab`` tab-separated, ``.jsonl``
     and ``.ndjson`` hold one JSON object per line, ``.parquet`` and ``.pq`` are
-    Parquet. Text files must be UTF-8 (a byte-order mark is accepted). A
+    Parquet. Text files must be UTF-8 (a byte-order mark is accepted). A folder
+    of class sub-folders is read by :func:`deepstrata.data.folders.read_folder`. A
     DataFrame is copied with its index dropped and its column names made
     strings; a Table is returned as it is.
 
@@ -121,11 +122,9 @@ def read_table(data: str | os.PathLike | pd.DataFrame | Table) -> Table:
     if not path.exists():
         raise DataError("file not found", file=source, hint=f"looked for {path.resolve()}")
     if path.is_dir():
-        raise DataError(
-            "expected a table file, found a directory",
-            file=source,
-            hint=f"reading a folder of raw files is not supported yet; {_SUPPORTED}",
-        )
+        from deepstrata.data.folders import read_folder  # imports Table from here
+
+        return read_folder(source)
     suffix = path.suffix.lower()
     if suffix in _DELIMITERS:
         return _read_delimited(path, source, _DELIMITERS[suffix])

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from deepstrata.data.sources import TABLE_SUFFIXES, Table, read_table
-from deepstrata.errors import DataError
+from deepstrata.errors import DataError, DataWarning
 
 
 def write(tmp_path: Path, name: str, content: str | bytes) -> str:
@@ -261,10 +261,13 @@ def test_missing_file(tmp_path):
     assert (error.message, error.file) == ("file not found", path)
 
 
-def test_directory(tmp_path):
-    error = read_error(tmp_path)
+def test_a_folder_without_files_to_read(tmp_path):
+    (tmp_path / "cat").mkdir()
+    (tmp_path / "cat" / "notes.docx").write_bytes(b"PK")
+    with pytest.warns(DataWarning, match=r"skipped files of other types \(1 \.docx\)"):
+        error = read_error(tmp_path)
     assert error.file == str(tmp_path)
-    assert "directory" in error.message
+    assert "no image, audio or text files found" in error.message
     assert all(suffix in error.hint for suffix in TABLE_SUFFIXES)
 
 

@@ -1,0 +1,114 @@
+"""A folder of raw files as a table: one row per file, the class from its sub-folder.
+
+::
+
+    photos/cat/1.jpg, photos/cat/2.png, photos/dog/3.jpg ...   ->   image          label
+                                                                    cat/1.jpg      cat
+                                                                    ...
+
+The modality comes from the files' extensions (:data:`EXTENSIONS`); one folder
+holds one modality. Image and audio rows hold the path relative to the folder
+(decoded later, by the kind's preprocessor); text files are read here, as UTF-8,
+into a ``text`` column, with their path in ``file``. A folder with no sub-folders
+is unlabelled (for ``predict``). Hidden files and other extensions are skipped,
+and said so.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+
+from deepstrata.data.sources import TABLE_SUFFIXES, Table
+from deepstrata.errors import DataError, DataWarning
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
+TEXT_EXTENSIONS = (".txt",)
+EXTENSIONS = {"image": IMAGE_EXTENSIONS, "audio": AUDIO_EXTENSIONS, "text": TEXT_EXTENSIONS}
+LABEL = "label"
+
+
+def modality_of(name: str) -> str | None:
+    """``"image"``, ``"audio"``, ``"text"`` or None, from a file name's extension."""
+    suffix = os.path.splitext(name)[1].lower()
+    return next((kind for kind, exts in EXTENSIONS.items() if suffix in exts), None)
+
+
+def read_folder(folder: str | os.PathLike) -> Table:
+    """Every file under ``folder`` as one row (see the module docstring).
+
+    Raises DataError naming the folder when it holds no usable file or mixes
+    modalities, and naming the file for a text file that is not UTF-8.
+    """
+    source = os.fsdecode(folder)
+    root = Path(source)
+    classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    found: list[tuple[str, str | None]] = []  # (path relative to root, class)
+    skipped: Counter[str] = Counter()
+    stray = 0
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root)
+        if any(part.startswith(".") for part in relative.parts) or not path.is_file():
+            continue
+        if modality_of(path.name) is None:
+            skipped[path.suffix.lower() or "(no extension)"] += 1
+            continue
+        if classes and len(relative.parts) == 1:
+            stray += 1  # a file beside the class folders has no class
+            continue
+        found.append((relative.as_posix(), relative.parts[0] if classes else None))
+    if skipped:
+        listed = ", ".join(f"{count} {ext}" for ext, count in skipped.most_common())
+        warnings.warn(
+            f"{source}: skipped files of other types ({listed})", DataWarning, stacklevel=3
+        )
+    if stray:
+        warnings.warn(
+            f"{source}: skipped {stray} file(s) outside the class sub-folders",
+            DataWarning,
+            stacklevel=3,
+        )
+    if not found:
+        expected = ", ".join(ext for exts in EXTENSIONS.values() for ext in exts)
+        raise DataError(
+            "no image, audio or text files found",
+            file=source,
+            hint=f"put files ({expected}) in one sub-folder per class, e.g. photos/cat/1.jpg; "
+            f"or give a table file ({', '.join(TABLE_SUFFIXES)})",
+        )
+    modalities = Counter(modality_of(path) for path, _ in found)
+    if len(modalities) > 1:
+        mix = ", ".join(f"{count} {kind}" for kind, count in modalities.most_common())
+        raise DataError(
+            f"the folder mixes kinds of files ({mix}); a folder holds one kind",
+            file=source,
+            hint="for several kinds per example, write a table with one column per kind",
+        )
+    modality = next(iter(modalities))
+    columns: dict[str, list] = {}
+    if modality == "text":
+        columns["file"] = [path for path, _ in found]
+        columns["text"] = [_read_text_file(root / path) for path, _ in found]
+    else:
+        columns[modality] = [path for path, _ in found]
+    if classes:
+        columns[LABEL] = [label for _, label in found]
+    return Table(frame=pd.DataFrame(columns), source=source, lines=None)
+
+
+def _read_text_file(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            "the file is not valid UTF-8",
+            file=str(path),
+            hint=f"byte 0x{data[exc.start]:02x} at byte offset {exc.start} cannot be decoded; "
+            "re-save the file as UTF-8",
+        ) from None
