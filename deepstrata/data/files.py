@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from deepstrata.data.sources import Table
+from deepstrata.errors import ConfigError
 
 Decode = Callable[[Path], np.ndarray]
 
@@ -66,6 +67,8 @@ def read_files(
     pending: list[tuple[int, str, Path, tuple]] = []  # (slot, cell, path, cache key)
     positions = column.index.to_numpy()
     for slot, value in enumerate(column.tolist()):
+        if isinstance(value, os.PathLike):  # df["image"] = list(folder.glob("*.png"))
+            value = os.fspath(value)
         if not isinstance(value, str) or not value.strip():
             continue  # a missing value, not a bad file: the preprocessor fills it
         path = Path(value) if os.path.isabs(value) else base / value
@@ -163,6 +166,11 @@ def decode_workers(count: int, workers: int | None = None) -> int:
     if workers is None:
         configured = os.environ.get("DEEPSTRATA_DECODE_WORKERS")
         if configured is not None:
+            if not configured.strip().isdigit():
+                raise ConfigError(
+                    f"expected a whole number of processes, got {configured!r}",
+                    option="DEEPSTRATA_DECODE_WORKERS",
+                )
             workers = int(configured)
         else:
             workers = 0 if count < WORKER_MIN_FILES else min(4, os.cpu_count() or 1)

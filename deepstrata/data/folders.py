@@ -9,8 +9,8 @@
 The modality comes from the files' extensions (:data:`EXTENSIONS`); one folder
 holds one modality. Image and audio rows hold the path relative to the folder
 (decoded later, by the kind's preprocessor); text files are read here, as UTF-8,
-into a ``text`` column, with their path in ``file``. A folder with no sub-folders
-is unlabelled (for ``predict``). Hidden files and other extensions are skipped,
+into a ``text`` column, with their path in ``file``. A folder with no usable file in
+a sub-folder is unlabelled (for ``predict``). Hidden files and other extensions are skipped,
 and said so.
 """
 
@@ -47,10 +47,8 @@ def read_folder(folder: str | os.PathLike) -> Table:
     """
     source = os.fsdecode(folder)
     root = Path(source)
-    classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    found: list[tuple[str, str | None]] = []  # (path relative to root, class)
+    found: list[tuple[str, ...]] = []  # the parts of each usable file's path below root
     skipped: Counter[str] = Counter()
-    stray = 0
     for path in sorted(root.rglob("*")):
         relative = path.relative_to(root)
         if any(part.startswith(".") for part in relative.parts) or not path.is_file():
@@ -58,10 +56,12 @@ def read_folder(folder: str | os.PathLike) -> Table:
         if modality_of(path.name) is None:
             skipped[path.suffix.lower() or "(no extension)"] += 1
             continue
-        if classes and len(relative.parts) == 1:
-            stray += 1  # a file beside the class folders has no class
-            continue
-        found.append((relative.as_posix(), relative.parts[0] if classes else None))
+        found.append(relative.parts)
+    # Labelled when a usable file sits in a sub-folder: a sub-folder of none (an empty
+    # one, macOS's __MACOSX/ of hidden "._" files) is no class.
+    labelled = any(len(parts) > 1 for parts in found)
+    stray = sum(len(parts) == 1 for parts in found) if labelled else 0
+    found = [parts for parts in found if not labelled or len(parts) > 1]
     if skipped:
         listed = ", ".join(f"{count} {ext}" for ext, count in skipped.most_common())
         warnings.warn(
@@ -81,7 +81,7 @@ def read_folder(folder: str | os.PathLike) -> Table:
             hint=f"put files ({expected}) in one sub-folder per class, e.g. photos/cat/1.jpg; "
             f"or give a table file ({', '.join(TABLE_SUFFIXES)})",
         )
-    modalities = Counter(modality_of(path) for path, _ in found)
+    modalities = Counter(modality_of(parts[-1]) for parts in found)
     if len(modalities) > 1:
         mix = ", ".join(f"{count} {kind}" for kind, count in modalities.most_common())
         raise DataError(
@@ -90,14 +90,15 @@ def read_folder(folder: str | os.PathLike) -> Table:
             hint="for several kinds per example, write a table with one column per kind",
         )
     modality = next(iter(modalities))
+    paths = ["/".join(parts) for parts in found]
     columns: dict[str, list] = {}
     if modality == "text":
-        columns["file"] = [path for path, _ in found]
-        columns["text"] = [_read_text_file(root / path) for path, _ in found]
+        columns["file"] = paths
+        columns["text"] = [_read_text_file(root / path) for path in paths]
     else:
-        columns[modality] = [path for path, _ in found]
-    if classes:
-        columns[LABEL] = [label for _, label in found]
+        columns[modality] = paths
+    if labelled:
+        columns[LABEL] = [parts[0] for parts in found]
     return Table(frame=pd.DataFrame(columns), source=source, lines=None)
 
 
