@@ -118,6 +118,10 @@ def _prepare(table: Table, cfg: FitConfig) -> Prepared:
         ignore=cfg.ignore,
         source=table.source,
     )
+    if cfg.monitor != "loss" and schema.task == "regression":
+        raise ConfigError(
+            f"{cfg.monitor} is for classifiers; this task is regression", option="--monitor"
+        )
     if cfg.label_smoothing and schema.task == "regression":
         raise ConfigError(
             "label smoothing is for classifiers; this task is regression",

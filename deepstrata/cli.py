@@ -128,6 +128,10 @@ def fit(
         int | None, typer.Option(help="Epochs without improvement before stopping. [20]")
     ] = None,
     min_delta: Annotated[float | None, typer.Option()] = None,
+    monitor: Annotated[
+        str | None,
+        typer.Option(help="What picks the best epoch: loss | accuracy (classifiers). [loss]"),
+    ] = None,
     validation_fraction: Annotated[float | None, typer.Option(help="[0.2]")] = None,
     folds: Annotated[
         int | None, typer.Option(help="K-fold cross-validation: train K models.")
@@ -238,6 +242,7 @@ def fit(
         "max_epochs": max_epochs,
         "patience": patience,
         "min_delta": min_delta,
+        "monitor": monitor,
         "validation_fraction": validation_fraction,
         "folds": folds,
         "cv_model": cv_model,

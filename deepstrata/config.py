@@ -46,6 +46,7 @@ class FitConfig:
     max_epochs: int = 200
     patience: int = 20  # epochs without validation-loss improvement before stopping
     min_delta: float = 1e-4  # smallest improvement that counts
+    monitor: str = "loss"  # loss | accuracy (classifiers): what picks the best epoch
     validation_fraction: float = 0.2
     folds: int | None = None  # K-fold cross-validation instead of one validation split
     cv_model: str = "refit"  # with folds: refit on all rows, or keep the K-fold ensemble
@@ -170,6 +171,13 @@ class FitConfig:
         _check(self.max_epochs >= 1, "max_epochs", "must be >= 1", self.max_epochs)
         _check(self.patience >= 1, "patience", "must be >= 1", self.patience)
         _check(self.min_delta >= 0, "min_delta", "must be >= 0", self.min_delta)
+        _choice(self.monitor, ("loss", "accuracy"), "monitor")
+        _check(
+            self.monitor == "loss" or self.task != "regression",
+            "monitor",
+            "accuracy is for classifiers; this task is regression",
+            self.monitor,
+        )
         _check(
             0 < self.validation_fraction < 1,
             "validation_fraction",

@@ -119,6 +119,7 @@ def train_split(
         max_epochs=epochs,
         patience=cfg.patience if val_rows is not None else epochs + 1,
         min_delta=cfg.min_delta,
+        monitor=cfg.monitor,
         gradient_clip=cfg.gradient_clip,
         gradient_accumulation=cfg.gradient_accumulation,
         mixup=cfg.mixup,

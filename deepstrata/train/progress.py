@@ -70,7 +70,13 @@ class Progress(Callback):
     def on_fit_end(self, trainer, history) -> None:
         self.close(
             f"{history.stopped}; best epoch {history.best_epoch} "
-            f"(loss {history.best_validation_loss:.4g}), {history.seconds:.1f}s"
+            f"(loss {history.best_validation_loss:.4g}"
+            + (
+                f", {history.monitor} {abs(history.best_score):.4g}"
+                if history.monitor != "loss"
+                else ""
+            )
+            + f"), {history.seconds:.1f}s"
         )
 
     def start(self, total_epochs: int, *, time_limit: float | None = None, done: int = 0) -> None:

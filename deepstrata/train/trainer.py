@@ -39,6 +39,7 @@ from deepstrata.train.precision import autocast, choose_precision
 from deepstrata.train.schedules import build_schedule
 
 Inputs = dict[str, torch.Tensor]
+HIGHER_IS_BETTER = frozenset({"accuracy"})  # monitored metrics to maximise
 EVAL_CHUNK = 8192  # rows per forward pass when evaluating, at most
 EVAL_ROW_VALUES = 2**18  # input values per evaluation forward pass, about
 
@@ -58,15 +59,19 @@ def auto_batch_size(rows: int, row_values: int = 1) -> int:
 class History:
     epochs: list[dict] = field(default_factory=list)
     best_epoch: int = 0
-    best_validation_loss: float = float("inf")
+    best_validation_loss: float = float("inf")  # the loss at the best epoch
     stopped: str = ""  # why training ended
     seconds: float = 0.0
+    monitor: str = "loss"  # what picked the best epoch: the loss or a validation metric
+    best_score: float = float("inf")  # the monitored value at the best epoch, lower is better
 
     def to_dict(self) -> dict:
         return {
             "epochs": self.epochs,
             "best_epoch": self.best_epoch,
             "best_validation_loss": self.best_validation_loss,
+            "monitor": self.monitor,
+            "best_score": self.best_score,
             "stopped": self.stopped,
             "seconds": self.seconds,
         }
@@ -179,6 +184,7 @@ class Trainer:
         max_epochs: int = 200,
         patience: int = 20,
         min_delta: float = 1e-4,
+        monitor: str = "loss",
         gradient_clip: float | None = None,
         gradient_accumulation: int = 1,
         mixup: float = 0.0,
@@ -202,6 +208,7 @@ class Trainer:
         self.max_epochs = max_epochs
         self.patience = patience
         self.min_delta = min_delta
+        self.monitor = monitor
         self.gradient_clip = gradient_clip
         self.gradient_accumulation = gradient_accumulation
         self.mixup = mixup
@@ -437,12 +444,15 @@ class Trainer:
                     raise self._non_finite(epoch, steps_per_epoch, "validation loss")
                 history.epochs.append(record)
 
-                if monitored < history.best_validation_loss - self.min_delta:
-                    history.best_validation_loss, history.best_epoch, since_best = (
-                        monitored,
-                        epoch,
-                        0,
-                    )
+                # Early stopping and the weights kept follow the loss, or a validation
+                # metric: on small data the loss can bottom out while the model is still
+                # near the class prior, and keep rising (overconfidence, which
+                # calibration removes later) while accuracy still improves.
+                score = self._score(record)
+                history.monitor = self.monitor
+                if score < history.best_score - self.min_delta:
+                    history.best_score, history.best_epoch, since_best = score, epoch, 0
+                    history.best_validation_loss = monitored
                     best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
                 else:
                     since_best += 1
@@ -476,6 +486,20 @@ class Trainer:
             callback.on_fit_end(self, history)
         return history
 
+    def _score(self, record: dict) -> float:
+        """The monitored value of an epoch, signed so that lower is better."""
+        if self.monitor == "loss" or "val_loss" not in record:
+            return record.get("val_loss", record["loss"])
+        value = record.get(f"val_{self.monitor}")
+        if value is None:
+            raise ValueError(
+                f"monitor {self.monitor!r}: the metric function gives no such figure "
+                "(it gives "
+                + ", ".join(k[4:] for k in record if k.startswith("val_") and k != "val_loss")
+                + ")"
+            )
+        return -value if self.monitor in HIGHER_IS_BETTER else value
+
     # -- checkpoints -------------------------------------------------------------------------------
     def _settings(self, rows: int, batch_size: int) -> dict:
         """What a checkpoint must agree with for a resume to be exact."""
@@ -492,6 +516,7 @@ class Trainer:
             "gradient_clip": self.gradient_clip,
             "patience": self.patience,
             "min_delta": self.min_delta,
+            "monitor": self.monitor,
             "seed": self.seed,
         }
 

@@ -11,11 +11,13 @@ import json
 import types
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+import deepstrata
 from deepstrata.config import FitConfig
 from deepstrata.encoders.dense import DenseEncoder
 from deepstrata.errors import ConfigError, TrainingError
@@ -789,6 +791,60 @@ def test_early_stopping_stops_patience_epochs_after_the_last_real_improvement(
     assert [r["val_loss"] for r in history.epochs] == pytest.approx(values[:epochs])
     assert torch.equal(flat(net), snapshots[best_epoch])  # the best weights are restored
     assert not torch.equal(flat(net), snapshots[epochs])
+
+
+def test_monitoring_accuracy_keeps_the_most_accurate_epoch_not_the_lowest_loss():
+    """The loss bottoms out at epoch 2 while accuracy peaks at epoch 4: with
+    monitor="accuracy" epoch 4's weights are kept and patience counts from there."""
+    losses = [0.70, 0.60, 0.65, 0.80, 0.90, 1.00, 1.10, 1.20]
+    inputs, y = regression_data(rows=32)
+    validation = regression_data(rows=16, seed=1)
+    snapshots = {}
+
+    class Snapshots(Callback):
+        def on_epoch_end(self, trainer, record):
+            snapshots[record["epoch"]] = flat(trainer.network).clone()
+
+    for monitor, best_epoch, epochs in (("loss", 2, 5), ("accuracy", 4, 7)):
+        accuracies = iter([0.70, 0.70, 0.74, 0.78, 0.77, 0.78, 0.76, 0.75])
+        net = network()
+        trainer = train(
+            net,
+            inputs,
+            y,
+            validation=validation,
+            eval_loss_fn=scripted_validation_loss(losses),
+            metric_fn=lambda output, target, values=accuracies: {"accuracy": next(values)},
+            monitor=monitor,
+            max_epochs=len(losses),
+            patience=3,
+            min_delta=0.0,
+            callbacks=[Snapshots()],
+        )
+        history = trainer.history
+        assert (history.best_epoch, len(history.epochs)) == (best_epoch, epochs), monitor
+        assert history.monitor == monitor
+        assert history.best_validation_loss == pytest.approx(losses[best_epoch - 1])
+        assert torch.equal(flat(net), snapshots[best_epoch])
+
+
+def test_monitoring_a_metric_the_metric_function_lacks_is_an_error():
+    inputs, y = regression_data(rows=32)
+    with pytest.raises(ValueError, match=r"monitor .accuracy.*gives rmse\)"):
+        train(
+            network(),
+            inputs,
+            y,
+            validation=regression_data(rows=16, seed=1),
+            metric_fn=lambda output, target: {"rmse": 1.0},
+            monitor="accuracy",
+        )
+
+
+def test_monitor_accuracy_is_refused_for_regression():
+    frame = pd.DataFrame({"x": np.arange(40.0), "y": np.arange(40.0) * 2})
+    with pytest.raises(ConfigError, match="--monitor: accuracy is for classifiers"):
+        deepstrata.fit(frame, target="y", monitor="accuracy", max_epochs=1, progress=False)
 
 
 # -- learning_rate="auto" --------------------------------------------------------------------------
