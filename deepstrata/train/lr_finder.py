@@ -16,7 +16,9 @@ can put at 1e-6, the valley is a property of the whole curve: on scikit-learn's
 diabetes data (5 folds) steepest descent suggested ~1e-6 and reached R² 0.36,
 the valley suggested 1e-3 to 1e-2 and reached 0.43. If the loss never falls for
 more than 2 steps there is no valley; the fallback is the learning rate at the
-lowest smoothed loss divided by 10.
+lowest smoothed loss divided by 10. A sweep whose smoothed loss never falls 2%
+below where it started is flat (nothing learnt at any rate within the sweep):
+its wiggles are no evidence, and the suggestion is AdamW's common default 1e-3.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ from deepstrata.seeding import generator
 
 MIN_POINTS = 5  # fewer finite losses than this and no curve can be read
 MIN_VALLEY = 3  # a valley shorter than this many steps is noise, not a valley
+MIN_DROP = 0.02  # a sweep whose smoothed loss never falls this far below its start is flat
+FLAT_DEFAULT = 1e-3  # the suggestion from a flat sweep
 
 
 @dataclass
@@ -223,8 +227,20 @@ def suggest(learning_rates: list[float], smoothed: list[float]) -> tuple[float, 
     >>> lrs = [10.0**k for k in range(-6, 1)]
     >>> suggest(lrs, [5.0, 5.1, 4.0, 3.0, 2.0, 1.0, 9.0])
     (0.001, 'valley: the smoothed loss keeps falling from step 1 to step 5; the suggestion is halfway, at step 3')
+    >>> suggest(lrs, [0.693, 0.692, 0.691, 0.690, 0.689, 0.70, 3.0])[0]  # fell 0.6%: flat
+    0.001
     """
     curve = np.asarray(smoothed)  # (S,)
+    drop = (curve[0] - curve.min()) / max(abs(curve[0]), 1e-12)
+    if drop < MIN_DROP:
+        # No rate in the sweep made the loss fall (a network that learns slowly at
+        # first, e.g. text embeddings): any "valley" would be noise, and on text it
+        # was: 6e-5 picked from wiggles of 0.3%, and nothing learnt.
+        return FLAT_DEFAULT, (
+            f"flat: the smoothed loss fell by {drop:.1%} at most during the sweep (less than "
+            f"{MIN_DROP:.0%}), which shows no usable range; the suggestion is AdamW's "
+            f"common default {FLAT_DEFAULT:g}"
+        )
     # run[i]: length of the longest strictly decreasing subsequence ending at step i.
     run = np.ones(len(curve), dtype=int)  # (S,)
     for i in range(1, len(curve)):

@@ -7,7 +7,7 @@ import torch
 from torch.nn import functional as F
 
 from deepstrata.errors import TrainingError
-from deepstrata.train.lr_finder import RangeTest, range_test
+from deepstrata.train.lr_finder import RangeTest, range_test, suggest
 from tests.train import tiny
 from tests.train.tiny import regression_data
 
@@ -162,8 +162,23 @@ def test_fallback_when_the_loss_never_falls():
     result = range_test(
         net, rising_loss, inputs, y, make_optimizer=adamw(net), batch_size=16, num_steps=20
     )
-    assert result.rule.startswith("fallback")
-    assert result.suggestion == pytest.approx(result.learning_rates[0] / 10)
+    assert result.rule.startswith("flat: the smoothed loss fell by 0.0% at most")
+    assert result.suggestion == 1e-3
+
+
+def test_a_flat_sweep_is_no_evidence_for_its_wiggles():
+    """Seen on a text CNN: the loss wobbled by 0.3% until it diverged; the longest
+    wobble down was a 'valley' at 6e-5, where nothing is ever learnt."""
+    rates = list(np.geomspace(1e-7, 10, 12))
+    wobbly = [0.690, 0.699, 0.698, 0.697, 0.696, 0.695, 0.699, 0.698, 0.700, 0.71, 0.9, 3.0]
+    value, rule = suggest(rates, wobbly)
+    assert value == 1e-3 and rule.startswith("flat")
+
+
+def test_fallback_when_the_loss_falls_once_but_never_keeps_falling():
+    rates = [1e-5, 1e-4, 1e-3, 1e-2, 1e-1]
+    value, rule = suggest(rates, [1.0, 0.5, 0.8, 0.9, 2.0])
+    assert rule.startswith("fallback") and value == pytest.approx(1e-4 / 10)
 
 
 def test_round_trip_through_json_and_a_png_plot(tmp_path):
