@@ -192,6 +192,9 @@ def fit(
     text_layers: Annotated[int | None, typer.Option(help="Text: transformer layers. [2]")] = None,
     text_heads: Annotated[int | None, typer.Option(help="Text: attention heads. [4]")] = None,
     text_width: Annotated[int | None, typer.Option(help="Text: model width. [64]")] = None,
+    text_token_dropout: Annotated[
+        float | None, typer.Option(help="Text: chance of dropping each token in training. [0.1]")
+    ] = None,
     sample_rate: Annotated[int | None, typer.Option(help="Audio: resampled to. [16000]")] = None,
     audio_seconds: Annotated[
         float | None, typer.Option(help="Audio: clips cut or padded to. [1.0]")
@@ -268,6 +271,7 @@ def fit(
         "text_layers": text_layers,
         "text_heads": text_heads,
         "text_width": text_width,
+        "text_token_dropout": text_token_dropout,
         "sample_rate": sample_rate,
         "audio_seconds": audio_seconds,
         "audio_mels": audio_mels,

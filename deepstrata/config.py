@@ -75,6 +75,7 @@ class FitConfig:
     text_layers: int = 2
     text_heads: int = 4
     text_width: int = 64
+    text_token_dropout: float = 0.1  # while training, each token is dropped with this chance
     # Audio: mono, resampled, cut or padded to a fixed length, log-mel spectrogram.
     sample_rate: int = 16000
     audio_seconds: float = 1.0
@@ -216,6 +217,12 @@ class FitConfig:
             self.text_width,
         )
         _choice(self.text_encoder, ("transformer", "cnn", "bag"), "text_encoder")
+        _check(
+            0 <= self.text_token_dropout < 1,
+            "text_token_dropout",
+            "must be in [0, 1)",
+            self.text_token_dropout,
+        )
         _check(8 <= self.image_size <= 1024, "image_size", "must be in [8, 1024]", self.image_size)
         _choice(self.image_resize, ("crop", "pad", "squash"), "image_resize")
         augments = [a.strip() for a in str(self.image_augment).split(",") if a.strip()]

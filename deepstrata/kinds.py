@@ -74,7 +74,13 @@ REGISTRY: dict[str, Kind] = {
                 vocabulary_size=o.get("text_vocabulary", 8000),
             ),
             build_text_encoder,
-            encoder_options=("text_encoder", "text_layers", "text_heads", "text_width"),
+            encoder_options=(
+                "text_encoder",
+                "text_layers",
+                "text_heads",
+                "text_width",
+                "text_token_dropout",
+            ),
         ),
         Kind(
             "image",
