@@ -11,6 +11,7 @@ import os
 import platform
 import statistics
 import time
+from pathlib import Path
 
 import torch
 
@@ -54,3 +55,21 @@ def percentile(values: list[float], fraction: float) -> float:
 def int_list(text: str) -> list[int]:
     """``"100000,1000000"`` -> ``[100000, 1000000]`` (underscores allowed: ``1_000_000``)."""
     return [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
+
+
+def filesystem_of(path: str) -> str:
+    """The filesystem type ``path`` lives on (ext4, tmpfs, ...), from /proc/mounts; ``?`` elsewhere."""
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return "?"
+    path, best, kind = os.path.realpath(path), "", "?"
+    for line in mounts:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = fields[1]
+        inside = path == point or path.startswith(point.rstrip("/") + "/")
+        if inside and len(point) > len(best):
+            best, kind = point, fields[2]
+    return kind

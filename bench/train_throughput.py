@@ -69,7 +69,7 @@ from functools import partial
 from pathlib import Path
 
 import torch
-from _common import clock, footer, header, int_list, median, set_threads
+from _common import clock, filesystem_of, footer, header, int_list, median, set_threads
 from torch import nn
 from torch.nn import functional as F
 
@@ -147,24 +147,6 @@ def progress_stream(choice: str) -> Iterator[io.TextIOBase]:
     kind = TerminalSink if choice == "terminal" else io.TextIOWrapper
     with kind(raw, encoding="utf-8", write_through=True) as stream:
         yield stream
-
-
-def filesystem_of(path: str) -> str:
-    """The filesystem type ``path`` lives on (ext4, tmpfs, ...), from /proc/mounts; ``?`` elsewhere."""
-    try:
-        mounts = Path("/proc/mounts").read_text().splitlines()
-    except OSError:
-        return "?"
-    path, best, kind = os.path.realpath(path), "", "?"
-    for line in mounts:
-        fields = line.split()
-        if len(fields) < 3:
-            continue
-        point = fields[1]
-        inside = path == point or path.startswith(point.rstrip("/") + "/")
-        if inside and len(point) > len(best):
-            best, kind = point, fields[2]
-    return kind
 
 
 # -- the loops -----------------------------------------------------------------------------------
