@@ -155,10 +155,14 @@ class Model:
         self, data: Data, *, proba: bool = False, keep: list[str] | tuple = ()
     ) -> pd.DataFrame:
         """A table of predictions: ``keep`` columns copied from ``data``, ``prediction``,
-        and with ``proba`` one ``proba_<class>`` column per class."""
+        and with ``proba`` one ``proba_<class>`` column per class. For a folder of files
+        the file's path comes first."""
         if proba and self.task == "regression":
             raise ConfigError("a regression model has no class probabilities", option="--proba")
         table, outputs = self._outputs(data)
+        if Path(table.source).is_dir():  # a folder of files: say which file each row is
+            named = [c for c in ("file", "image", "audio") if c in table.frame.columns][:1]
+            keep = [*named, *(name for name in keep if name not in named)]
         for name in keep:
             if name not in table.frame.columns:
                 raise table.error(f"column {name!r} to keep is not in the data", column=name)

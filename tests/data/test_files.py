@@ -509,3 +509,11 @@ def test_a_decode_worker_count_that_is_not_a_number_is_named(monkeypatch):
     monkeypatch.setenv("DEEPSTRATA_DECODE_WORKERS", "auto")
     with pytest.raises(ConfigError, match="DEEPSTRATA_DECODE_WORKERS: expected a whole number"):
         decode_workers(1000)
+
+
+def test_tiny_files_decode_in_this_process_and_photos_in_workers(monkeypatch):
+    """bench/image_pipeline.py: workers lose on 100-byte PNGs and win on 20 kB JPEGs."""
+    monkeypatch.setattr(files, "_usable_cores", lambda: 2)
+    assert decode_workers(1_000, mean_bytes=100) == 0
+    assert decode_workers(1_000, mean_bytes=20_000) == 2
+    assert decode_workers(WORKER_MIN_FILES - 1, mean_bytes=20_000) == 0

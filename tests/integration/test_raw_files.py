@@ -216,3 +216,18 @@ def test_inspect_shows_the_folder_classes_and_the_image_column(image_folder, cli
     assert result.code == 0, result.err
     assert "12 image files in 2 classes (a 6, b 6)" in result.out
     assert "image" in result.out and "paths to image files (.png)" in result.out
+
+
+def test_predict_on_a_folder_names_each_file(image_folder, cli, tmp_path):
+    bundle = tmp_path / "bundle"
+    assert cli("fit", image_folder, "--out", bundle, "--max-epochs", "2", "--quiet").code == 0
+    new = tmp_path / "new"
+    new.mkdir()
+    good_png(new / "x.png", 40)
+    good_png(new / "y.png", 200)
+    result = cli("predict", bundle, new)
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert lines[0] == "image,prediction"
+    assert [line.split(",")[0] for line in lines[1:]] == ["x.png", "y.png"]
+    assert cli("evaluate", bundle, image_folder).code == 0
