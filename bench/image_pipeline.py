@@ -255,8 +255,11 @@ def worker_startup(folder: Path, workers: int, repeats: int = 3) -> float:
     return median(seconds[workers]) - median(seconds[0])
 
 
-def setting_label(workers: int | None, files: int) -> str:
-    return f"auto ({decode_workers(files, None)})" if workers is None else str(workers)
+def setting_label(workers: int | None, files: int, mean_bytes: float) -> str:
+    """``auto (N)``: N is what read_files will choose for these files (count and size)."""
+    if workers is None:
+        return f"auto ({decode_workers(files, None, mean_bytes=mean_bytes)})"
+    return str(workers)
 
 
 def run_pipeline(
@@ -278,7 +281,7 @@ def run_pipeline(
         f"\n{name}: {files:,} files, {folder_bytes(folder) / 2**20:.1f} MiB; image size {size} (crop)"
     )
     time_epochs(folder, size=size, workers=0, cold=False)  # warm-up: imports, plugins, caches
-    labels = [setting_label(workers, files) for workers in settings]
+    labels = [setting_label(workers, files, folder_bytes(folder) / files) for workers in settings]
     runs = list(zip(settings, labels))
     records = []  # per repeat: {label: {"read", "epoch1", "epoch2"} seconds}, slicing, others
     for repeat in range(1, repeats + 1):

@@ -43,11 +43,14 @@ def inspect(
 ) -> None:
     """Show the schema deepstrata infers: one row per column (kind, role, why)."""
     from deepstrata.config import parse_columns
+    from deepstrata.data.folders import LABEL
     from deepstrata.data.schema import format_schema, infer_schema
     from deepstrata.data.sources import read_table
     from deepstrata.display import print_table
 
     table = read_table(data)
+    if target is None and Path(table.source).is_dir() and LABEL in table.frame.columns:
+        target = LABEL  # as fit does: the class sub-folder is the target
     schema = infer_schema(
         table.frame, target=target, columns=parse_columns(column or []), source=table.source
     )
@@ -56,7 +59,7 @@ def inspect(
         return
     title = f"{data}: {schema.rows} rows" + (f", task {schema.task}" if schema.task else "")
     if Path(table.source).is_dir():
-        title = _folder_summary(table)
+        title = _folder_summary(table) + (f", task {schema.task}" if schema.task else "")
     print_table(
         title,
         ["column", "kind", "role", "missing", "unique", "examples", "why"],

@@ -216,6 +216,9 @@ def test_inspect_shows_the_folder_classes_and_the_image_column(image_folder, cli
     assert result.code == 0, result.err
     assert "12 image files in 2 classes (a 6, b 6)" in result.out
     assert "image" in result.out and "paths to image files (.png)" in result.out
+    assert "task binary" in " ".join(result.out.split())  # the sub-folder is the target, as in fit
+    label_row = next(line for line in result.out.splitlines() if line.split()[:1] == ["label"])
+    assert "target" in label_row.split()
 
 
 def test_predict_on_a_folder_names_each_file(image_folder, cli, tmp_path):
