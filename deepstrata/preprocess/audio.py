@@ -30,7 +30,6 @@ import numpy as np
 import pandas as pd
 import soundfile
 import torch
-from scipy.signal import resample_poly
 
 from deepstrata.data.files import BadFile, decode_column, read_files
 from deepstrata.data.sources import Table
@@ -66,6 +65,10 @@ def read_waveform(path: Path, *, sample_rate: int) -> np.ndarray:
     mono = data.mean(axis=1)  # (samples,)
     if rate != sample_rate:
         common = math.gcd(sample_rate, rate)
+        # Imported here: scipy.signal takes most of a second to import, and only audio
+        # at another rate needs it (every fit imports this module through the registry).
+        from scipy.signal import resample_poly
+
         mono = resample_poly(mono, sample_rate // common, rate // common)
     return np.ascontiguousarray(mono, dtype=np.float32)
 
