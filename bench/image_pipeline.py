@@ -22,7 +22,7 @@ asks for that many DataLoader worker processes), three figures in images/s:
 * epoch 2: the same ``transform`` again, each file now served from the decode
   cache (a stat of the file, its cache key, a copy into the output block);
 * later epochs: what the Trainer does once the column is a uint8 tensor, a
-  shuffled index sliced into batches (``trainer.take``) of the Trainer's
+  shuffled index sliced into batches (``batches.take``) of the Trainer's
   automatic batch size (``auto_batch_size``); 3 epochs of slicing per repeat,
   whatever the worker setting; also with ``index_select`` in place of indexing.
 
@@ -84,7 +84,8 @@ from deepstrata.model import build_member
 from deepstrata.network import Network
 from deepstrata.preprocess.image import ImagePreprocessor
 from deepstrata.seeding import generator, seed_everything
-from deepstrata.train.trainer import Trainer, auto_batch_size, take
+from deepstrata.train.batches import auto_batch_size, take
+from deepstrata.train.trainer import Trainer
 
 SEED = 0
 LEARNING_RATE = 1e-3
@@ -224,7 +225,7 @@ def time_epochs(
 
 
 def take_by_index_select(inputs: dict[str, torch.Tensor], index: torch.Tensor) -> dict:
-    """``trainer.take`` with ``index_select`` in place of indexing (a copy per row)."""
+    """``batches.take`` with ``index_select`` in place of indexing (a copy per row)."""
     return {kind: block.index_select(0, index) for kind, block in inputs.items()}
 
 

@@ -37,7 +37,7 @@ import deepstrata
 from deepstrata.data.sources import read_table
 from deepstrata.heads import point_predictions
 from deepstrata.kinds import group_by_kind, transform_frame
-from deepstrata.train.trainer import EVAL_CHUNK, forward_in_chunks
+from deepstrata.train.batches import EVAL_CHUNK, forward_in_chunks
 
 SEED = 0
 TARGET_P99_MS = 2.0

@@ -23,7 +23,7 @@ from deepstrata.fitting import (
     transform,
 )
 from deepstrata.model import Model, load
-from deepstrata.train.trainer import forward_in_chunks
+from deepstrata.train.batches import forward_in_chunks
 
 
 def cross_validated(prepared: Prepared, *, run, resume, progress, callbacks) -> Model:

@@ -28,11 +28,12 @@ from deepstrata.kinds import REGISTRY, encoder_options, transform_frame
 from deepstrata.model import Member, Model, build_member
 from deepstrata.preprocess.target import TargetEncoder
 from deepstrata.seeding import seed_everything
+from deepstrata.train.batches import forward_in_chunks
 from deepstrata.train.callbacks import Callback, MetricsLog, TensorBoardLog
 from deepstrata.train.checkpoint import has_checkpoint
 from deepstrata.train.precision import resolve_device
 from deepstrata.train.progress import Progress
-from deepstrata.train.trainer import Trainer, forward_in_chunks
+from deepstrata.train.trainer import Trainer
 
 
 @dataclass

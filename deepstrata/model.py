@@ -27,7 +27,7 @@ from deepstrata.kinds import REGISTRY, transform_frame
 from deepstrata.network import Network, build_network
 from deepstrata.preprocess.base import Preprocessor
 from deepstrata.preprocess.target import TargetEncoder
-from deepstrata.train.trainer import forward_in_chunks
+from deepstrata.train.batches import forward_in_chunks
 
 Data = str | Path | pd.DataFrame | Table
 BUNDLE_FORMAT = 2  # config.json layout; 1 had one network and no "members"

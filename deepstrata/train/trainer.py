@@ -33,26 +33,20 @@ from torch import nn
 from deepstrata.errors import CheckpointError, TrainingError
 from deepstrata.seeding import generator, numpy_rng
 from deepstrata.train import checkpoint as ckpt
+from deepstrata.train.batches import (
+    Inputs,
+    auto_batch_size,
+    forward_in_chunks,
+    rows_of,
+    take,
+    to_device,
+)
 from deepstrata.train.callbacks import Callback
 from deepstrata.train.lr_finder import RangeTest, range_test
 from deepstrata.train.precision import autocast, choose_precision
 from deepstrata.train.schedules import build_schedule
 
-Inputs = dict[str, torch.Tensor]
 HIGHER_IS_BETTER = frozenset({"accuracy"})  # monitored metrics to maximise
-EVAL_CHUNK = 8192  # rows per forward pass when evaluating, at most
-EVAL_ROW_VALUES = 2**18  # input values per evaluation forward pass, about
-
-
-def auto_batch_size(rows: int, row_values: int = 1) -> int:
-    """About 50 steps per epoch on small data, 512 rows per step at most, 16 at least.
-
-    Wide rows (images, spectrograms: ``row_values`` input values each) lower the
-    ceiling, since their activations, not the rows, fill memory:
-    2**21 values per batch, e.g. 128 images of 3x64x64.
-    """
-    ceiling = 2 ** int(math.log2(min(512, max(16, 2**21 // max(row_values, 1)))))
-    return int(min(ceiling, max(16, 2 ** round(math.log2(max(rows, 1) / 50)))))
 
 
 @dataclass
@@ -79,49 +73,6 @@ class History:
     @classmethod
     def from_dict(cls, data: dict) -> History:
         return cls(**data)
-
-
-def rows_of(inputs: Inputs) -> int:
-    return next(iter(inputs.values())).shape[0]
-
-
-def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """The data goes to the accelerator once per fit. From pinned (page-locked) memory the
-    copy runs by DMA without a staging copy, and asynchronously (images: gigabytes)."""
-    if device.type == "cuda" and tensor.device.type == "cpu":
-        return tensor.pin_memory().to(device, non_blocking=True)
-    return tensor.to(device)
-
-
-def take(inputs: Inputs, index: torch.Tensor) -> Inputs:
-    # index_select, not block[index]: the same rows, 5-8x faster for wide rows (images).
-    return {kind: block.index_select(0, index) for kind, block in inputs.items()}
-
-
-@torch.no_grad()
-def forward_in_chunks(network: nn.Module, inputs: Inputs, chunk: int | None = None) -> torch.Tensor:
-    """Eval-mode outputs for every row, ``chunk`` rows at a time.
-
-    The default chunk shrinks as rows widen: a row of an image or a long text makes
-    activations hundreds of times its own size, a row of a small table does not.
-    """
-    if chunk is None:
-        width = sum(block[0].numel() for block in inputs.values()) if rows_of(inputs) else 1
-        chunk = int(min(EVAL_CHUNK, max(32, EVAL_ROW_VALUES // max(width, 1))))
-    # eval() and train() each walk every submodule (together about half as long as
-    # a single-row forward): skip them when the network is in eval mode already, as
-    # a Model's network always is.
-    was_training = network.training
-    if was_training:
-        network.eval()
-    rows = rows_of(inputs)
-    outputs = [
-        network({k: v[start : start + chunk] for k, v in inputs.items()})
-        for start in range(0, rows, chunk)
-    ]
-    if was_training:
-        network.train()
-    return torch.cat(outputs) if outputs else torch.empty(0)
 
 
 def parameter_groups(network: nn.Module, weight_decay: float) -> list[dict]:

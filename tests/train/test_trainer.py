@@ -5,8 +5,9 @@ import torch
 from torch.nn import functional as F
 
 from deepstrata.errors import TrainingError
+from deepstrata.train.batches import auto_batch_size
 from deepstrata.train.progress import Progress
-from deepstrata.train.trainer import Trainer, auto_batch_size
+from deepstrata.train.trainer import Trainer
 from tests.train.tiny import network, regression_data
 
 
