@@ -22,7 +22,7 @@ import pandas as pd
 from deepstrata.config import FitConfig
 from deepstrata.crossval import cross_validated
 from deepstrata.data.files import BadFile, bad_files_error
-from deepstrata.data.folders import LABEL
+from deepstrata.data.folders import default_target
 from deepstrata.data.schema import infer_schema
 from deepstrata.data.sources import Table, read_table
 from deepstrata.data.split import train_validation_split
@@ -72,8 +72,7 @@ def fit(
         raise ConfigError("resuming needs the run directory", option="--resume")
     resolve_device(cfg.device)  # an absent device fails before any work
     table = read_table(data)
-    if cfg.target is None and Path(table.source).is_dir() and LABEL in table.frame.columns:
-        cfg.target = LABEL  # a folder of class sub-folders: the class is the target
+    cfg.target = cfg.target or default_target(table)  # a folder: its class sub-folders
     if cfg.target is None:
         raise DataError("no target column given", hint="pass target=NAME (--target NAME)")
 

@@ -43,14 +43,13 @@ def inspect(
 ) -> None:
     """Show the schema deepstrata infers: one row per column (kind, role, why)."""
     from deepstrata.config import parse_columns
-    from deepstrata.data.folders import LABEL
+    from deepstrata.data.folders import default_target, is_folder, summary
     from deepstrata.data.schema import format_schema, infer_schema
     from deepstrata.data.sources import read_table
     from deepstrata.display import print_table
 
     table = read_table(data)
-    if target is None and Path(table.source).is_dir() and LABEL in table.frame.columns:
-        target = LABEL  # as fit does: the class sub-folder is the target
+    target = target or default_target(table)  # as fit does: a folder's class sub-folder
     schema = infer_schema(
         table.frame, target=target, columns=parse_columns(column or []), source=table.source
     )
@@ -58,28 +57,13 @@ def inspect(
         print(json.dumps(schema.to_dict(), indent=2))
         return
     title = f"{data}: {schema.rows} rows" + (f", task {schema.task}" if schema.task else "")
-    if Path(table.source).is_dir():
-        title = _folder_summary(table) + (f", task {schema.task}" if schema.task else "")
+    if is_folder(table):
+        title = summary(table) + (f", task {schema.task}" if schema.task else "")
     print_table(
         title,
         ["column", "kind", "role", "missing", "unique", "examples", "why"],
         format_schema(schema),
     )
-
-
-def _folder_summary(table) -> str:
-    """``photos: 120 image files in 2 classes (cat 70, dog 50)``."""
-    from deepstrata.data.folders import LABEL
-
-    frame = table.frame
-    kind = next(name for name in ("image", "audio", "text") if name in frame.columns)
-    title = f"{table.source}: {len(frame)} {kind} files"
-    if LABEL in frame.columns:
-        counts = frame[LABEL].value_counts().sort_index()
-        shown = ", ".join(f"{label} {count}" for label, count in counts.head(12).items())
-        more = ", …" if len(counts) > 12 else ""
-        title += f" in {len(counts)} classes ({shown}{more})"
-    return title
 
 
 @app.command()

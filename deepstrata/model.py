@@ -18,6 +18,7 @@ import torch
 
 from deepstrata.bundle import read_bundle, write_bundle
 from deepstrata.config import FitConfig
+from deepstrata.data.folders import file_column, is_folder
 from deepstrata.data.schema import Schema
 from deepstrata.data.sources import Table, read_table
 from deepstrata.errors import BundleError, ConfigError
@@ -160,9 +161,9 @@ class Model:
         if proba and self.task == "regression":
             raise ConfigError("a regression model has no class probabilities", option="--proba")
         table, outputs = self._outputs(data)
-        if Path(table.source).is_dir():  # a folder of files: say which file each row is
-            named = [c for c in ("file", "image", "audio") if c in table.frame.columns][:1]
-            keep = [*named, *(name for name in keep if name not in named)]
+        if is_folder(table):  # a folder of files: say which file each row is
+            named = file_column(table)
+            keep = [named, *(name for name in keep if name != named)]
         for name in keep:
             if name not in table.frame.columns:
                 raise table.error(f"column {name!r} to keep is not in the data", column=name)

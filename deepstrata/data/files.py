@@ -34,6 +34,7 @@ from stat import S_ISREG
 import numpy as np
 import pandas as pd
 
+from deepstrata.data.folders import is_folder
 from deepstrata.data.sources import Table
 from deepstrata.errors import ConfigError
 
@@ -129,7 +130,7 @@ def decode_column(
 def bad_files_error(bad: list[BadFile], table: Table, column: str, what: str):
     """The DataError for ``bad`` (non-empty): the first bad row, and a list of them all."""
     # In a folder of files the path is the place; a row number would name nothing.
-    folder = Path(table.source).is_dir()
+    folder = is_folder(table)
     lines = [
         f"  {b.path}: {b.reason}"
         if folder

@@ -113,3 +113,31 @@ def _read_text_file(path: Path) -> str:
             hint=f"byte 0x{data[exc.start]:02x} at byte offset {exc.start} cannot be decoded; "
             "re-save the file as UTF-8",
         ) from None
+
+
+def is_folder(table: Table) -> bool:
+    """Whether ``table`` was read from a folder of files (by :func:`read_folder`)."""
+    return Path(table.source).is_dir()
+
+
+def default_target(table: Table) -> str | None:
+    """``label`` for a folder of class sub-folders (its class is what to predict), else None."""
+    return LABEL if is_folder(table) and LABEL in table.frame.columns else None
+
+
+def file_column(table: Table) -> str:
+    """The column of a folder table that names each row's file."""
+    return next(name for name in ("file", "image", "audio") if name in table.frame.columns)
+
+
+def summary(table: Table) -> str:
+    """``photos: 120 image files in 2 classes (cat 70, dog 50)``, for a folder table."""
+    frame = table.frame
+    kind = next(name for name in ("image", "audio", "text") if name in frame.columns)
+    text = f"{table.source}: {len(frame)} {kind} files"
+    if LABEL in frame.columns:
+        counts = frame[LABEL].value_counts().sort_index()
+        shown = ", ".join(f"{label} {count}" for label, count in counts.head(12).items())
+        more = ", …" if len(counts) > 12 else ""
+        text += f" in {len(counts)} classes ({shown}{more})"
+    return text

@@ -65,6 +65,19 @@ class TokenDropout(nn.Module):
         return ids.masked_fill(dropped, PAD)
 
 
+def encode_columns(
+    ids: torch.Tensor, *, lengths: Sequence[int], columns: nn.ModuleList, token_dropout: nn.Module
+) -> torch.Tensor:
+    """Every text encoder's forward: ``(B, sum of lengths) -> (B, sum of column widths)``.
+
+    Word dropout (training only), the block split per column, each column's trailing
+    padding cut, each column encoded by its own module, the results concatenated.
+    """
+    parts = token_dropout(ids).split(list(lengths), dim=1)  # C tensors of (B, L_c)
+    encoded = [column(without_trailing_padding(part)) for column, part in zip(columns, parts)]
+    return torch.cat(encoded, dim=1)
+
+
 def new_embedding(vocabulary_size: int, width: int) -> nn.Embedding:
     """Token embeddings, small at first (GPT-2's 0.02); the padding row stays 0."""
     embedding = nn.Embedding(vocabulary_size, width, padding_idx=PAD)
@@ -94,7 +107,10 @@ class TransformerColumn(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.encoder = TransformerEncoder(dim=width, heads=heads, layers=layers, dropout=dropout)
 
-    def forward(
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.encode(ids)[0]  # (B, width)
+
+    def encode(
         self, ids: torch.Tensor, *, need_weights: bool = False
     ) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
         """``(pooled (B, width), weights)``; weights as :class:`TransformerEncoder` gives them."""
@@ -144,14 +160,8 @@ class TransformerTextEncoder(nn.Module):
         self.out_dim = width * len(self.lengths)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        ids = self.token_dropout(ids)  # training only
-        parts = ids.split(self.lengths, dim=1)  # C tensors of (B, L_c)
-        return torch.cat(
-            [
-                column(without_trailing_padding(part))[0]
-                for column, part in zip(self.columns, parts)
-            ],
-            dim=1,
+        return encode_columns(
+            ids, lengths=self.lengths, columns=self.columns, token_dropout=self.token_dropout
         )
 
     def attention(self, ids: torch.Tensor, *, column: int = 0) -> list[torch.Tensor]:
@@ -165,7 +175,7 @@ class TransformerTextEncoder(nn.Module):
         ``torch.no_grad()`` unless gradients are wanted.
         """
         part = ids.split(self.lengths, dim=1)[column]  # (B, L)
-        _, weights = self.columns[column](part, need_weights=True)
+        _, weights = self.columns[column].encode(part, need_weights=True)
         return weights
 
 
@@ -189,9 +199,9 @@ class BagOfEmbeddingsEncoder(nn.Module):
         self.out_dim = width * len(self.lengths)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        ids = self.token_dropout(ids)  # training only
-        parts = ids.split(self.lengths, dim=1)  # C tensors of (B, L_c)
-        return torch.cat([bag(part) for bag, part in zip(self.bags, parts)], dim=1)
+        return encode_columns(
+            ids, lengths=self.lengths, columns=self.bags, token_dropout=self.token_dropout
+        )
 
 
 class ConvColumn(nn.Module):
@@ -256,11 +266,8 @@ class ConvTextEncoder(nn.Module):
         self.out_dim = width * len(kernel_widths) * len(self.lengths)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        ids = self.token_dropout(ids)  # training only
-        parts = ids.split(self.lengths, dim=1)  # C tensors of (B, L_c)
-        return torch.cat(
-            [column(without_trailing_padding(part)) for column, part in zip(self.columns, parts)],
-            dim=1,
+        return encode_columns(
+            ids, lengths=self.lengths, columns=self.columns, token_dropout=self.token_dropout
         )
 
 
