@@ -91,6 +91,14 @@ class BundleError(DeepstrataError):
         super().__init__(f"{path}: {message}" if path else message)
 
 
+class MissingPackageError(DeepstrataError, ImportError):
+    """An optional feature whose packages are not installed; names the extra that brings them."""
+
+    def __init__(self, message: str, *, extra: str) -> None:
+        self.extra = extra
+        super().__init__(f"{message}: pip install 'deepstrata[{extra}]'")
+
+
 class DataWarning(UserWarning):
     """Data that was handled but deserves a look (unseen categories, dropped rows)."""
 

@@ -75,16 +75,37 @@ class History:
         return cls(**data)
 
 
-def parameter_groups(network: nn.Module, weight_decay: float) -> list[dict]:
-    """Weight decay on weight matrices only: decaying biases and norm gains shrinks
-    them towards zero for no regularising benefit (they do not scale with width)."""
-    decay, no_decay = [], []
+def parameter_groups(network: nn.Module, weight_decay: float, learning_rate: float) -> list[dict]:
+    """AdamW groups: weight decay on weight matrices only, and each module's ``lr_scale``.
+
+    Decaying biases and norm gains shrinks them towards zero for no regularising
+    benefit (they do not scale with width). A module with an ``lr_scale`` attribute (a
+    pretrained backbone) trains its parameters at that fraction of the learning rate;
+    the group keeps the factor as ``lr_scale`` for the range test. Frozen parameters
+    are included, so that unfreezing them later needs no new optimizer; AdamW skips a
+    parameter without a gradient.
+    """
+    scales: dict[int, float] = {}
+    for module in network.modules():  # parents first, so an inner lr_scale wins
+        scale = getattr(module, "lr_scale", None)
+        if scale is not None:
+            scales.update((id(p), float(scale)) for p in module.parameters())
+    buckets: dict[tuple[float, bool], list[nn.Parameter]] = {}
     for parameter in network.parameters():
-        if parameter.requires_grad:
-            (no_decay if parameter.ndim <= 1 else decay).append(parameter)
-    groups = [{"params": decay, "weight_decay": weight_decay}]
-    if no_decay:
-        groups.append({"params": no_decay, "weight_decay": 0.0})
+        key = (scales.get(id(parameter), 1.0), parameter.ndim > 1)
+        buckets.setdefault(key, []).append(parameter)
+    groups = []
+    for (scale, decays), params in sorted(
+        buckets.items(), key=lambda item: (-item[0][0], not item[0][1])
+    ):
+        groups.append(
+            {
+                "params": params,
+                "weight_decay": weight_decay if decays else 0.0,
+                "lr": learning_rate * scale,
+                "lr_scale": scale,
+            }
+        )
     return groups
 
 
@@ -183,7 +204,7 @@ class Trainer:
     # -- choices made before the first epoch ---------------------------------------------------
     def _new_optimizer(self, learning_rate: float) -> torch.optim.Optimizer:
         return torch.optim.AdamW(
-            parameter_groups(self.network, self.weight_decay), lr=learning_rate
+            parameter_groups(self.network, self.weight_decay, learning_rate), lr=learning_rate
         )
 
     def _choose_learning_rate(self, inputs: Inputs, target: torch.Tensor, batch_size: int) -> float:

@@ -132,20 +132,25 @@ def assert_same_weights(ours, reference):
 # -- parameter groups ----------------------------------------------------------------------------
 
 
-def test_parameter_groups_decay_matrices_only_and_leave_out_frozen_parameters():
+def test_parameter_groups_decay_matrices_only_and_keep_frozen_parameters_for_unfreezing():
     net = network(hidden=(8, 8))
-    net.combiner.layers[0].weight.requires_grad_(False)  # a frozen matrix
-    net.combiner.layers[1].bias.requires_grad_(False)  # a frozen norm bias
+    net.combiner.layers[0].weight.requires_grad_(False)  # a frozen matrix: unfrozen later
     names = {id(p): name for name, p in net.named_parameters()}
 
-    groups = parameter_groups(net, weight_decay=0.3)
+    groups = parameter_groups(net, weight_decay=0.3, learning_rate=0.01)
 
     assert [group["weight_decay"] for group in groups] == [0.3, 0.0]
+    assert [group["lr"] for group in groups] == [0.01, 0.01]
     decayed = [names[id(p)] for p in groups[0]["params"]]
     not_decayed = [names[id(p)] for p in groups[1]["params"]]
-    assert sorted(decayed) == ["combiner.layers.3.weight", "head.linear.weight"]
+    assert sorted(decayed) == [
+        "combiner.layers.0.weight",
+        "combiner.layers.3.weight",
+        "head.linear.weight",
+    ]
     assert sorted(not_decayed) == [
         "combiner.layers.0.bias",
+        "combiner.layers.1.bias",
         "combiner.layers.1.weight",  # LayerNorm gain
         "combiner.layers.3.bias",
         "combiner.layers.4.bias",
@@ -154,9 +159,33 @@ def test_parameter_groups_decay_matrices_only_and_leave_out_frozen_parameters():
     ]
 
 
+def test_parameter_groups_give_a_module_with_lr_scale_that_share_of_the_rate():
+    net = network(hidden=(8,))
+    net.combiner.lr_scale = 0.1  # as a pretrained backbone carries it
+    names = {id(p): name for name, p in net.named_parameters()}
+
+    groups = parameter_groups(net, weight_decay=0.3, learning_rate=0.02)
+
+    summary = [
+        (g["lr"], g["lr_scale"], g["weight_decay"], sorted(names[id(p)] for p in g["params"]))
+        for g in groups
+    ]
+    assert summary == [
+        (0.02, 1.0, 0.3, ["head.linear.weight"]),
+        (0.02, 1.0, 0.0, ["head.linear.bias"]),
+        (pytest.approx(0.002), 0.1, 0.3, ["combiner.layers.0.weight"]),
+        (
+            pytest.approx(0.002),
+            0.1,
+            0.0,
+            ["combiner.layers.0.bias", "combiner.layers.1.bias", "combiner.layers.1.weight"],
+        ),
+    ]
+
+
 def test_parameter_groups_without_vectors_is_one_decayed_group():
     layer = nn.Linear(3, 2, bias=False)
-    groups = parameter_groups(layer, weight_decay=0.1)
+    groups = parameter_groups(layer, weight_decay=0.1, learning_rate=1e-3)
     assert len(groups) == 1
     assert groups[0]["weight_decay"] == 0.1
     assert groups[0]["params"] == [layer.weight]
