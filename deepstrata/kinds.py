@@ -21,6 +21,7 @@ from deepstrata.encoders.audio import build_audio_encoder
 from deepstrata.encoders.category import CategoryEncoder
 from deepstrata.encoders.dense import DenseEncoder
 from deepstrata.encoders.image import build_image_encoder
+from deepstrata.encoders.pretrained import pretrained_name, uses_pretrained
 from deepstrata.encoders.text import build_text_encoder
 from deepstrata.preprocess.audio import AudioPreprocessor
 from deepstrata.preprocess.base import Preprocessor
@@ -50,6 +51,18 @@ class Kind:
     files: bool = False
 
 
+# What an encoder that may be pretrained reads: the strategy, the network per kind
+# ({"image": "efficientnet-lite0"}, set by the fit) and the pretrained layers' rate factor.
+PRETRAINED_OPTIONS = ("strategy", "pretrained", "pretrained_lr_scale")
+
+
+def image_size(options: dict) -> int:
+    """``image_size`` when set; else 224 for a pretrained network (its training size), 64."""
+    if options.get("image_size"):
+        return options["image_size"]
+    return 224 if uses_pretrained(options) else 64
+
+
 def _dense(pres: Sequence[Preprocessor], options: dict) -> nn.Module:
     return DenseEncoder(width=sum(p.width for p in pres))
 
@@ -72,6 +85,7 @@ REGISTRY: dict[str, Kind] = {
             lambda o: TextPreprocessor(
                 max_length=o.get("text_max_length", 128),
                 vocabulary_size=o.get("text_vocabulary", 8000),
+                pretrained=pretrained_name("text", o) if uses_pretrained(o) else None,
             ),
             build_text_encoder,
             encoder_options=(
@@ -80,19 +94,20 @@ REGISTRY: dict[str, Kind] = {
                 "text_heads",
                 "text_width",
                 "text_token_dropout",
+                *PRETRAINED_OPTIONS,
             ),
         ),
         Kind(
             "image",
             ImagePreprocessor,
             lambda o: ImagePreprocessor(
-                size=o.get("image_size", 64),
+                size=image_size(o),
                 resize=o.get("image_resize", "crop"),
                 max_pixels=o.get("max_image_pixels", 50_000_000),
                 workers=o.get("decode_workers"),
             ),
             build_image_encoder,
-            encoder_options=("image_width", "image_depth", "image_augment"),
+            encoder_options=("image_width", "image_depth", "image_augment", *PRETRAINED_OPTIONS),
             files=True,
         ),
         Kind(

@@ -9,7 +9,7 @@ probabilities are averaged (regression: outputs averaged).
 from __future__ import annotations
 
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +23,7 @@ from deepstrata.data.schema import Schema
 from deepstrata.data.sources import Table, read_table
 from deepstrata.errors import BundleError, ConfigError
 from deepstrata.evaluate.metrics import classification_metrics, regression_metrics
-from deepstrata.heads import point_predictions
+from deepstrata.heads import point_predictions, probabilities
 from deepstrata.kinds import REGISTRY, transform_frame
 from deepstrata.network import Network, build_network
 from deepstrata.preprocess.base import Preprocessor
@@ -58,14 +58,33 @@ class Member:
     network: Network
     architecture: dict
     temperature: float = 1.0  # classifiers: logits are divided by it (calibration)
+    pretrained: list[dict] = field(default_factory=list)  # finetune: the networks it started from
+
+    def raw_outputs(self, inputs: dict[str, torch.Tensor]) -> np.ndarray:
+        """Uncalibrated outputs for preprocessed ``inputs``."""
+        return forward_in_chunks(self.network, inputs).numpy()
 
     def outputs(self, table: Table, task: str) -> np.ndarray:
         """Raw outputs; logits come calibrated."""
-        inputs = transform_frame(self.preprocessors, table.frame, table)
-        outputs = forward_in_chunks(self.network, inputs).numpy()
+        outputs = self.raw_outputs(transform_frame(self.preprocessors, table.frame, table))
         if task != "regression" and self.temperature != 1.0:
             outputs = outputs / self.temperature
         return outputs
+
+    def eval(self) -> Member:
+        self.network.eval()
+        return self
+
+    def bundle_entry(self, index: int) -> tuple[dict, dict[str, torch.Tensor], dict[str, bytes]]:
+        """(config.json entry, weights, extra files) of member ``index``."""
+        entry = {
+            "preprocessors": preprocessor_states(self.preprocessors),
+            "architecture": self.architecture,
+            "temperature": self.temperature,
+        }
+        if self.pretrained:
+            entry["pretrained"] = self.pretrained
+        return entry, dict(self.network.state_dict()), {}
 
 
 class Model:
@@ -87,7 +106,7 @@ class Model:
         self.schema = schema
         self.members = members
         for member in members:
-            member.network.eval()
+            member.eval()
         self.target_encoder = target_encoder
         self.config = config
         self.metrics = metrics or {}
@@ -105,7 +124,13 @@ class Model:
     @property
     def network(self) -> Network:
         """The network of a single-network model (an ensemble has ``members``)."""
-        return self._single().network
+        member = self._single()
+        if not isinstance(member, Member):
+            raise TypeError(
+                "this model has no network of its own: pretrained features under a "
+                f"{member.head.name} head (see .members[0].extractor and .head)"
+            )
+        return member.network
 
     @property
     def preprocessors(self) -> dict[str, Preprocessor]:
@@ -130,15 +155,14 @@ class Model:
         each = [member.outputs(table, self.task) for member in self.members]
         if self.task == "regression":
             return np.mean(each, axis=0)
-        head = self.members[0].network.head
-        mean = np.mean([head.probabilities(out) for out in each], axis=0)  # (B, K)
+        mean = np.mean([probabilities(self.task, out) for out in each], axis=0)  # (B, K)
         mean = np.clip(mean, 1e-12, 1.0)
         if self.task == "binary":
             return np.log(mean[:, 1]) - np.log(mean[:, 0])
         return np.log(mean)
 
     def probabilities_of(self, outputs: np.ndarray) -> np.ndarray:
-        return self.members[0].network.head.probabilities(outputs)
+        return probabilities(self.task, outputs)
 
     def predict(self, data: Data) -> np.ndarray:
         """Class labels or regression values, one per row of ``data`` (a DataFrame or a file)."""
@@ -195,40 +219,37 @@ class Model:
         return classification_metrics(encoded, self.probabilities_of(outputs))
 
     # -- persistence ---------------------------------------------------------------------------
-    def bundle_config(self) -> dict:
-        return {
+    def bundle_parts(self) -> tuple[dict, dict[str, torch.Tensor], dict[str, bytes]]:
+        """(config.json, weights, extra files); weights are prefixed ``members.{i}.``."""
+        entries, weights, files = [], {}, {}
+        for index, member in enumerate(self.members):
+            entry, tensors, extra = member.bundle_entry(index)
+            entries.append(entry)
+            weights.update((f"members.{index}.{name}", t) for name, t in tensors.items())
+            files.update(extra)
+        config = {
             "format": BUNDLE_FORMAT,
             "schema": self.schema.to_dict(),
             "target": self.target_encoder.state(),
-            "members": [
-                {
-                    "preprocessors": {
-                        name: {"kind": pre.kind, "state": pre.state()}
-                        for name, pre in member.preprocessors.items()
-                    },
-                    "architecture": member.architecture,
-                    "temperature": member.temperature,
-                }
-                for member in self.members
-            ],
+            "members": entries,
             "training": self.config.to_dict(),
             "versions": versions(),
         }
+        return config, weights, files
+
+    def bundle_config(self) -> dict:
+        return self.bundle_parts()[0]
 
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Write the bundle directory (atomically). Returns its path."""
-        weights = {
-            f"members.{index}.{name}": tensor
-            for index, member in enumerate(self.members)
-            for name, tensor in member.network.state_dict().items()
-        }
+        config, weights, files = self.bundle_parts()
         return write_bundle(
             path,
-            config=self.bundle_config(),
+            config=config,
             weights=weights,
             metrics=self.metrics,
             versions=versions(),
-            files=self.artifacts,
+            files={**self.artifacts, **files},
             overwrite=overwrite,
         )
 
@@ -255,8 +276,22 @@ def build_member(
     return Member(preprocessors, network, architecture, temperature)
 
 
+def preprocessor_states(preprocessors: dict[str, Preprocessor]) -> dict:
+    return {name: {"kind": pre.kind, "state": pre.state()} for name, pre in preprocessors.items()}
+
+
+def preprocessors_from_states(states: dict) -> dict[str, Preprocessor]:
+    return {
+        name: REGISTRY[spec["kind"]].preprocessor.from_state(spec["state"])
+        for name, spec in states.items()
+    }
+
+
 def load(path: str | Path) -> Model:
-    """Load a bundle written by ``Model.save``; verifies every file's hash first."""
+    """Load a bundle written by ``Model.save``; verifies every file's hash first.
+
+    A member fit on pretrained features names its networks by package, version and
+    sha256; installed weights that differ are refused (BundleError)."""
     config, weights, metrics = read_bundle(path)
     try:
         if "members" not in config:  # format 1: one network, unprefixed weights
@@ -267,20 +302,24 @@ def load(path: str | Path) -> Model:
                 }
             ]
             weights = {f"members.0.{name}": tensor for name, tensor in weights.items()}
-        members = []
+        members, used = [], 0
         for index, entry in enumerate(config["members"]):
-            preprocessors = {
-                name: REGISTRY[spec["kind"]].preprocessor.from_state(spec["state"])
-                for name, spec in entry["preprocessors"].items()
-            }
-            member = build_member(
-                preprocessors, entry["architecture"], float(entry.get("temperature", 1.0))
-            )
             prefix = f"members.{index}."
-            member.network.load_state_dict(
-                {k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)},
-                strict=True,
-            )
+            tensors = {k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)}
+            if entry.get("strategy") == "features":
+                from deepstrata.features import FeatureMember
+
+                member = FeatureMember.from_bundle_entry(entry, tensors, Path(path))
+                used += len(tensors)
+            else:
+                member = build_member(
+                    preprocessors_from_states(entry["preprocessors"]),
+                    entry["architecture"],
+                    float(entry.get("temperature", 1.0)),
+                )
+                member.pretrained = entry.get("pretrained", [])
+                member.network.load_state_dict(tensors, strict=True)
+                used += len(member.network.state_dict())
             members.append(member)
         model = Model(
             schema=Schema.from_dict(config["schema"]),
@@ -293,7 +332,6 @@ def load(path: str | Path) -> Model:
         raise BundleError(
             f"config.json and weights do not describe a model: {error}", path=str(path)
         ) from error
-    expected = sum(len(m.network.state_dict()) for m in members)
-    if expected != len(weights):
+    if used != len(weights):
         raise BundleError("weights.safetensors holds tensors no network uses", path=str(path))
     return model

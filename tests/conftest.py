@@ -18,6 +18,7 @@ churned        yes / no, a learnable rule of the inputs    category, target
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -54,6 +55,19 @@ def make_churn_frame(rows: int = CHURN_ROWS, seed: int = 0) -> pd.DataFrame:
             "churned": np.where(score > 0, "no", "yes"),
         }
     )
+
+
+@pytest.fixture(autouse=True, scope="session")
+def embedding_cache(tmp_path_factory) -> Iterator[Path]:
+    """Pretrained embeddings are cached in a folder of the test session, not the user's."""
+    folder = tmp_path_factory.mktemp("embedding-cache")
+    before = os.environ.get("DEEPSTRATA_CACHE_DIR")
+    os.environ["DEEPSTRATA_CACHE_DIR"] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop("DEEPSTRATA_CACHE_DIR", None)
+    else:
+        os.environ["DEEPSTRATA_CACHE_DIR"] = before
 
 
 @pytest.fixture

@@ -49,6 +49,29 @@ def digit_images(folder: str | Path, *, test_fraction: float = 0.2, seed: int = 
     return folder
 
 
+def face_images(folder: str | Path, *, test_fraction: float = 0.5, seed: int = 0) -> Path:
+    """Write scikit-image's LFW subset as 25x25 greyscale PNGs:
+    ``folder/{train,test}/{face,other}/<n>.png`` (100 faces, 100 patches of other photos).
+
+    Needs scikit-image (a test dependency). Split at random, stratified by class."""
+    from PIL import Image
+    from skimage.data import lfw_subset
+
+    images = np.round(lfw_subset() * 255).astype(np.uint8)  # (200, 25, 25): faces first
+    labels = np.array(["face"] * 100 + ["other"] * 100)
+    rng = np.random.default_rng(seed)
+    test = set()
+    for label in ("face", "other"):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        test.update(members[: round(test_fraction * len(members))].tolist())
+    folder = Path(folder)
+    for index, (image, label) in enumerate(zip(images, labels)):
+        path = folder / ("test" if index in test else "train") / label / f"{index}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image, mode="L").save(path)
+    return folder
+
+
 def espeak() -> str | None:
     """The espeak-ng executable, or None when it is not installed."""
     return shutil.which("espeak-ng")

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from deepstrata.encoders.pretrained import ImagePixels, build_pretrained_encoder, uses_pretrained
 from deepstrata.nn.augment import TRANSFORMS, ImageAugment
 from deepstrata.nn.conv import ResNet, stem_stride_for
 from deepstrata.preprocess.image import ImagePreprocessor
@@ -109,18 +110,28 @@ def parse_augment(value: str | Sequence[str] | None) -> tuple[str, ...]:
 
 def build_image_encoder(
     preprocessors: Sequence[ImagePreprocessor], options: dict | None = None
-) -> ImageEncoder:
+) -> nn.Module:
     """The image kind's encoder, from its fitted columns and the fit options.
+
+    With ``strategy`` finetune or features, the pretrained network (EfficientNet-Lite0)
+    encodes every column (see :mod:`deepstrata.encoders.pretrained`); otherwise a
+    ResNet per column is trained from scratch.
 
     Reads ``image_width`` (32), ``image_depth`` (3) and ``image_augment``
     (``"crop,flip,rotate,color"``; ``"none"`` or ``""`` turns it off).
     """
     options = options or {}
+    augment = parse_augment(options.get("image_augment", DEFAULT_AUGMENT))
+    if uses_pretrained(options):  # features: the backbone runs once, so nothing to augment
+        if options.get("strategy") == "features":
+            augment = ()
+        prepare = [ImagePixels(size=pre.size, augment=augment) for pre in preprocessors]
+        return build_pretrained_encoder("image", [p.width for p in preprocessors], options, prepare)
     return ImageEncoder(
         sizes=[pre.size for pre in preprocessors],
         means=[pre.mean for pre in preprocessors],
         stds=[pre.std for pre in preprocessors],
         width=options.get("image_width", 32),
         depth=options.get("image_depth", 3),
-        augment=parse_augment(options.get("image_augment", DEFAULT_AUGMENT)),
+        augment=augment,
     )

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from deepstrata.encoders.pretrained import build_pretrained_encoder, uses_pretrained
 from deepstrata.errors import ConfigError
 from deepstrata.nn.attention import TransformerEncoder
 from deepstrata.preprocess.text import PAD, TextPreprocessor
@@ -277,8 +278,11 @@ def build_text_encoder(preprocessors: Sequence[TextPreprocessor], options: dict)
     Options read (defaults): ``text_encoder`` ("transformer"; or "bag", "cnn"),
     ``text_width`` (64: embedding and model width), ``text_layers`` (2) and
     ``text_heads`` (4) for the transformer, ``text_dropout`` (0.1) for the
-    transformer and the CNN.
+    transformer and the CNN. With ``strategy`` finetune or features the pretrained
+    network (all-MiniLM-L6-v2) encodes every column instead.
     """
+    if uses_pretrained(options):
+        return build_pretrained_encoder("text", [pre.width for pre in preprocessors], options)
     choice = options.get("text_encoder", "transformer")
     common = {
         "vocabulary_sizes": [pre.vocabulary_size for pre in preprocessors],

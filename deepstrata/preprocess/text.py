@@ -1,5 +1,9 @@
 """Free text: a WordPiece subword tokenizer trained on the training rows -> padded ids.
 
+With ``pretrained=NAME`` (``--strategy finetune|features``) the tokenizer is the one
+the pretrained network was trained with, read from its package and never trained;
+the state then records its name and sha256 instead of the vocabulary.
+
 BERT-style text handling with Hugging Face ``tokenizers``: the normalizer cleans
 control characters, lower-cases, strips accents (NFD) and puts spaces around CJK
 characters; the pre-tokenizer splits on whitespace and punctuation; a WordPiece
@@ -137,10 +141,14 @@ class TextPreprocessor(Preprocessor):
     kind = "text"
     dtype = "int64"
 
-    def __init__(self, *, max_length: int = 128, vocabulary_size: int = 8000) -> None:
+    def __init__(
+        self, *, max_length: int = 128, vocabulary_size: int = 8000, pretrained: str | None = None
+    ) -> None:
         self.max_length = max_length
         self.vocabulary_limit = vocabulary_size
+        self.pretrained = pretrained  # a registered network: its own tokenizer, not trained
         self.tokenizer: Tokenizer | None = None
+        self.tokenizer_sha256: str | None = None
 
     def fit(self, column: pd.Series, table: Table) -> TextPreprocessor:
         if self.max_length < 1:
@@ -149,8 +157,27 @@ class TextPreprocessor(Preprocessor):
             raise ValueError(
                 f"vocabulary_size must be >= 3 ([PAD], [UNK] and a piece), got {self.vocabulary_limit}"
             )
-        self._use(train_tokenizer(as_texts(column), self.vocabulary_limit))
+        if self.pretrained is not None:
+            self._use_pretrained(None)
+        else:
+            self._use(train_tokenizer(as_texts(column), self.vocabulary_limit))
         return self
+
+    def _use_pretrained(self, expected_sha256: str | None) -> None:
+        """The pretrained network's tokenizer file; ``expected_sha256`` (from a bundle) must match,
+        since ids from another vocabulary would silently mean other words to the network."""
+        from deepstrata.pretrained.registry import file_sha256, get
+
+        network = get(self.pretrained)
+        path = network.tokenizer_file()
+        digest = file_sha256(path)
+        if expected_sha256 is not None and digest != expected_sha256:
+            raise ValueError(
+                f"the installed tokenizer of {network.name} ({path}) is not the one this model "
+                f"was fit with (sha256 {digest[:12]}... instead of {expected_sha256[:12]}...)"
+            )
+        self.tokenizer_sha256 = digest
+        self._use(Tokenizer.from_file(str(path)))
 
     def _use(self, tokenizer: Tokenizer) -> None:
         """Pad and cut to ``max_length`` in Rust, so encode_batch returns equal lengths."""
@@ -164,7 +191,9 @@ class TextPreprocessor(Preprocessor):
         return self.tokenizer
 
     def transform(self, column: pd.Series, table: Table) -> np.ndarray:
-        encodings = self._fitted().encode_batch(as_texts(column), add_special_tokens=False)
+        # A pretrained network was trained with its [CLS] ... [SEP] marks; ours has none.
+        special = self.pretrained is not None
+        encodings = self._fitted().encode_batch(as_texts(column), add_special_tokens=special)
         ids = np.array([encoding.ids for encoding in encodings], dtype=np.int64)
         return ids.reshape(len(encodings), self.max_length)  # (rows, max_length), also for 0 rows
 
@@ -185,6 +214,13 @@ class TextPreprocessor(Preprocessor):
         return self._fitted().get_vocab_size()
 
     def state(self) -> dict:
+        if self.pretrained is not None:  # the tokenizer ships with the network's package
+            return {
+                "format": STATE_FORMAT,
+                "max_length": self.max_length,
+                "pretrained": self.pretrained,
+                "tokenizer_sha256": self.tokenizer_sha256,
+            }
         return {
             "format": STATE_FORMAT,
             "max_length": self.max_length,
@@ -204,6 +240,10 @@ class TextPreprocessor(Preprocessor):
                 f"this text column's preprocessor was written by {written_by}; expected "
                 f"format {STATE_FORMAT!r}. Retrain the model with this deepstrata version"
             )
+        if state.get("pretrained") is not None:
+            pre = cls(max_length=state["max_length"], pretrained=state["pretrained"])
+            pre._use_pretrained(state["tokenizer_sha256"])
+            return pre
         pre = cls(max_length=state["max_length"], vocabulary_size=state["vocabulary_size"])
         pre._use(Tokenizer.from_str(state["tokenizer"]))
         return pre

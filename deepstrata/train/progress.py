@@ -145,6 +145,11 @@ class Progress(Callback):
                 flush=True,
             )
 
+    def note(self, line: str) -> None:
+        """A line about what the run is doing or chose (not an epoch)."""
+        if self.enabled:
+            print(line, file=self.stream, flush=True)
+
     def close(self, message: str = "") -> None:
         if self._bar is not None:
             self._bar.stop()

@@ -28,6 +28,7 @@ from deepstrata.errors import DataError
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("one_torch_thread")]
 
 IMAGE_FIT = {
+    "strategy": "scratch",  # pretrained features have their own tests (test_transfer.py)
     "image_size": 16,
     "image_resize": "squash",
     "image_augment": "crop,rotate",  # a mirrored digit is another symbol: no flips
@@ -57,7 +58,12 @@ def test_movie_review_sentiment_is_clearly_above_the_majority_class():
     reviews = movie_reviews()
     train, test = reviews.iloc[:3000], reviews.iloc[3000:]
     model = deepstrata.fit(
-        train, target="sentiment", text_encoder="bag", max_epochs=10, progress=False
+        train,
+        target="sentiment",
+        strategy="scratch",
+        text_encoder="bag",
+        max_epochs=10,
+        progress=False,
     )
     assert [f.kind for f in model.schema.inputs] == ["text"]
     accuracy = model.evaluate(test)["accuracy"]
@@ -152,7 +158,17 @@ def test_every_bad_image_is_named_in_one_error_and_nothing_is_written(image_fold
     (image_folder / "b" / "cut.png").write_bytes(whole[: len(whole) // 2])
     (image_folder / "b" / "bomb.png").write_bytes(pixel_bomb(12_000, 12_000))
     before = snapshot(tmp_path)
-    result = cli("fit", image_folder, "--out", tmp_path / "out", "--max-epochs", "1", "--quiet")
+    result = cli(
+        "fit",
+        image_folder,
+        "--out",
+        tmp_path / "out",
+        "--max-epochs",
+        "1",
+        "--strategy",
+        "scratch",
+        "--quiet",
+    )
     line = result.error_line()
     assert "3 image files could not be read" in line
     for name in ("a/corrupt.png", "b/cut.png", "b/bomb.png"):
@@ -164,7 +180,9 @@ def test_every_bad_image_is_named_in_one_error_and_nothing_is_written(image_fold
 def test_skip_bad_files_leaves_the_rows_out_and_lists_them(image_folder, tmp_path):
     (image_folder / "a" / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     with pytest.warns(deepstrata.errors.DataWarning, match="1 row"):
-        model = deepstrata.fit(image_folder, skip_bad_files=True, max_epochs=1, progress=False)
+        model = deepstrata.fit(
+            image_folder, skip_bad_files=True, max_epochs=1, strategy="scratch", progress=False
+        )
     listed = model.artifacts["skipped_files.csv"].decode()
     assert "a/corrupt.png" in listed
     assert model.metrics["rows"]["train"] + model.metrics["rows"]["validation"] == 12
@@ -183,10 +201,10 @@ def test_a_zero_byte_wav_is_named(tmp_path, cli):
             soundfile.write(folder / label / f"{i}.wav", tone, 8000)
     (folder / "no" / "empty.wav").write_bytes(b"")
     with pytest.raises(DataError, match=r"no/empty\.wav: empty file") as raised:
-        deepstrata.fit(folder, max_epochs=1, progress=False)
+        deepstrata.fit(folder, max_epochs=1, strategy="scratch", progress=False)
     assert raised.value.column == "audio"
     before = snapshot(tmp_path)
-    result = cli("fit", folder, "--out", tmp_path / "out", "--quiet")
+    result = cli("fit", folder, "--out", tmp_path / "out", "--strategy", "scratch", "--quiet")
     assert "no/empty.wav" in result.error_line() + result.err
     assert snapshot(tmp_path) == before
 
@@ -199,7 +217,7 @@ def test_a_text_file_that_is_not_utf8_is_named(tmp_path):
             (folder / label / f"{i}.txt").write_text(f"a {label} note number {i}", encoding="utf-8")
     (folder / "bad" / "latin1.txt").write_bytes("caf\xe9 cr\xe8me".encode("latin-1"))
     with pytest.raises(DataError, match="not valid UTF-8") as raised:
-        deepstrata.fit(folder, max_epochs=1, progress=False)
+        deepstrata.fit(folder, max_epochs=1, strategy="scratch", progress=False)
     assert raised.value.file.endswith("latin1.txt")
     assert "0xe9" in str(raised.value)
 
@@ -207,7 +225,7 @@ def test_a_text_file_that_is_not_utf8_is_named(tmp_path):
 def test_a_folder_that_mixes_kinds_of_files_is_refused(tmp_path, image_folder):
     (image_folder / "a" / "clip.wav").write_bytes(b"RIFF")
     with pytest.raises(DataError, match="mixes kinds of files") as raised:
-        deepstrata.fit(image_folder, max_epochs=1, progress=False)
+        deepstrata.fit(image_folder, max_epochs=1, strategy="scratch", progress=False)
     assert raised.value.file == str(image_folder)
 
 
@@ -223,7 +241,20 @@ def test_inspect_shows_the_folder_classes_and_the_image_column(image_folder, cli
 
 def test_predict_on_a_folder_names_each_file(image_folder, cli, tmp_path):
     bundle = tmp_path / "bundle"
-    assert cli("fit", image_folder, "--out", bundle, "--max-epochs", "2", "--quiet").code == 0
+    assert (
+        cli(
+            "fit",
+            image_folder,
+            "--out",
+            bundle,
+            "--max-epochs",
+            "2",
+            "--strategy",
+            "scratch",
+            "--quiet",
+        ).code
+        == 0
+    )
     new = tmp_path / "new"
     new.mkdir()
     good_png(new / "x.png", 40)

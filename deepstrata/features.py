@@ -1,0 +1,362 @@
+"""``--strategy features``: pretrained networks as feature extractors under a classical model.
+
+A row becomes one vector: each image or text column through its pretrained network
+(EfficientNet-Lite0, all-MiniLM-L6-v2), numbers, booleans and dates as their
+preprocessors scaled them, categories one-hot. The pretrained networks run once per
+distinct input and their embeddings are cached on disk (:mod:`deepstrata.pretrained.cache`),
+so trying another head, a refit or another fold costs seconds. On top, a classical
+model (:mod:`deepstrata.classical`): ``--head logreg|svm|gbm|mlp``, or ``auto``, which
+fits each on the training rows and keeps the best on the validation rows. Its
+scores are temperature-calibrated on the validation rows, as a network's logits are.
+
+The bundle holds the classical model as arrays (and LightGBM's own text format), and
+names each pretrained network by package, version and weight-file sha256: loading
+refuses installed weights that differ.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from deepstrata.encoders.dense import DenseEncoder
+from deepstrata.encoders.pretrained import PretrainedEncoder
+from deepstrata.errors import BundleError, ConfigError
+from deepstrata.evaluate.metrics import classification_metrics, regression_metrics
+from deepstrata.kinds import REGISTRY, group_by_kind, transform_frame
+from deepstrata.preprocess.base import Preprocessor
+
+LIGHTGBM_KEY = "lightgbm_model"  # the gbm head's model text, kept as a file of its own
+AUTO_HEADS = ("logreg", "svm", "gbm", "mlp")  # tried by --head auto, simplest first (ties)
+
+
+class OneHot(nn.Module):
+    """``(B, C)`` int64 category ids -> ``(B, sum of cardinalities)`` float indicators."""
+
+    def __init__(self, *, cardinalities: list[int]) -> None:
+        super().__init__()
+        self.cardinalities = list(cardinalities)
+        self.out_dim = sum(self.cardinalities)
+
+    def forward(self, codes: torch.Tensor) -> torch.Tensor:
+        columns = [
+            nn.functional.one_hot(codes[:, i], n).float() for i, n in enumerate(self.cardinalities)
+        ]
+        return torch.cat(columns, dim=1) if columns else codes.new_zeros(len(codes), 0).float()
+
+
+class FeatureExtractor(nn.Module):
+    """``{kind: block} -> (B, D)``: every kind's vector, side by side (no trainable weights)."""
+
+    def __init__(self, encoders: dict[str, nn.Module]) -> None:
+        super().__init__()
+        self.encoders = nn.ModuleDict(encoders)
+        self.out_dim = sum(encoder.out_dim for encoder in encoders.values())
+        self.requires_grad_(False)
+        self.eval()
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.cat([enc(inputs[kind]).float() for kind, enc in self.encoders.items()], dim=1)
+
+    def extract(
+        self, inputs: dict[str, torch.Tensor], *, cache: bool, report=lambda line: None
+    ) -> tuple[np.ndarray, dict]:
+        """``(N, D)`` float32 features; pretrained kinds go through the embedding cache when
+        ``cache``. Returns the features and, per pretrained kind, what was cached/computed."""
+        from deepstrata.pretrained.cache import embed, encoder_key
+
+        blocks, counts = [], {}
+        with torch.inference_mode():
+            for kind, encoder in self.encoders.items():
+                block = inputs[kind]
+                if isinstance(encoder, PretrainedEncoder):
+                    key = encoder_key(describe(encoder)) if cache else None
+                    vectors, counts[kind] = embed(
+                        encoder, block, key=key, report=report, what=f"{kind} rows"
+                    )
+                else:
+                    vectors = encoder(block).float().numpy()
+                blocks.append(vectors)
+        return np.concatenate(blocks, axis=1), counts
+
+
+def describe(encoder: PretrainedEncoder) -> dict:
+    """What decides a pretrained encoder's output for given input bytes: the cache's key."""
+    from deepstrata.pretrained.registry import get
+
+    return {
+        "name": encoder.network,
+        "sha256": get(encoder.network).identity()["sha256"],
+        "widths": encoder.widths,
+        "prepare": [repr(module) for module in encoder.prepare],
+    }
+
+
+def build_extractor(preprocessors: dict[str, Preprocessor], options: dict) -> FeatureExtractor:
+    """Pretrained encoders for image and text columns; tabular blocks as they come."""
+    encoders: dict[str, nn.Module] = {}
+    for kind, names in group_by_kind(preprocessors).items():
+        pres = [preprocessors[name] for name in names]
+        if kind == "category":
+            encoders[kind] = OneHot(cardinalities=[p.cardinality for p in pres])
+        elif kind in ("number", "boolean", "datetime"):
+            encoders[kind] = DenseEncoder(width=sum(p.width for p in pres))
+        else:
+            encoders[kind] = REGISTRY[kind].build_encoder(pres, options)
+    return FeatureExtractor(encoders)
+
+
+@dataclass
+class FeatureMember:
+    """A model's member under ``--strategy features``: preprocessors, the frozen extractor,
+    a classical head. Same surface as :class:`deepstrata.model.Member` (``outputs``)."""
+
+    preprocessors: dict[str, Preprocessor]
+    extractor: FeatureExtractor
+    head: object  # a deepstrata.classical head
+    architecture: dict
+    temperature: float = 1.0
+    pretrained: list[dict] = field(default_factory=list)  # identities of the networks used
+
+    def raw_outputs(self, inputs: dict[str, torch.Tensor]) -> np.ndarray:
+        features, _ = self.extractor.extract(inputs, cache=False)
+        return self.head.outputs(features)
+
+    def outputs(self, table, task: str) -> np.ndarray:
+        """Raw outputs; logits come calibrated."""
+        outputs = self.raw_outputs(transform_frame(self.preprocessors, table.frame, table))
+        if task != "regression" and self.temperature != 1.0:
+            outputs = outputs / self.temperature
+        return outputs
+
+    def eval(self) -> FeatureMember:
+        self.extractor.eval()
+        return self
+
+    def bundle_entry(self, index: int) -> tuple[dict, dict[str, torch.Tensor], dict[str, bytes]]:
+        """(config.json entry, weights, extra files). The pretrained weights stay in their
+        packages (named, versioned, hashed); LightGBM's model goes in its own text file."""
+        from deepstrata.model import preprocessor_states
+
+        meta, arrays = self.head.state()
+        files = {}
+        if isinstance(meta.get(LIGHTGBM_KEY), str):
+            name = f"member_{index}_lightgbm.txt"
+            files[name] = meta[LIGHTGBM_KEY].encode("utf-8")
+            meta = {**meta, LIGHTGBM_KEY: {"file": name}}
+        entry = {
+            "strategy": "features",
+            "preprocessors": preprocessor_states(self.preprocessors),
+            "architecture": self.architecture,
+            "temperature": self.temperature,
+            "pretrained": self.pretrained,
+            "head": meta,
+        }
+        tensors = {
+            f"head.{k}": torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()
+        }
+        return entry, tensors, files
+
+    @classmethod
+    def from_bundle_entry(
+        cls, entry: dict, tensors: dict[str, torch.Tensor], directory: Path
+    ) -> FeatureMember:
+        """Rebuild a member from its bundle entry; the installed pretrained weights must hash
+        to what the bundle recorded (BundleError otherwise)."""
+        from deepstrata.classical import head_from_state
+        from deepstrata.model import preprocessors_from_states
+        from deepstrata.pretrained.registry import get
+
+        for recorded in entry["pretrained"]:
+            try:
+                get(recorded["name"]).check(recorded)
+            except (ValueError, ConfigError) as error:
+                raise BundleError(str(error), path=str(directory)) from None
+        preprocessors = preprocessors_from_states(entry["preprocessors"])
+        architecture = entry["architecture"]
+        extractor = build_extractor(preprocessors, architecture["options"])
+        meta = dict(entry["head"])
+        if isinstance(meta.get(LIGHTGBM_KEY), dict):  # read from its file (hash verified)
+            meta[LIGHTGBM_KEY] = (directory / meta[LIGHTGBM_KEY]["file"]).read_text("utf-8")
+        arrays = {k.removeprefix("head."): v.numpy() for k, v in tensors.items()}
+        head = head_from_state(meta, arrays)
+        return cls(
+            preprocessors,
+            extractor,
+            head,
+            architecture,
+            float(entry.get("temperature", 1.0)),
+            entry["pretrained"],
+        )
+
+
+def head_score(task: str, raw: np.ndarray, encoded: np.ndarray) -> tuple[float, dict]:
+    """(higher is better, metrics) of a head's raw validation outputs: accuracy, or -RMSE."""
+    from deepstrata.heads import probabilities
+
+    if task == "regression":
+        metrics = regression_metrics(encoded.astype(np.float64), raw)  # standardised units
+        return -metrics["rmse"], metrics
+    metrics = classification_metrics(encoded, probabilities(task, raw))
+    return metrics["accuracy"], metrics
+
+
+def fit_heads(
+    candidates: tuple[str, ...],
+    train: tuple[np.ndarray, np.ndarray],
+    validation: tuple[np.ndarray, np.ndarray] | None,
+    *,
+    task: str,
+    num_classes: int,
+    seed: int,
+    report=lambda line: None,
+):
+    """The head to keep, fit on ``train``, and a table of how each candidate scored.
+
+    With one candidate there is nothing to choose. Otherwise each is scored on the
+    validation rows, or, when they are fewer than ``CROSS_VALIDATE_BELOW`` (20 rows
+    would pick by the luck of a few) or absent (a refit on every row), by K-fold
+    cross-validation over the training and validation rows together. The chosen head
+    is then fit on the training rows.
+    """
+    from deepstrata.classical import new_head
+    from deepstrata.classical.svm import MAX_ROWS
+
+    def fitted(name, features, target, held_out=None):
+        head = new_head(name, task=task, num_classes=num_classes, seed=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=UserWarning)  # convergence chatter
+            return head.fit(features, target, validation=held_out)
+
+    metric = "rmse" if task == "regression" else "accuracy"
+    if len(candidates) == 1:
+        head = fitted(candidates[0], *train, validation)
+        if validation is None:
+            return head, []
+        score, metrics = head_score(task, head.outputs(validation[0]), validation[1])
+        report(f"head {head.name}: validation {metric} {abs(score):.4g}")
+        return head, [{"head": head.name, "score": score, "scored_by": "validation", **metrics}]
+    everything = train if validation is None else tuple(map(np.concatenate, zip(train, validation)))
+    small = validation is None or len(validation[0]) < CROSS_VALIDATE_BELOW
+    folds = _folds(*everything, task, seed) if small else None
+    if folds is None and validation is None:
+        return fitted(candidates[0], *train), []  # too few rows per class to compare
+    table, best, best_score = [], None, -np.inf
+    for name in candidates:
+        if name == "svm" and len(train[0]) > MAX_ROWS:
+            table.append({"head": name, "skipped": f"more than {MAX_ROWS} training rows"})
+            continue
+        started = time.perf_counter()
+        if folds is None:
+            head = fitted(name, *train, validation)
+            score, metrics = head_score(task, head.outputs(validation[0]), validation[1])
+            how = "validation"
+        else:
+            features, target = folds["features"], folds["target"]
+            scores = [
+                head_score(
+                    task,
+                    fitted(name, features[fit], target[fit]).outputs(features[held]),
+                    target[held],
+                )[0]
+                for fit, held in folds["splits"]
+            ]
+            score, metrics, how = float(np.mean(scores)), {}, f"{len(scores)}-fold cross-validation"
+        seconds = round(time.perf_counter() - started, 3)
+        table.append(
+            {"head": name, "score": score, "scored_by": how, "seconds": seconds, **metrics}
+        )
+        report(f"head {name}: {how} {metric} {abs(score):.4g} ({seconds:.1f}s)")
+        if score > best_score:
+            best, best_score = name, score
+    return fitted(best, *train, validation), table
+
+
+CROSS_VALIDATE_BELOW = 200  # validation rows under which heads are compared by K-fold CV
+
+
+def _folds(features: np.ndarray, target: np.ndarray, task: str, seed: int) -> dict | None:
+    """Up to 5 folds over the rows (stratified for classes); None when a class has one row."""
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    if task == "regression":
+        splitter = KFold(n_splits=min(5, len(target)), shuffle=True, random_state=seed)
+    else:
+        smallest = int(np.unique(target, return_counts=True)[1].min())
+        if smallest < 2:
+            return None
+        splitter = StratifiedKFold(n_splits=min(5, smallest), shuffle=True, random_state=seed)
+    return {
+        "features": features,
+        "target": target,
+        "splits": list(splitter.split(features, target)),
+    }
+
+
+def train_features(prepared, train_rows: np.ndarray, val_rows: np.ndarray | None, *, progress):
+    """The features counterpart of :func:`deepstrata.fitting.train_split`."""
+    from deepstrata.fitting import Trained, calibrate, transform
+    from deepstrata.kinds import encoder_options
+    from deepstrata.pretrained.registry import get
+    from deepstrata.seeding import seed_everything
+
+    cfg, schema, table = prepared.cfg, prepared.schema, prepared.table
+    val_rows = val_rows if val_rows is not None else np.arange(0)  # a refit on every row
+    options = prepared.options
+    train_frame = prepared.frame.iloc[train_rows]
+    preprocessors = {
+        f.name: REGISTRY[f.kind].new_preprocessor(options).fit(train_frame[f.name], table)
+        for f in schema.inputs
+    }
+    seed_everything(cfg.seed)
+    extractor = build_extractor(preprocessors, options)
+    report = progress.note if progress is not None else (lambda line: None)
+    rows = np.concatenate([train_rows, val_rows])
+    inputs = transform(preprocessors, prepared.frame.iloc[rows], table)
+    started = time.perf_counter()
+    features, counts = extractor.extract(inputs, cache=True, report=report)
+    extract_seconds = time.perf_counter() - started
+    n_train = len(train_rows)
+    train = (features[:n_train], prepared.encoded[train_rows])
+    validation = (features[n_train:], prepared.encoded[val_rows]) if len(val_rows) else None
+    task = schema.task
+    num_classes = len(prepared.target_encoder.classes)
+    candidates = AUTO_HEADS if cfg.head == "auto" else (cfg.head,)
+    head, heads_table = fit_heads(
+        candidates,
+        train,
+        validation,
+        task=task,
+        num_classes=num_classes,
+        seed=cfg.seed,
+        report=report,
+    )
+    if cfg.head == "auto":
+        report(f"head {head.name} chosen: the best score of {', '.join(candidates)}")
+    architecture = {
+        "task": task,
+        "num_classes": num_classes,
+        "options": encoder_options(sorted({f.kind for f in schema.inputs}), options),
+        "features": features.shape[1],
+    }
+    identities = [get(name).identity() for name in sorted(set(options["pretrained"].values()))]
+    member = FeatureMember(preprocessors, extractor, head, architecture, pretrained=identities)
+    raw = head.outputs(validation[0]) if validation is not None else None
+    info: dict = {
+        "features": {
+            "dimensions": int(features.shape[1]),
+            "extraction": counts,
+            "extraction_seconds": round(extract_seconds, 3),
+        },
+        "head": {"chosen": head.name, "requested": cfg.head, "candidates": heads_table},
+    }
+    if task != "regression" and cfg.calibrate and validation is not None:
+        info["calibration"] = calibrate(member, raw, validation[1])
+    history = {"epochs": [], "best_epoch": 0, "stopped": f"head {head.name} fit on embeddings"}
+    return Trained(member, history, raw, info, {})
