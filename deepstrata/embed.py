@@ -7,7 +7,8 @@ same on-disk cache as ``--strategy features``, so embedding rows a fit has alrea
 seen is a lookup.
 
 >>> import pandas as pd
->>> frame = embed(pd.DataFrame({"review": ["great film", "dull"]}), "review", progress=False)
+>>> reviews = pd.DataFrame({"review": ["a great film", "dull and far too long"]})
+>>> frame = embed(reviews, "review", kind="text", progress=False)  # two rows: say "text"
 >>> frame.shape, round(float((frame.to_numpy() ** 2).sum(axis=1)[0]), 4)
 ((2, 384), 1.0)
 """

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -58,9 +59,13 @@ def make_churn_frame(rows: int = CHURN_ROWS, seed: int = 0) -> pd.DataFrame:
 
 
 @pytest.fixture(autouse=True, scope="session")
-def embedding_cache(tmp_path_factory) -> Iterator[Path]:
-    """Pretrained embeddings are cached in a folder of the test session, not the user's."""
-    folder = tmp_path_factory.mktemp("embedding-cache")
+def embedding_cache() -> Iterator[Path]:
+    """Pretrained embeddings are cached in a folder of the test session, not the user's.
+
+    A plain temporary folder rather than pytest's numbered ones: those are pruned by
+    other pytest sessions of the same user that start meanwhile (shared CI machines).
+    """
+    folder = Path(tempfile.mkdtemp(prefix="deepstrata-test-cache-"))
     before = os.environ.get("DEEPSTRATA_CACHE_DIR")
     os.environ["DEEPSTRATA_CACHE_DIR"] = str(folder)
     yield folder
@@ -68,6 +73,7 @@ def embedding_cache(tmp_path_factory) -> Iterator[Path]:
         os.environ.pop("DEEPSTRATA_CACHE_DIR", None)
     else:
         os.environ["DEEPSTRATA_CACHE_DIR"] = before
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

@@ -23,7 +23,8 @@ class CountingEncoder(nn.Module):
         return torch.stack([x.sum(dim=1), x.max(dim=1).values], dim=1)
 
 
-def test_rows_are_computed_once_then_read_from_disk(embedding_cache):
+def test_rows_are_computed_once_then_read_from_disk(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEPSTRATA_CACHE_DIR", str(tmp_path))
     block = torch.tensor([[1, 2, 3], [4, 5, 6], [1, 2, 3], [7, 8, 9]])
     encoder = CountingEncoder()
     key = encoder_key({"name": "counting", "version": 1})
@@ -38,7 +39,7 @@ def test_rows_are_computed_once_then_read_from_disk(embedding_cache):
     assert encoder.rows == 4  # only the new row
     assert counts["cached"] == 1 and counts["computed"] == 1
     assert second.tolist() == [[15, 6], [1, 1]]
-    assert (embedding_cache / "embeddings" / f"{key}.sqlite").is_file()
+    assert (tmp_path / "embeddings" / f"{key}.sqlite").is_file()
 
 
 def test_another_encoder_key_or_dtype_does_not_share_entries():
