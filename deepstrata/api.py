@@ -26,10 +26,13 @@ from deepstrata.data.folders import default_target
 from deepstrata.data.schema import infer_schema
 from deepstrata.data.sources import Table, read_table
 from deepstrata.data.split import train_validation_split
+from deepstrata.ensemble import classical_heads, classical_side, weigh
 from deepstrata.errors import ConfigError, DataError, DataWarning
+from deepstrata.evaluate.records import PREDICTIONS, SUMMARY, data_summary, prediction_records
+from deepstrata.features import train_features
 from deepstrata.fitting import Prepared, assemble, calibrated, train_split
 from deepstrata.kinds import REGISTRY
-from deepstrata.model import Data, Model, load, versions
+from deepstrata.model import Data, Model, combine, load, versions
 from deepstrata.preprocess.target import TargetEncoder
 from deepstrata.pretrained.strategy import choose_strategy, pretrained_kinds
 from deepstrata.seeding import preserved_random_state
@@ -145,6 +148,12 @@ def _prepare(table: Table, cfg: FitConfig) -> Prepared:
     encoded = target_encoder.encode(frame[cfg.target], table)
     requested = cfg.strategy
     used, reason = choose_strategy(schema, len(frame), requested, resolve_device(cfg.device).type)
+    if cfg.ensemble and used == "features":
+        raise ConfigError(
+            f"--ensemble needs a network, and --strategy {requested} chose features ({reason}); "
+            "pass --strategy scratch or finetune",
+            option="--ensemble",
+        )
     cfg.strategy = used  # the bundle and run.json record what was used
     pretrained = pretrained_kinds(schema) if used != "scratch" else {}
     strategy = {"used": used, "requested": requested, "reason": reason}
@@ -181,6 +190,35 @@ def _check_files(
     return frame.drop(index=sorted({b.position for b in bad})), bad
 
 
+def _ensemble(side: Prepared, trained, network_outputs, train_rows, val_rows, progress):
+    """Train the classical side and weigh it against the network (see deepstrata.ensemble).
+    Returns the members, their weights, the validation outputs and info to keep."""
+    prepared = side
+    progress.note("ensemble: the best classical model on the same rows")
+    classical = train_features(
+        side, train_rows, val_rows, progress=progress, heads=classical_heads(prepared.cfg.head)
+    )
+    classical_outputs = calibrated(classical.raw_outputs, classical.member)
+    verdict = weigh(
+        prepared.schema.task, network_outputs, classical_outputs, prepared.encoded[val_rows]
+    )
+    verdict["classical"] = classical.member.head.name
+    verdict["classical_heads"] = classical.info["head"]["candidates"]
+    progress.note(f"ensemble with {verdict['classical']}: {verdict['reason']}")
+    info = {**trained.info, "ensemble": verdict}
+    if "calibration" in classical.info:
+        info["ensemble"]["classical_calibration"] = classical.info["calibration"]
+    if verdict["returned"] == "network":
+        return [trained.member], None, network_outputs, info
+    if verdict["returned"] == "classical":
+        return [classical.member], None, classical_outputs, {**info, **classical.info}
+    weight = verdict["weight_network"]
+    mixed = combine(
+        prepared.schema.task, [network_outputs, classical_outputs], [weight, 1 - weight]
+    )
+    return [trained.member, classical.member], [weight, round(1 - weight, 2)], mixed, info
+
+
 def _single(prepared: Prepared, *, run, resume, progress, callbacks) -> Model:
     cfg = prepared.cfg
     train_rows, val_rows = train_validation_split(
@@ -195,6 +233,7 @@ def _single(prepared: Prepared, *, run, resume, progress, callbacks) -> Model:
             column=cfg.target,
             hint="add rows or merge rare classes",
         )
+    side = classical_side(prepared) if cfg.ensemble else None  # fails before any training
     trained = train_split(
         prepared,
         train_rows,
@@ -204,12 +243,21 @@ def _single(prepared: Prepared, *, run, resume, progress, callbacks) -> Model:
         progress=progress,
         callbacks=callbacks,
     )
-    model = assemble(prepared, [trained.member], trained.artifacts)
+    members, weights = [trained.member], None
     outputs = calibrated(trained.raw_outputs, trained.member)
+    info = trained.info
+    if side is not None:
+        members, weights, outputs, info = _ensemble(
+            side, trained, outputs, train_rows, val_rows, progress
+        )
+    model = assemble(prepared, members, trained.artifacts, weights=weights)
+    split = {"train": len(train_rows), "validation": len(val_rows)}
     model.metrics = {
         "validation": model.metrics_of(outputs, prepared.encoded[val_rows]),
-        "rows": {"train": len(train_rows), "validation": len(val_rows)},
-        **trained.info,
+        "rows": split,
+        **info,
         "history": trained.history,
     }
+    model.artifacts[PREDICTIONS] = prediction_records(prepared, model, val_rows, outputs)
+    model.artifacts[SUMMARY] = data_summary(prepared, split)
     return model

@@ -161,8 +161,19 @@ def fit(
     ] = None,
     head: Annotated[
         str | None,
-        typer.Option(help="features: auto | logreg | svm | gbm | mlp. [auto: best on validation]"),
+        typer.Option(
+            help="features (and --ensemble's classical side): auto | logreg | svm | gbm | mlp. "
+            "[auto: best on validation]"
+        ),
     ] = None,
+    ensemble: Annotated[
+        bool,
+        typer.Option(
+            "--ensemble",
+            help="Also fit the best classical model (logreg, svm, gbm) and mix it with the "
+            "network when that beats both on validation.",
+        ),
+    ] = False,
     freeze: Annotated[
         str | None,
         typer.Option(help="finetune: none | all | gradual (a stage more each epoch). [none]"),
@@ -269,6 +280,7 @@ def fit(
         "decode_workers": decode_workers,
         "strategy": strategy,
         "head": head,
+        "ensemble": ensemble or None,
         "freeze": freeze,
         "pretrained_lr_scale": pretrained_lr_scale,
         "image_size": image_size,
@@ -415,6 +427,8 @@ def _print_fit_summary(model) -> None:
         print(
             f"strategy {strategy}" + (f": pretrained features under a {head} head" if head else "")
         )
+    if "ensemble" in metrics:
+        print(f"ensemble with {metrics['ensemble']['classical']}: {metrics['ensemble']['reason']}")
     calibration = metrics.get("calibration")
     if calibration:
         print(

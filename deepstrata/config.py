@@ -63,6 +63,8 @@ class FitConfig:
     head: str = "auto"  # features: auto | logreg | svm | gbm | mlp
     freeze: str = "none"  # finetune: none | all | gradual (unfreeze a stage per epoch)
     pretrained_lr_scale: float = 0.1  # finetune: pretrained layers' share of the learning rate
+    # The network beside the best classical model (deepstrata.ensemble).
+    ensemble: bool = False  # weighted with it when that beats both on validation
     # Raw files (image and audio columns, folders of files).
     skip_bad_files: bool = False  # leave out rows whose file cannot be read (listed in the run)
     decode_workers: int | None = None  # processes decoding files; None: by the file count
@@ -160,6 +162,18 @@ class FitConfig:
         )
         _check(self.folds is None or self.folds >= 2, "folds", "must be >= 2", self.folds)
         _choice(self.cv_model, ("refit", "ensemble"), "cv_model")
+        if self.ensemble and self.folds:
+            raise ConfigError(
+                "--ensemble weighs a network and a classical model on one validation split; "
+                "it does not go with --folds",
+                option="--ensemble",
+            )
+        if self.ensemble and self.strategy == "features":
+            raise ConfigError(
+                "--ensemble needs a network; --strategy features has none (it is the "
+                "classical side already)",
+                option="--ensemble",
+            )
         self.precision = str(self.precision)
         _choice(self.precision, PRECISIONS, "precision")
         _choice(self.device, DEVICES, "device")

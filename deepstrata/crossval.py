@@ -13,6 +13,7 @@ import pandas as pd
 
 from deepstrata.data.split import kfold_split
 from deepstrata.errors import ConfigError
+from deepstrata.evaluate.records import PREDICTIONS, SUMMARY, data_summary, prediction_records
 from deepstrata.fitting import (
     Prepared,
     Trained,
@@ -123,6 +124,8 @@ def cross_validated(prepared: Prepared, *, run, resume, progress, callbacks) -> 
         "rows": {"train": len(encoded), "validation": len(encoded)},
         **info,
     }
+    model.artifacts[PREDICTIONS] = prediction_records(prepared, oof_model, np.arange(len(oof)), oof)
+    model.artifacts[SUMMARY] = data_summary(prepared, {"folds": cfg.folds, "rows": len(encoded)})
     return model
 
 

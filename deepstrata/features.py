@@ -299,8 +299,16 @@ def _folds(features: np.ndarray, target: np.ndarray, task: str, seed: int) -> di
     }
 
 
-def train_features(prepared, train_rows: np.ndarray, val_rows: np.ndarray | None, *, progress):
-    """The features counterpart of :func:`deepstrata.fitting.train_split`."""
+def train_features(
+    prepared,
+    train_rows: np.ndarray,
+    val_rows: np.ndarray | None,
+    *,
+    progress,
+    heads: tuple[str, ...] | None = None,
+):
+    """The features counterpart of :func:`deepstrata.fitting.train_split`; ``heads``: the
+    candidates (default: ``--head``, or every head for ``auto``)."""
     from deepstrata.fitting import Trained, calibrate, transform
     from deepstrata.kinds import encoder_options
     from deepstrata.pretrained.registry import get
@@ -327,7 +335,7 @@ def train_features(prepared, train_rows: np.ndarray, val_rows: np.ndarray | None
     validation = (features[n_train:], prepared.encoded[val_rows]) if len(val_rows) else None
     task = schema.task
     num_classes = len(prepared.target_encoder.classes)
-    candidates = AUTO_HEADS if cfg.head == "auto" else (cfg.head,)
+    candidates = heads or (AUTO_HEADS if cfg.head == "auto" else (cfg.head,))
     head, heads_table = fit_heads(
         candidates,
         train,
@@ -337,7 +345,7 @@ def train_features(prepared, train_rows: np.ndarray, val_rows: np.ndarray | None
         seed=cfg.seed,
         report=report,
     )
-    if cfg.head == "auto":
+    if len(candidates) > 1:
         report(f"head {head.name} chosen: the best score of {', '.join(candidates)}")
     architecture = {
         "task": task,

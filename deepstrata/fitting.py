@@ -221,7 +221,9 @@ def transform(preprocessors, frame: pd.DataFrame, table: Table) -> dict[str, tor
         return transform_frame(preprocessors, frame, table)
 
 
-def assemble(prepared: Prepared, members: list[Member], artifacts: dict) -> Model:
+def assemble(
+    prepared: Prepared, members: list, artifacts: dict, *, weights: list[float] | None = None
+) -> Model:
     if prepared.skipped:
         artifacts = {**artifacts, "skipped_files.csv": _skipped_table(prepared)}
     return Model(
@@ -230,6 +232,7 @@ def assemble(prepared: Prepared, members: list[Member], artifacts: dict) -> Mode
         target_encoder=prepared.target_encoder,
         config=prepared.cfg,
         artifacts=artifacts,
+        weights=weights,
     )
 
 

@@ -102,9 +102,16 @@ class Model:
         config: FitConfig,
         metrics: dict | None = None,
         artifacts: dict[str, bytes] | None = None,
+        weights: list[float] | None = None,
     ) -> None:
         self.schema = schema
         self.members = members
+        if weights is not None and (
+            len(weights) != len(members) or min(weights) < 0 or not np.isclose(sum(weights), 1)
+        ):
+            raise ValueError(f"member weights {weights} for {len(members)} members")
+        # How the members' probabilities (regression: values) are mixed; None: equally.
+        self.weights = None if weights is None else [float(w) for w in weights]
         for member in members:
             member.eval()
         self.target_encoder = target_encoder
@@ -139,7 +146,7 @@ class Model:
     def _single(self) -> Member:
         if len(self.members) != 1:
             raise TypeError(
-                f"this model is an ensemble of {len(self.members)} networks; see .members"
+                f"this model is an ensemble of {len(self.members)} members; see .members"
             )
         return self.members[0]
 
@@ -149,17 +156,11 @@ class Model:
         return table, self.outputs_of(table)
 
     def outputs_of(self, table: Table) -> np.ndarray:
-        """Raw outputs of the whole model; an ensemble's are the logits of its mean probabilities."""
+        """Raw outputs of the whole model; an ensemble's are the logits of its (weighted)
+        mean probabilities."""
         if len(self.members) == 1:
             return self.members[0].outputs(table, self.task)
-        each = [member.outputs(table, self.task) for member in self.members]
-        if self.task == "regression":
-            return np.mean(each, axis=0)
-        mean = np.mean([probabilities(self.task, out) for out in each], axis=0)  # (B, K)
-        mean = np.clip(mean, 1e-12, 1.0)
-        if self.task == "binary":
-            return np.log(mean[:, 1]) - np.log(mean[:, 0])
-        return np.log(mean)
+        return combine(self.task, [m.outputs(table, self.task) for m in self.members], self.weights)
 
     def probabilities_of(self, outputs: np.ndarray) -> np.ndarray:
         return probabilities(self.task, outputs)
@@ -232,6 +233,7 @@ class Model:
             "schema": self.schema.to_dict(),
             "target": self.target_encoder.state(),
             "members": entries,
+            **({"member_weights": self.weights} if self.weights is not None else {}),
             "training": self.config.to_dict(),
             "versions": versions(),
         }
@@ -255,10 +257,22 @@ class Model:
 
     def __repr__(self) -> str:
         inputs = ", ".join(f"{f.name}:{f.kind}" for f in self.schema.inputs)
-        networks = f", networks={len(self.members)}" if len(self.members) > 1 else ""
+        networks = f", members={len(self.members)}" if len(self.members) > 1 else ""
         return (
             f"Model(task={self.task!r}, target={self.schema.target!r}, inputs=[{inputs}]{networks})"
         )
+
+
+def combine(task: str, outputs: list[np.ndarray], weights: list[float] | None) -> np.ndarray:
+    """Members' raw outputs -> the ensemble's: regression values averaged; otherwise the
+    logits of the averaged probabilities. ``weights`` (summing to 1) or equal shares."""
+    if task == "regression":
+        return np.average(outputs, axis=0, weights=weights)
+    mean = np.average([probabilities(task, out) for out in outputs], axis=0, weights=weights)
+    mean = np.clip(mean, 1e-12, 1.0)  # (B, K)
+    if task == "binary":
+        return np.log(mean[:, 1]) - np.log(mean[:, 0])
+    return np.log(mean)
 
 
 def build_member(
@@ -327,6 +341,7 @@ def load(path: str | Path) -> Model:
             target_encoder=TargetEncoder.from_state(config["target"]),
             config=FitConfig.from_dict(config["training"], source="config.json"),
             metrics=metrics,
+            weights=config.get("member_weights"),
         )
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         raise BundleError(

