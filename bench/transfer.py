@@ -1,0 +1,596 @@
+"""Transfer learning: features against fine-tuning per epoch, and accuracy against data size.
+
+Two data sets, both installed with deepstrata's extras (nothing is downloaded):
+
+* images: scikit-learn's handwritten digits as 8x8 greyscale PNGs
+  (``deepstrata.datasets.raw.digit_images``: 1,438 train, 359 test, 10 classes),
+  read as folders of class sub-folders; a training subset is a folder of symlinks;
+* text (``--text``): ``movie`` (default), Rotten Tomatoes review sentences
+  (``movie_reviews``: 4,866 rows, ``sentiment`` fresh / rotten, balanced; the last
+  500 of its fixed shuffled order are the test set, the rest the training pool);
+  or ``drug``, Drugs.com reviews (``drug_reviews``: 600 train, 379 test; ``rating``
+  positive / neutral / negative, 64 % positive), where on these sizes no strategy
+  beat the majority class (not even a logistic regression on MiniLM embeddings of
+  all 600 reviews: 0.55-0.57 test accuracy against 0.654), so every row of its
+  table reads the same.
+
+Every strategy gets the same inputs: images at ``--image-size`` (64 by default:
+the 224 a pretrained network would get by default makes fine-tuning EfficientNet-Lite0
+on 2 CPU cores far too slow), text cut to ``--text-max-length`` tokens (64). The
+embedding cache (``DEEPSTRATA_CACHE_DIR``) is pointed at a new temporary
+directory, so the first extraction is cold.
+
+Part 1, seconds per epoch. On one stratified subset per data set (``--timing-rows``:
+500 digits, 300 reviews; ``fit`` holds 20 % out for validation, as always):
+
+* finetune: one ``fit(strategy="finetune", learning_rate=1e-3)`` (an explicit rate:
+  no range test) of ``1 + repeats`` epochs, no early stopping; the seconds of each
+  epoch after the first (training and the validation pass, from
+  ``model.metrics["history"]["epochs"]``) are the repeats;
+* features, cold: ``fit(strategy="features", head="logreg")`` with an empty
+  embedding cache: the one-time extraction (``metrics["features"]["extraction_seconds"]``)
+  and the whole fit;
+* features, warm: the same fit again on the now-filled cache, with ``head="logreg"``
+  and ``head="mlp"``: the whole ``fit`` (reading, preprocessing, cache look-up,
+  the head, calibration) and the head alone (the same classical head fit here,
+  timed on its own, on the cached embeddings of 80 % of the rows, the other 20 %
+  its validation rows). This is what a features "epoch" costs: trying another
+  head or refitting.
+
+Ratios: a finetune epoch over a warm features fit (the whole call: target >= 10x)
+and over the head alone; and over a cold features fit.
+
+Part 2, test accuracy against training size. For each size in ``--sizes`` (50, 100,
+200, 500) and each seed (the seed draws the stratified subset and seeds ``fit``;
+subsets of one seed are nested), three fits evaluated on the whole test set:
+scratch (``--scratch-epochs`` 30, patience 8), finetune (``--finetune-epochs`` 5,
+learning rate 1e-3, pretrained layers at 0.1x) and features (``head="auto"``:
+logreg, svm, gbm and mlp tried, the best kept: fit compares them by 5-fold
+cross-validation below 200 validation rows, so the sizes here). The
+majority-class baseline (the pool's most frequent class) is printed beside.
+Sizes above ``--finetune-max-rows`` (default: none) are not fine-tuned, and the
+table says so: on 2 CPU cores (1 thread) a MiniLM epoch costs about 0.07 s per
+64-token review.
+
+On a shared machine, run with ``--threads 1``: with another process keeping one of
+the 2 cores busy, torch's 2 threads stall at every parallel region, and fits ran
+3-8x slower than on 1 thread (same accuracies).
+
+    python bench/transfer.py --threads 1           # both parts, 2 seeds: about 25 minutes
+    python bench/transfer.py --threads 1 --quick   # smoke run: 1 seed, 150 test rows
+    python bench/transfer.py --only accuracy --datasets text --text drug --seeds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from _common import clock, footer, header, int_list, median, set_threads
+from image_pipeline import QUIET_CORES, OthersMeter, disturbance
+from sklearn.model_selection import train_test_split
+from threadpoolctl import threadpool_limits
+
+import deepstrata
+from deepstrata.classical import new_head
+from deepstrata.data.sources import read_table
+from deepstrata.datasets.raw import digit_images, drug_reviews, movie_reviews
+from deepstrata.kinds import transform_frame
+from deepstrata.train.callbacks import Callback
+
+LEARNING_RATE = 1e-3  # finetune and scratch: an explicit rate skips the range test
+SCRATCH_PATIENCE = 8
+TARGET = 10.0  # finetune epoch / warm features fit
+STRATEGIES = ("scratch", "finetune", "features")
+MOVIE_TEST_ROWS = 500  # not 1,000: evaluate re-embeds the test rows for every model (~20 s each)
+
+
+# -- the data -----------------------------------------------------------------------------------
+@dataclass
+class Dataset:
+    """A training pool, a test set, and how to hand a subset of the pool to ``fit``."""
+
+    name: str
+    target: str | None  # None: a folder, labelled by its sub-folders
+    labels: np.ndarray  # the training pool's labels
+    test: object  # what evaluate() reads: a folder or a DataFrame
+    test_labels: np.ndarray
+    options: dict  # fit options for this input kind
+    subset: Callable[[np.ndarray], object]  # pool positions -> what fit() reads
+    note: str = ""
+    timing_rows: int = 0  # part 1's subset size
+
+
+def stratified_subset(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """``size`` positions of ``labels``, each class in its share (largest remainder, at
+    least one per class). For one seed, a smaller subset lies inside a larger one."""
+    if size > len(labels):
+        raise ValueError(f"asked for {size} rows of a pool of {len(labels)}")
+    classes, counts = np.unique(labels, return_counts=True)
+    quota = counts * size / len(labels)
+    take = np.maximum(np.floor(quota).astype(int), 1)
+    for index in np.argsort(-(quota - np.floor(quota)), kind="stable"):
+        if take.sum() >= size:
+            break
+        take[index] += 1
+    while take.sum() > size:  # the minimum of one per class overshot: trim the largest
+        take[np.argmax(take)] -= 1
+    rng = np.random.default_rng(seed)
+    picked = []
+    for label, count in zip(classes, take):
+        members = np.flatnonzero(labels == label)
+        picked.append(rng.permutation(members)[:count])  # same order for every size
+    return np.sort(np.concatenate(picked))
+
+
+def link_folder(folder: Path, files: list[Path]) -> Path:
+    """A folder of class sub-folders holding symlinks to ``files`` (labelled by their parent)."""
+    for path in files:
+        (folder / path.parent.name).mkdir(parents=True, exist_ok=True)
+        (folder / path.parent.name / path.name).symlink_to(path)
+    return folder
+
+
+def digits_dataset(root: Path, *, image_size: int, test_rows: int | None) -> Dataset:
+    written = digit_images(root / "digits")
+    pool = sorted((written / "train").rglob("*.png"))
+    labels = np.array([path.parent.name for path in pool])
+    tests = sorted((written / "test").rglob("*.png"))
+    test_labels = np.array([path.parent.name for path in tests])
+    test: object = written / "test"
+    if test_rows is not None and test_rows < len(tests):
+        kept = stratified_subset(test_labels, test_rows, seed=12345)
+        test = link_folder(root / "digits-test", [tests[i] for i in kept])
+        test_labels = test_labels[kept]
+    made = iter(range(10**9))
+
+    def subset(rows: np.ndarray) -> Path:
+        return link_folder(root / f"digits-{next(made)}", [pool[i] for i in rows])
+
+    return Dataset(
+        "digits",
+        None,
+        labels,
+        test,
+        test_labels,
+        {"image_size": image_size},
+        subset,
+        note=f"8x8 greyscale digit PNGs at image_size={image_size}, 10 classes",
+    )
+
+
+def reviews_dataset(which: str, *, text_max_length: int, test_rows: int | None) -> Dataset:
+    """``movie``: Rotten Tomatoes sentences, fresh / rotten (the last MOVIE_TEST_ROWS of
+    the fixed shuffled order are the test set); ``drug``: Drugs.com reviews, 3 classes."""
+    if which == "drug":
+        train, test = drug_reviews()
+        name, target = "drug reviews", "rating"
+        note = f"Drugs.com reviews, 3 classes, text_max_length={text_max_length}"
+    else:
+        frame = movie_reviews()
+        train, test = frame.iloc[:-MOVIE_TEST_ROWS], frame.iloc[-MOVIE_TEST_ROWS:]
+        name, target = "movie reviews", "sentiment"
+        note = f"Rotten Tomatoes sentences, fresh/rotten, text_max_length={text_max_length}"
+    test = test.reset_index(drop=True)
+    labels, test_labels = train[target].to_numpy(), test[target].to_numpy()
+    if test_rows is not None and test_rows < len(test):
+        kept = stratified_subset(test_labels, test_rows, seed=12345)
+        test, test_labels = test.iloc[kept].reset_index(drop=True), test_labels[kept]
+
+    def subset(rows: np.ndarray) -> pd.DataFrame:
+        return train.iloc[rows].reset_index(drop=True)
+
+    options = {"text_max_length": text_max_length}
+    return Dataset(name, target, labels, test, test_labels, options, subset, note=note)
+
+
+def majority_accuracy(dataset: Dataset) -> tuple[str, float]:
+    """The training pool's most frequent class, and its share of the test set."""
+    classes, counts = np.unique(dataset.labels, return_counts=True)
+    label = classes[np.argmax(counts)]
+    return str(label), float(np.mean(dataset.test_labels == label))
+
+
+def fit(dataset: Dataset, data, strategy: str, *, seed: int, **options) -> tuple:
+    """(model, seconds of ``deepstrata.fit``)."""
+    start = clock()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # DataWarning about rare classes, ...
+        model = deepstrata.fit(
+            data,
+            target=dataset.target,
+            strategy=strategy,
+            seed=seed,
+            progress=False,
+            **dataset.options,
+            **options,
+        )
+    return model, clock() - start
+
+
+# -- part 1: seconds per epoch ------------------------------------------------------------------
+def head_alone_seconds(model, data, head: str) -> float:
+    """Seconds of fitting the classical ``head`` by itself on the cached embeddings of
+    ``data``: 80 % of the rows (stratified), the other 20 % as its validation rows (the
+    mlp head early-stops on them), as a features fit does once it has the embeddings."""
+    member = model.members[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        table = read_table(data)
+        inputs = transform_frame(member.preprocessors, table.frame, table)
+        target = model.target_encoder.encode(table.frame[model.config.target], table)
+    features, _ = member.extractor.extract(inputs, cache=True)  # (N, D), read from the cache
+    held_out = max(round(0.2 * len(target)), len(np.unique(target)))  # a row per class at least
+    train, held = train_test_split(
+        np.arange(len(target)), test_size=held_out, stratify=target, random_state=0
+    )
+    classifier = new_head(head, task=model.task, num_classes=len(model.classes), seed=0)
+    start = clock()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # convergence chatter, as fit silences it
+        classifier.fit(features[train], target[train], validation=(features[held], target[held]))
+    return clock() - start
+
+
+class EpochDisturbance(Callback):
+    """How many cores other processes kept busy during each epoch (from the end of the
+    previous epoch, or the start of training, to the end of this one)."""
+
+    def __init__(self) -> None:
+        self.cores: list[float] = []
+        self.meter: OthersMeter | None = None
+
+    def on_fit_start(self, trainer) -> None:
+        self.meter = OthersMeter().__enter__()
+
+    def on_epoch_end(self, trainer, record: dict) -> None:
+        self.meter.__exit__(None, None, None)
+        self.cores.append(self.meter.cores)
+        self.meter = OthersMeter().__enter__()
+
+
+def quiet_median(values: list[float], others: list[float]) -> tuple[float, str]:
+    """The median over the runs during which others kept < QUIET_CORES busy (all if none)."""
+    quiet = [value for value, cores in zip(values, others) if cores < QUIET_CORES]
+    if quiet:
+        return median(quiet), f"{len(quiet)}/{len(values)} quiet"
+    return median(values), f"0/{len(values)} quiet: read with care"
+
+
+def time_dataset(dataset: Dataset, cache_root: Path, *, repeats: int) -> dict:
+    """Part 1 on one data set: features fits (cold, warm logreg, warm mlp) per repeat, then
+    one finetune fit of 1 + repeats epochs; the medians (over quiet runs when any)."""
+    rows = stratified_subset(dataset.labels, dataset.timing_rows, seed=0)
+    data = dataset.subset(rows)
+    print(f"\n{dataset.name}: {len(rows)} rows ({dataset.note})", flush=True)
+    # Warm-up, untimed: imports, the pretrained weights (loaded and hashed once per
+    # process), the image decode cache. Its embeddings go to a cache directory of its own.
+    os.environ["DEEPSTRATA_CACHE_DIR"] = str(cache_root / "warm-up")
+    fit(dataset, data, "features", seed=0, head="logreg")
+
+    runs: dict[str, list[dict]] = {"cold": [], "logreg": [], "mlp": []}
+    for repeat in range(1, repeats + 1):
+        os.environ["DEEPSTRATA_CACHE_DIR"] = str(cache_root / f"{dataset.name}-{repeat}")
+        line = []
+        for name, head in (("cold", "logreg"), ("logreg", "logreg"), ("mlp", "mlp")):
+            with OthersMeter() as meter:
+                model, seconds = fit(dataset, data, "features", seed=0, head=head)
+            extraction = model.metrics["features"]["extraction"]
+            counts = next(iter(extraction.values()))
+            head_seconds = float("nan") if name == "cold" else head_alone_seconds(model, data, head)
+            runs[name].append(
+                {
+                    "fit": seconds,
+                    "head": head_seconds,
+                    "extraction": model.metrics["features"]["extraction_seconds"],
+                    "computed": counts["computed"],
+                    "others": meter.cores,
+                }
+            )
+            line.append(
+                f"{name} {seconds:.2f}s (head alone {format_seconds(head_seconds)}, "
+                f"{counts['computed']} embedded, {disturbance(meter.cores)})"
+            )
+        print(f"  repeat {repeat}, features: " + " | ".join(line), flush=True)
+
+    epochs = 1 + repeats
+    meter = EpochDisturbance()
+    model, seconds = fit(
+        dataset,
+        data,
+        "finetune",
+        seed=0,
+        max_epochs=epochs,
+        patience=epochs,  # early stopping can never end the run early
+        learning_rate=LEARNING_RATE,
+        callbacks=[meter],
+    )
+    history = model.metrics["history"]["epochs"]
+    timed = [record["seconds"] for record in history[1:]]
+    others = meter.cores[1:]
+    print(
+        f"  finetune, {epochs} epochs, fit {seconds:.1f}s: "
+        + ", ".join(
+            f"epoch {r['epoch']} {r['seconds']:.1f}s ({disturbance(c)})"
+            for r, c in zip(history, meter.cores)
+        ),
+        flush=True,
+    )
+
+    result = {"rows": len(rows), "train_rows": model.metrics["rows"]["train"]}
+    result["finetune"], result["finetune_note"] = quiet_median(timed, others)
+    result["finetune_first"] = history[0]["seconds"]
+    for name, records in runs.items():
+        cores = [record["others"] for record in records]
+        for key in ("fit", "head", "extraction"):
+            result[f"{name}_{key}"], result[f"{name}_note"] = quiet_median(
+                [record[key] for record in records], cores
+            )
+    if any(record["computed"] for name in ("logreg", "mlp") for record in runs[name]):
+        print("  WARNING: a warm features fit computed embeddings: the cache did not serve it")
+    return result
+
+
+def times(ratio: float) -> str:
+    if ratio != ratio:  # NaN: the figure was not reported
+        return "n/a"
+    return f"{ratio:.2f}x" if ratio < 10 else f"{ratio:.0f}x"
+
+
+def format_seconds(value: float, digits: int = 2) -> str:
+    return "n/a" if value != value else f"{value:.{digits}f}s"
+
+
+def timing_table(results: dict[str, dict]) -> None:
+    print("\n### Part 1: seconds per epoch, finetune against features (medians)\n")
+    print(
+        "| data | rows (train) | finetune epoch | features cold: extraction / fit "
+        "| features warm fit: logreg / mlp | head alone: logreg / mlp "
+        "| epoch / warm fit (logreg, mlp) | epoch / head alone (logreg, mlp) | epoch / cold fit |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, r in results.items():
+        epoch = r["finetune"]
+        print(
+            f"| {name} | {r['rows']} ({r['train_rows']}) | {epoch:.2f}s "
+            f"| {r['cold_extraction']:.2f}s / {r['cold_fit']:.2f}s "
+            f"| {r['logreg_fit']:.2f}s / {r['mlp_fit']:.2f}s "
+            f"| {format_seconds(r['logreg_head'], 3)} / {format_seconds(r['mlp_head'], 3)} "
+            f"| **{times(epoch / r['logreg_fit'])}**, **{times(epoch / r['mlp_fit'])}** "
+            f"| {times(epoch / r['logreg_head'])}, {times(epoch / r['mlp_head'])} "
+            f"| {times(epoch / r['cold_fit'])} |"
+        )
+    print()
+    for name, r in results.items():
+        worst = min(r["finetune"] / r["logreg_fit"], r["finetune"] / r["mlp_fit"])
+        verdict = "met" if worst >= TARGET else "MISSED"
+        print(
+            f"- {name}: finetune's first epoch {r['finetune_first']:.1f}s (not counted); "
+            f"finetune over {r['finetune_note']} epochs; features warm over "
+            f"{r['logreg_note']} (logreg), {r['mlp_note']} (mlp) repeats. "
+            f"Target finetune epoch / warm features fit >= {TARGET:g}x: {verdict} ({worst:.1f}x)"
+        )
+
+
+# -- part 2: accuracy against training size -----------------------------------------------------
+def accuracy_runs(
+    dataset: Dataset,
+    *,
+    sizes: list[int],
+    seeds: list[int],
+    scratch_epochs: int,
+    finetune_epochs: int,
+    finetune_max_rows: int | None,
+) -> list[dict]:
+    """One record per (seed, size, strategy): test accuracy, fit seconds, what fit chose."""
+    records = []
+    for seed in seeds:
+        for size in sizes:
+            rows = stratified_subset(dataset.labels, size, seed=seed)
+            data = dataset.subset(rows)
+            settings = {
+                "scratch": {
+                    "max_epochs": scratch_epochs,
+                    "patience": SCRATCH_PATIENCE,
+                    "learning_rate": LEARNING_RATE,
+                },
+                "finetune": {
+                    "max_epochs": finetune_epochs,
+                    "patience": finetune_epochs,
+                    "learning_rate": LEARNING_RATE,
+                },
+                "features": {"head": "auto"},
+            }
+            for strategy in STRATEGIES:
+                record = {"seed": seed, "size": size, "strategy": strategy}
+                if strategy == "finetune" and finetune_max_rows and size > finetune_max_rows:
+                    record["capped"] = True
+                    records.append(record)
+                    continue
+                model, seconds = fit(dataset, data, strategy, seed=seed, **settings[strategy])
+                start = clock()
+                record["accuracy"] = model.evaluate(dataset.test)["accuracy"]
+                record["evaluate"] = clock() - start
+                record["fit"] = seconds
+                history = model.metrics.get("history", {})
+                if strategy == "features":
+                    record["detail"] = model.metrics["head"]["chosen"]
+                else:
+                    record["detail"] = f"{len(history.get('epochs', []))} ep"
+                records.append(record)
+                print(
+                    f"  {dataset.name}, seed {seed}, {size:>4} rows, {strategy:<8}: accuracy "
+                    f"{record['accuracy']:.3f}, fit {seconds:6.1f}s, evaluate "
+                    f"{record['evaluate']:.1f}s ({record['detail']})",
+                    flush=True,
+                )
+    return records
+
+
+def cell(values: list[float]) -> str:
+    if not values:
+        return "-"
+    mean = float(np.mean(values))
+    if len(values) == 1:
+        return f"{mean:.3f}"
+    return f"{mean:.3f} ({min(values):.3f}-{max(values):.3f})"
+
+
+def accuracy_table(dataset: Dataset, records: list[dict], sizes: list[int], seeds: int) -> None:
+    label, baseline = majority_accuracy(dataset)
+    spread = " (min-max over seeds)" if seeds > 1 else ""
+    print(f"\n### {dataset.name}: test accuracy, mean of {seeds} seed(s){spread}\n")
+    print("| strategy | " + " | ".join(f"N={size}" for size in sizes) + " |")
+    print("|---|" + "---|" * len(sizes))
+    for strategy in STRATEGIES:
+        cells = []
+        for size in sizes:
+            chosen = [r for r in records if r["strategy"] == strategy and r["size"] == size]
+            if chosen and all(r.get("capped") for r in chosen):
+                cells.append("not run (cap)")
+            else:
+                cells.append(cell([r["accuracy"] for r in chosen if "accuracy" in r]))
+        print(f"| {strategy} | " + " | ".join(cells) + " |")
+    print(f"| majority class ({label}) | " + " | ".join(f"{baseline:.3f}" for _ in sizes) + " |")
+    print("\nfit seconds (median over seeds), and what fit chose (epochs run, head picked):\n")
+    print("| strategy | " + " | ".join(f"N={size}" for size in sizes) + " |")
+    print("|---|" + "---|" * len(sizes))
+    for strategy in STRATEGIES:
+        cells = []
+        for size in sizes:
+            chosen = [
+                r for r in records if r["strategy"] == strategy and r["size"] == size and "fit" in r
+            ]
+            if not chosen:
+                cells.append("-")
+                continue
+            details = ", ".join(sorted({r["detail"] for r in chosen}))
+            cells.append(f"{median([r['fit'] for r in chosen]):.1f}s ({details})")
+        print(f"| {strategy} | " + " | ".join(cells) + " |")
+
+
+# -- the run ----------------------------------------------------------------------------------------
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--datasets", default="images,text", help="images, text or both")
+    parser.add_argument("--only", choices=["timing", "accuracy"], default=None)
+    parser.add_argument(
+        "--text",
+        choices=["movie", "drug"],
+        default="movie",
+        help="the text data set: movie (2 balanced classes) or drug (3, 64 %% positive)",
+    )
+    parser.add_argument("--image-size", type=int, default=64, help="every strategy's image side")
+    parser.add_argument("--text-max-length", type=int, default=64, help="tokens per review")
+    parser.add_argument(
+        "--timing-rows", type=int_list, default=None, help="part 1: digits,reviews (500,300)"
+    )
+    parser.add_argument("--repeats", type=int, default=None, help="part 1 repeats (3)")
+    parser.add_argument("--sizes", type=int_list, default=None, help="part 2 (50,100,200,500)")
+    parser.add_argument("--seeds", type=int, default=None, help="part 2 seeds (2)")
+    parser.add_argument("--scratch-epochs", type=int, default=None, help="(30, early stopping)")
+    parser.add_argument("--finetune-epochs", type=int, default=None, help="(5)")
+    parser.add_argument(
+        "--finetune-max-rows",
+        type=int,
+        default=None,
+        help="part 2: larger sizes are not fine-tuned (default: every size; --quick 100)",
+    )
+    parser.add_argument("--test-rows", type=int, default=None, help="a stratified test subset")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (all cores)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: small sizes, 1 seed")
+    args = parser.parse_args()
+
+    quick = args.quick
+    timing_rows = args.timing_rows or ([100, 60] if quick else [500, 300])
+    repeats = args.repeats or (1 if quick else 3)
+    sizes = args.sizes or ([50, 100] if quick else [50, 100, 200, 500])
+    seeds = list(range(args.seeds or (1 if quick else 2)))
+    scratch_epochs = args.scratch_epochs or (10 if quick else 30)
+    finetune_epochs = args.finetune_epochs or (2 if quick else 5)
+    finetune_max_rows = args.finetune_max_rows or (100 if quick else None)
+    test_rows = args.test_rows or (150 if quick else None)
+    wanted = {part.strip() for part in args.datasets.split(",")}
+    threads = set_threads(args.threads)
+    # The classical heads run in numpy's BLAS and OpenMP (scikit-learn, LightGBM), whose
+    # pools set_threads (torch only) leaves at every core; they stall under load as torch's
+    # do (with --threads 1, the logreg head took 0.4 s quiet, 3.3 s beside a busy process).
+    threadpool_limits(limits=threads)
+    print(
+        header("transfer learning: features vs finetune per epoch; accuracy vs data size", threads)
+        + " (BLAS and OpenMP pools too)"
+    )
+    print(
+        f"# {'quick run' if quick else 'full run'}: part 1 on {timing_rows[0]} digits / "
+        f"{timing_rows[-1]} reviews, {repeats} repeat(s); part 2 sizes {sizes}, "
+        f"{len(seeds)} seed(s), scratch {scratch_epochs} epochs (patience {SCRATCH_PATIENCE}), "
+        f"finetune {finetune_epochs} epochs"
+        + (f" up to {finetune_max_rows} rows" if finetune_max_rows else "")
+        + f", learning rate {LEARNING_RATE:g} (pretrained layers x0.1); features head auto; "
+        f"image size {args.image_size} for every strategy (224, the pretrained default, is far "
+        f"too slow to fine-tune on CPU); text cut to {args.text_max_length} tokens; test set "
+        + (f"{test_rows} rows (stratified)" if test_rows else "whole")
+    )
+    if threads > 1 and os.getloadavg()[0] > (os.cpu_count() or 1) - 0.5:
+        # Seen while writing this script: with another process keeping a core busy, torch's
+        # 2 threads stall at every parallel region and fits ran 3-8x slower than on 1 thread.
+        print("# the machine is busy: --threads 1 is likely much faster (and no less accurate)")
+    started = clock()
+    with tempfile.TemporaryDirectory(prefix="transfer-bench-") as scratch:
+        root = Path(scratch)
+        os.environ["DEEPSTRATA_CACHE_DIR"] = str(root / "cache")  # cold on every run
+        datasets = []
+        if "images" in wanted:
+            datasets.append(digits_dataset(root, image_size=args.image_size, test_rows=test_rows))
+            datasets[-1].timing_rows = timing_rows[0]
+        if "text" in wanted:
+            datasets.append(
+                reviews_dataset(
+                    args.text, text_max_length=args.text_max_length, test_rows=test_rows
+                )
+            )
+            datasets[-1].timing_rows = timing_rows[-1]
+
+        if args.only != "accuracy":
+            print(
+                "\npart 1: finetune epochs (after the first) against features fits on cached "
+                "embeddings; a run during which other processes kept more than "
+                f"{QUIET_CORES} cores busy is marked DISTURBED and set aside when quiet ones exist"
+            )
+            timings = {
+                dataset.name: time_dataset(dataset, root / "cache-timing", repeats=repeats)
+                for dataset in datasets
+            }
+            timing_table(timings)
+            print(f"\n# part 1 took {clock() - started:.0f}s", flush=True)
+
+        if args.only != "timing":
+            part2 = clock()
+            os.environ["DEEPSTRATA_CACHE_DIR"] = str(root / "cache")
+            print("\npart 2: test accuracy against training rows (fit holds 20 % of them out)")
+            results = {}
+            for dataset in datasets:
+                results[dataset.name] = accuracy_runs(
+                    dataset,
+                    sizes=sizes,
+                    seeds=seeds,
+                    scratch_epochs=scratch_epochs,
+                    finetune_epochs=finetune_epochs,
+                    finetune_max_rows=finetune_max_rows,
+                )
+            for dataset in datasets:
+                accuracy_table(dataset, results[dataset.name], sizes, len(seeds))
+            print(f"\n# part 2 took {clock() - part2:.0f}s")
+    print(f"# wall time {clock() - started:.0f}s")
+    print(footer())
+
+
+if __name__ == "__main__":
+    main()
