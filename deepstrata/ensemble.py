@@ -6,11 +6,15 @@ features as ``--strategy features`` builds them (numbers and dates as scaled,
 categories one-hot, image and text columns through their pretrained networks). Both
 are temperature-calibrated on the validation rows; the ensemble mixes their
 probabilities (regression: their values) as ``w * network + (1 - w) * classical``, with
-``w`` the grid point (0, 0.05, ..., 1) of the lowest validation log loss (regression:
-mean squared error).
+``w`` on the grid 0, 0.05, ..., 1 by validation log loss (regression: mean squared
+error): of the mixes that beat both models and lie within one standard error of the
+lowest loss, the one nearest an even mix (see :func:`within_one_standard_error`). Weights
+fitted on a few hundred rows chase noise; equal weights are known to hold up better on
+new data than estimated ones (the "forecast combination puzzle").
 
 The ensemble is kept only when it beats both models on validation; otherwise the
-better one is returned alone, and ``metrics["ensemble"]`` (and the log) say which and
+better one is returned alone (the classical one when validation cannot tell the two
+apart: the simpler model), and ``metrics["ensemble"]`` (and the log) say which and
 why. The weight is chosen on the same rows it is judged on, so the margin is an
 optimistic one: one number fitted to hundreds of rows, not a second model.
 
@@ -57,12 +61,31 @@ def classical_heads(requested: str) -> tuple[str, ...]:
     return CLASSICAL_HEADS if requested == "auto" else (requested,)
 
 
-def validation_loss(task: str, outputs: np.ndarray, labels: np.ndarray) -> float:
-    """Log loss (classifiers) or mean squared error (regression, on the encoded scale)."""
+def row_losses(task: str, outputs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per row: log loss (classifiers) or squared error (regression, on the encoded scale)."""
     if task == "regression":
-        return float(np.mean((outputs.astype(np.float64) - labels) ** 2))
+        return (outputs.astype(np.float64) - labels) ** 2
     chance = probabilities(task, outputs)[np.arange(len(labels)), labels]
-    return float(-np.mean(np.log(np.clip(chance, 1e-15, 1.0))))
+    return -np.log(np.clip(chance, 1e-15, 1.0))
+
+
+def validation_loss(task: str, outputs: np.ndarray, labels: np.ndarray) -> float:
+    """The mean of :func:`row_losses`: log loss, or mean squared error."""
+    return float(np.mean(row_losses(task, outputs, labels)))
+
+
+def within_one_standard_error(losses: np.ndarray) -> np.ndarray:
+    """Which weights' mean loss is within one standard error of the lowest mean (the
+    standard error of that mean over the validation rows): those the data cannot tell
+    from the best.
+
+    The lowest point of a curve measured on a few hundred rows is partly noise; the
+    one-standard-error rule (Breiman et al., as in choosing a tree's size by
+    cross-validation) then takes the simplest of them."""
+    means = losses.mean(axis=1)
+    lowest = losses[int(np.argmin(means))]
+    error = lowest.std(ddof=1) / np.sqrt(len(lowest)) if len(lowest) > 1 else 0.0
+    return means - means.min() <= error
 
 
 def accuracy(task: str, outputs: np.ndarray, labels: np.ndarray) -> float:
@@ -75,14 +98,22 @@ def weigh(task: str, network: np.ndarray, classical: np.ndarray, labels: np.ndar
     Returns ``{"kept", "returned", "weight_network", "metric", "validation", "reason"}``
     (plus ``"validation_accuracy"`` for classifiers)."""
     metric = "mse" if task == "regression" else "log_loss"
-    curve = [
-        validation_loss(task, combine(task, [network, classical], [w, 1 - w]), labels)
-        for w in WEIGHTS
-    ]
-    best = int(np.argmin(curve))
+    losses = np.stack(
+        [row_losses(task, combine(task, [network, classical], [w, 1 - w]), labels) for w in WEIGHTS]
+    )  # (weights, rows)
+    curve = losses.mean(axis=1).tolist()
     alone = {"network": curve[-1], "classical": curve[0]}
     winner = min(alone, key=alone.get)
-    kept = 0 < best < len(WEIGHTS) - 1 and curve[best] < alone[winner] * (1 - TOLERANCE)
+    close = within_one_standard_error(losses)
+    if close[0] and close[-1]:  # validation cannot tell them apart: the simpler model
+        winner = "classical"
+    beats_both = np.array(curve) < min(alone.values()) * (1 - TOLERANCE)  # never at the ends
+    candidates = np.flatnonzero(close & beats_both)
+    kept = len(candidates) > 0
+    if kept:  # of the mixes that beat both and the best cannot be told from: the most even
+        best = int(candidates[np.argmin(np.abs(WEIGHTS[candidates] - 0.5))])
+    else:
+        best = int(np.argmin(curve))
     weight = float(WEIGHTS[best])
     if kept:
         returned = "ensemble"
@@ -94,9 +125,14 @@ def weigh(task: str, network: np.ndarray, classical: np.ndarray, labels: np.ndar
     else:
         returned = winner
         reason = (
-            f"not kept: no mix beats the {winner} alone on validation {metric} "
-            f"({alone[winner]:.4g}; network {alone['network']:.4g}, classical "
-            f"{alone['classical']:.4g}), so the {winner} is returned"
+            f"not kept: no mix beats both alone on validation {metric} (network "
+            f"{alone['network']:.4g}, classical {alone['classical']:.4g}), so the {winner} "
+            "is returned"
+            + (
+                ": the two are within a standard error, and it is the simpler"
+                if winner != min(alone, key=alone.get)
+                else ""
+            )
         )
     verdict = {
         "kept": kept,

@@ -8,6 +8,7 @@ probabilities are averaged (regression: outputs averaged).
 
 from __future__ import annotations
 
+import json
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from deepstrata.data.schema import Schema
 from deepstrata.data.sources import Table, read_table
 from deepstrata.errors import BundleError, ConfigError
 from deepstrata.evaluate.metrics import classification_metrics, regression_metrics
+from deepstrata.evaluate.report import REPORT, compare_beside, render_report
 from deepstrata.heads import point_predictions, probabilities
 from deepstrata.kinds import REGISTRY, transform_frame
 from deepstrata.network import Network, build_network
@@ -243,15 +245,25 @@ class Model:
         return self.bundle_parts()[0]
 
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
-        """Write the bundle directory (atomically). Returns its path."""
+        """Write the bundle directory (atomically), with its report.html. Returns its path.
+
+        A ``compare.json`` that ``deepstrata compare`` left beside it (``runs/churn.compare/``
+        for ``runs/churn``) goes in too: the report then shows the learning curves."""
         config, weights, files = self.bundle_parts()
+        files = {**self.artifacts, **files}
+        beside = compare_beside(path)
+        if beside is not None:
+            files["compare.json"] = beside
+        report = _report(config, self.metrics, files)
+        if report is not None:
+            files[REPORT] = report
         return write_bundle(
             path,
             config=config,
             weights=weights,
             metrics=self.metrics,
             versions=versions(),
-            files={**self.artifacts, **files},
+            files=files,
             overwrite=overwrite,
         )
 
@@ -261,6 +273,30 @@ class Model:
         return (
             f"Model(task={self.task!r}, target={self.schema.target!r}, inputs=[{inputs}]{networks})"
         )
+
+
+def _report(config: dict, metrics: dict, files: dict[str, bytes]) -> bytes | None:
+    """report.html for a bundle of these parts. A report that cannot be drawn does not cost
+    the model: the bundle is written without it, with a warning saying how to retry."""
+    import warnings
+
+    from deepstrata.errors import DataWarning
+
+    parts = {
+        "config.json": json.dumps(config).encode(),
+        "metrics.json": json.dumps(metrics, default=str).encode(),
+        **files,
+    }
+    try:
+        return render_report(parts).encode("utf-8")
+    except Exception as error:  # the report is a view; the model is the point
+        warnings.warn(
+            f"report.html could not be drawn ({type(error).__name__}: {error}); the bundle "
+            "is complete without it; `deepstrata report BUNDLE` tries again",
+            DataWarning,
+            stacklevel=3,
+        )
+        return None
 
 
 def combine(task: str, outputs: list[np.ndarray], weights: list[float] | None) -> np.ndarray:

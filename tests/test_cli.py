@@ -168,6 +168,7 @@ def test_fit_predict_evaluate_round_trip(tmp_path, churn_csv, churn_frame, cli):
         "manifest.json",
         "metrics.json",
         "metrics.jsonl",
+        "report.html",
         "validation_predictions.csv",
         "weights.safetensors",
     ]

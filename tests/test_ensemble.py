@@ -54,6 +54,31 @@ def test_a_model_that_is_better_everywhere_is_returned_alone():
     assert flipped["returned"] == "classical" and flipped["weight_network"] == 0.0
 
 
+def test_of_mixes_the_data_cannot_tell_apart_the_most_even_is_taken():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 400)
+    truth = np.where(labels == 1, 0.7, 0.3)
+    # Two noisy, independent views of the same signal: many weights are about as good.
+    network = logit(np.clip(truth + rng.normal(0, 0.15, 400), 0.02, 0.98))
+    classical = logit(np.clip(truth + rng.normal(0, 0.12, 400), 0.02, 0.98))
+    verdict = weigh("binary", network, classical, labels)
+    curve = np.array(verdict["curve"]["log_loss"])
+    assert verdict["kept"]
+    assert abs(verdict["weight_network"] - 0.5) <= abs(WEIGHTS[np.argmin(curve)] - 0.5)
+    assert curve[list(WEIGHTS).index(verdict["weight_network"])] < min(curve[0], curve[-1])
+
+
+def test_two_models_validation_cannot_tell_apart_give_the_simpler():
+    labels = np.array([0, 1] * 20)
+    network = logit(np.where(labels == 1, 0.8, 0.2))  # the same calls, a shade more sure
+    classical = logit(np.where(labels == 1, 0.79, 0.21))
+    network[:4], classical[:4] = logit(0.9), logit(0.9)  # the same mistakes
+    verdict = weigh("binary", network, classical, labels)
+    assert verdict["validation"]["network"] < verdict["validation"]["classical"]
+    assert not verdict["kept"] and verdict["returned"] == "classical"
+    assert "within a standard error" in verdict["reason"]
+
+
 def test_regression_weighs_squared_error():
     labels = np.array([0.0, 1.0, 2.0, 3.0])
     network = labels + np.array([0.5, -0.5, 0.5, -0.5])

@@ -1,8 +1,10 @@
-"""Classical heads on a feature matrix: logistic/linear regression, RBF SVM, LightGBM, small MLP.
+"""Classical heads on a feature matrix: logistic/linear regression, RBF SVM, LightGBM, small MLP,
+random forest.
 
 They fit on numbers a pretrained network made (text or image embeddings, perhaps
 beside standardised numeric columns) for ``--head auto|logreg|svm|gbm|mlp``, and
-serve as classical baselines. Every head keeps one contract:
+serve as classical baselines in ``deepstrata compare`` (which adds ``forest``).
+Every head keeps one contract:
 
 - ``Head(*, task, num_classes=0, seed=0, **hyperparameters)`` only stores;
 - ``fit(features, target, *, validation=None)``: ``features`` (N, D) floats; ``target``
@@ -19,8 +21,9 @@ No pickle. A bundle must be plain files that loading cannot execute, so ``meta``
 is JSON and ``arrays`` are numeric arrays for safetensors. Linear and SVM heads
 keep only their numbers (standardisation, coefficients; support vectors, dual
 coefficients) and compute outputs in NumPy, so loading them needs neither
-pickle nor scikit-learn. LightGBM keeps its own text model format in ``meta``;
-the MLP keeps its ``state_dict`` in ``arrays``.
+pickle nor scikit-learn; so does the forest, whose trees are node arrays
+(children, split feature, threshold, leaf values). LightGBM keeps its own text
+model format in ``meta``; the MLP keeps its ``state_dict`` in ``arrays``.
 
 >>> import numpy as np
 >>> from deepstrata.classical import head_from_state, new_head
@@ -46,6 +49,7 @@ import numpy as np
 from deepstrata.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
+    from deepstrata.classical.forest import ForestHead
     from deepstrata.classical.gbm import GBMHead
     from deepstrata.classical.linear import LinearHead
     from deepstrata.classical.mlp import MLPHead
@@ -53,6 +57,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HEADS",
+    "ForestHead",
     "GBMHead",
     "LinearHead",
     "MLPHead",
@@ -61,7 +66,7 @@ __all__ = [
     "new_head",
 ]
 
-HEADS = ("logreg", "svm", "gbm", "mlp")
+HEADS = ("logreg", "svm", "gbm", "mlp", "forest")
 
 # Head name -> (module, class). Imported on first use: LightGBM and scikit-learn
 # load only when a head that needs them is made.
@@ -70,6 +75,7 @@ _CLASSES = {
     "svm": ("deepstrata.classical.svm", "SVMHead"),
     "gbm": ("deepstrata.classical.gbm", "GBMHead"),
     "mlp": ("deepstrata.classical.mlp", "MLPHead"),
+    "forest": ("deepstrata.classical.forest", "ForestHead"),
 }
 
 # The score of a class that has no training rows (possible in a cross-validation fold

@@ -25,7 +25,7 @@ _OBJECTIVES = {"binary": "binary", "multiclass": "multiclass", "regression": "re
 _METRICS = {"binary": "binary_logloss", "multiclass": "multi_logloss", "regression": "l2"}
 
 # Training rows x features (prediction rows x trees) below which LightGBM runs on one
-# thread; see _default_threads.
+# thread; see default_threads.
 SMALL_PROBLEM = 2_000_000
 
 
@@ -107,7 +107,7 @@ class GBMHead:
         min_data_in_leaf = self.min_data_in_leaf
         if min_data_in_leaf is None:  # 20 (LightGBM's default) starves trees on small data
             min_data_in_leaf = max(2, min(20, len(features) // 20))
-        num_threads = self.num_threads or _default_threads(features.size)
+        num_threads = self.num_threads or default_threads(features.size)
         params = self._params(min_data_in_leaf, num_threads)
         train_set = lightgbm.Dataset(features, label=target, params=params)
         if validation is None:
@@ -185,9 +185,7 @@ class GBMHead:
         features = check_features(features, num_features=self.num_features_, allow_missing=True)
         # A loaded booster would predict on every core: a hundredfold slower for a few rows
         # on a busy machine.
-        num_threads = self.num_threads or _default_threads(
-            len(features) * self.booster_.num_trees()
-        )
+        num_threads = self.num_threads or default_threads(len(features) * self.booster_.num_trees())
         raw = self.booster_.predict(features, raw_score=True, num_threads=num_threads)
         raw = np.asarray(raw, dtype=np.float64)
         return task_outputs(self.task, raw.reshape(len(features), -1))
@@ -227,7 +225,7 @@ class GBMHead:
         return head
 
 
-def _default_threads(work: int) -> int:
+def default_threads(work: int) -> int:
     """One thread for a small problem, else every core this process may use.
 
     ``work`` is rows x features for training, rows x trees for prediction.

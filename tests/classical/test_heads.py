@@ -159,11 +159,11 @@ def test_gbm_takes_missing_values_the_others_refuse():
 
 
 def test_an_unknown_head_names_the_flag_and_the_choices():
-    with pytest.raises(ConfigError, match="logreg, svm, gbm, mlp") as error:
-        new_head("forest", task="binary", num_classes=2)
-    assert error.value.option == "--head" and "'forest'" in str(error.value)
-    with pytest.raises(ValueError, match="'forest'"):
-        head_from_state({"head": "forest", "task": "binary"}, {})
+    with pytest.raises(ConfigError, match="logreg, svm, gbm, mlp, forest") as error:
+        new_head("ferns", task="binary", num_classes=2)
+    assert error.value.option == "--head" and "'ferns'" in str(error.value)
+    with pytest.raises(ValueError, match="'ferns'"):
+        head_from_state({"head": "ferns", "task": "binary"}, {})
 
 
 def test_an_unknown_task_names_the_flag():
@@ -207,9 +207,9 @@ def test_heads_agree_with_each_other_on_most_test_rows(task):
         assert (other == predictions[0]).mean() >= 0.85
 
 
-def test_loading_a_linear_or_svm_head_needs_neither_scikit_learn_nor_lightgbm(tmp_path):
+def test_loading_a_linear_svm_or_forest_head_needs_neither_scikit_learn_nor_lightgbm(tmp_path):
     split = load_split("binary")
-    for name in ("logreg", "svm"):
+    for name in ("logreg", "svm", "forest"):
         meta, arrays = fitted(name, "binary").state()
         (tmp_path / f"{name}.json").write_text(json.dumps(meta))
         save_file(arrays, str(tmp_path / f"{name}.safetensors"))
@@ -219,7 +219,7 @@ import json, sys
 import numpy as np
 from safetensors.numpy import load_file
 from deepstrata.classical import head_from_state
-for name in ("logreg", "svm"):
+for name in ("logreg", "svm", "forest"):
     meta = json.loads(open(r"{tmp_path}/" + name + ".json").read())
     head = head_from_state(meta, load_file(r"{tmp_path}/" + name + ".safetensors"))
     head.outputs(np.load(r"{tmp_path}/features.npy"))
