@@ -17,6 +17,7 @@ import typer
 
 from deepstrata.compare_cli import compare
 from deepstrata.evaluate.report import report
+from deepstrata.serve.commands import export, serve
 
 app = typer.Typer(
     add_completion=False,
@@ -567,6 +568,8 @@ def demo(
 
 app.command("compare")(compare)
 app.command("report")(report)
+app.command("serve")(serve)
+app.command("export")(export)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -1,0 +1,164 @@
+"""Micro-batching: concurrent requests gathered into one forward pass.
+
+Each request puts its rows (a DataFrame) on a queue and awaits a future. One task
+takes the first waiting request, then gathers more until ``max_rows`` rows or until
+``max_wait`` seconds have passed, runs the batch in a single worker thread (torch's
+and ONNX Runtime's own threads do the arithmetic; the event loop stays free), and
+hands each caller the slice of the outputs that is its own rows, in its order.
+
+It waits only for requests that are on their way: ``pending()`` counts the requests
+the server is answering, and when every one of them is already in the batch, the
+batch runs at once. A lone client therefore never waits ``max_wait``; under load the
+batches fill while the previous one runs.
+
+A batch that fails (a value a preprocessor refuses that validation let through) is
+run again request by request, so that only the request at fault gets the error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+logger = logging.getLogger("deepstrata.serve")
+
+
+@dataclass
+class _Waiting:
+    frame: pd.DataFrame
+    future: asyncio.Future
+
+
+class MicroBatcher:
+    """``await batcher.submit(frame)`` -> ``run(frame)``'s rows for ``frame``, batched.
+
+    ``run(frame) -> (rows, ...) array`` must answer each row independently of the others
+    (as an eval-mode network does). ``pending() -> int``: requests in progress in the
+    server (those in the batch included)."""
+
+    def __init__(
+        self,
+        run: Callable[[pd.DataFrame], np.ndarray],
+        *,
+        max_rows: int,
+        max_wait: float,
+        pending: Callable[[], int] = lambda: 0,
+        on_batch: Callable[[int, int], None] = lambda requests, rows: None,
+    ) -> None:
+        self.run = run
+        self.max_rows = max_rows
+        self.max_wait = max_wait
+        self.pending = pending
+        self.on_batch = on_batch
+        self._queue: asyncio.Queue[_Waiting] | None = None
+        self._carry: _Waiting | None = None  # a request that did not fit the last batch
+        self._task: asyncio.Task | None = None
+        self._executor: ThreadPoolExecutor | None = None
+
+    def start(self) -> None:
+        self._queue = asyncio.Queue()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deepstrata-model")
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name="micro-batcher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    async def in_worker(self, function: Callable, *args):
+        """Run ``function(*args)`` in the model's worker thread (warm-up, file checks)."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+
+    async def submit(self, frame: pd.DataFrame) -> np.ndarray:
+        if self._queue is None:
+            raise RuntimeError("the batcher is not running")
+        future = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Waiting(frame, future))
+        return await future
+
+    # -- the gathering task -----------------------------------------------------------------
+    async def _loop(self) -> None:
+        while True:
+            batch = await self._gather()
+            if batch:
+                await self._answer(batch)
+
+    async def _next(self, timeout: float | None) -> _Waiting | None:
+        if self._carry is not None:
+            waiting, self._carry = self._carry, None
+            return waiting
+        assert self._queue is not None
+        if timeout is None:
+            return await self._queue.get()
+        if not self._queue.empty() or timeout <= 0:
+            return None if self._queue.empty() else self._queue.get_nowait()
+        try:
+            return await asyncio.wait_for(self._queue.get(), timeout)
+        except TimeoutError:
+            return None
+
+    async def _gather(self) -> list[_Waiting]:
+        loop = asyncio.get_running_loop()
+        first = await self._next(None)
+        batch = [first] if not first.future.done() else []  # done: cancelled by a timeout
+        rows = len(first.frame) if batch else 0
+        deadline = loop.time() + self.max_wait
+        while rows < self.max_rows:
+            # Wait only while requests the server is answering are not in the batch yet.
+            others_coming = self.pending() > len(batch)
+            timeout = deadline - loop.time() if others_coming else 0.0
+            waiting = await self._next(max(timeout, 0.0))
+            if waiting is None:
+                break
+            if waiting.future.done():
+                continue
+            if batch and rows + len(waiting.frame) > self.max_rows:
+                self._carry = waiting
+                break
+            batch.append(waiting)
+            rows += len(waiting.frame)
+        return batch
+
+    async def _answer(self, batch: list[_Waiting]) -> None:
+        frames = [waiting.frame for waiting in batch]
+        frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        self.on_batch(len(batch), len(frame))
+        try:
+            outputs = await self.in_worker(self.run, frame)
+        except Exception as error:
+            if len(batch) == 1:
+                _settle(batch[0].future, error=error)
+                return
+            logger.warning("a batch of %d requests failed; answering them one by one", len(batch))
+            for waiting in batch:
+                try:
+                    _settle(waiting.future, result=await self.in_worker(self.run, waiting.frame))
+                except Exception as single:
+                    _settle(waiting.future, error=single)
+            return
+        start = 0
+        for waiting in batch:
+            stop = start + len(waiting.frame)
+            _settle(waiting.future, result=outputs[start:stop])
+            start = stop
+
+
+def _settle(future: asyncio.Future, *, result=None, error: BaseException | None = None) -> None:
+    if future.done():  # its caller timed out meanwhile
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)

@@ -1,0 +1,197 @@
+"""``deepstrata serve`` and ``deepstrata export``: typed command functions for the CLI.
+
+Registered in ``deepstrata/cli.py`` with ``app.command()(serve)`` and
+``app.command()(export)``. FastAPI, uvicorn, ONNX and torch are imported inside the
+functions, so ``deepstrata --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from deepstrata.serve.settings import TOKEN_ENV, ServeSettings
+
+_DEFAULTS = ServeSettings()
+BACKENDS = ("torch", "onnx")
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def serve(
+    bundle: Annotated[Path, typer.Argument(help="A bundle directory written by `deepstrata fit`.")],
+    host: Annotated[
+        str,
+        typer.Option(help="Address to listen on; 0.0.0.0 (every interface) only when asked."),
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).")] = 8000,
+    backend: Annotated[
+        str, typer.Option(help="torch | onnx (the export from `deepstrata export`).")
+    ] = "torch",
+    onnx: Annotated[
+        Path | None, typer.Option(help="The ONNX export to serve. [<bundle>-onnx]")
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Bearer token required by /predict, /schema, /metrics and /openapi.json "
+            f"(at least 16 characters). Better: the {TOKEN_ENV} environment variable, which "
+            "other users cannot read in the process list.",
+            show_default=False,
+        ),
+    ] = None,
+    max_body_bytes: Annotated[
+        int, typer.Option(help="Largest request body, counted as read (413).")
+    ] = _DEFAULTS.max_body_bytes,
+    max_records: Annotated[
+        int, typer.Option(help="Most records in one request (413).")
+    ] = _DEFAULTS.max_records,
+    max_concurrency: Annotated[
+        int, typer.Option(help="Requests answered at once; more get 503 at once.")
+    ] = _DEFAULTS.max_concurrency,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds a request may take (504).")
+    ] = _DEFAULTS.timeout,
+    max_batch_rows: Annotated[
+        int, typer.Option(help="Rows of concurrent requests run as one forward pass.")
+    ] = _DEFAULTS.max_batch_rows,
+    batch_wait_ms: Annotated[
+        float,
+        typer.Option(help="Milliseconds a batch waits for requests already arriving."),
+    ] = _DEFAULTS.batch_wait_ms,
+    max_file_bytes: Annotated[
+        int, typer.Option(help="Largest image or audio field, decoded (422).")
+    ] = _DEFAULTS.max_file_bytes,
+    graceful_timeout: Annotated[
+        float, typer.Option(help="Seconds in-flight requests get to finish after SIGTERM.")
+    ] = _DEFAULTS.graceful_timeout,
+    drain_delay: Annotated[
+        float,
+        typer.Option(
+            help="Seconds between SIGTERM (readiness turns 503) and closing the port, for a "
+            "load balancer to notice."
+        ),
+    ] = _DEFAULTS.drain_delay,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            help="Threads of one forward pass (torch, ONNX Runtime). [half the cores, 1 to 4]"
+        ),
+    ] = None,
+    log_level: Annotated[
+        str, typer.Option(help="critical | error | warning | info | debug.")
+    ] = "info",
+) -> None:
+    """Serve a bundle over HTTP: POST /predict, GET /livez /readyz /schema /metrics."""
+    from deepstrata.errors import ConfigError
+
+    require("deepstrata serve", "fastapi", "uvicorn", "prometheus_client")
+    if backend == "onnx":
+        require("--backend onnx", "onnxruntime")
+
+    if backend not in BACKENDS:
+        raise ConfigError(
+            f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}",
+            option="--backend",
+        )
+    if onnx is not None and backend != "onnx":
+        raise ConfigError("--onnx names an export for --backend onnx", option="--onnx")
+    if log_level not in ("critical", "error", "warning", "info", "debug"):
+        raise ConfigError(f"unknown log level {log_level!r}", option="--log-level")
+    if threads is not None and threads < 1:
+        raise ConfigError(f"expected at least 1 thread, got {threads}", option="--threads")
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"expected a port from 0 to 65535, got {port}", option="--port")
+    settings = ServeSettings(
+        max_body_bytes=max_body_bytes,
+        max_records=max_records,
+        max_concurrency=max_concurrency,
+        timeout=timeout,
+        max_batch_rows=max_batch_rows,
+        batch_wait_ms=batch_wait_ms,
+        max_file_bytes=max_file_bytes,
+        token=token if token is not None else (os.environ.get(TOKEN_ENV) or None),
+        graceful_timeout=graceful_timeout,
+        drain_delay=drain_delay,
+    ).validate()
+
+    import torch
+
+    from deepstrata.model import load
+    from deepstrata.serve import server
+
+    # Small batches gain little from many threads, and on a shared machine threads that
+    # wait on each other make a single-row forward pass tens of times slower.
+    torch.set_num_threads(threads or default_threads())
+    from deepstrata.serve.app import create_app
+    from deepstrata.serve.predictor import Predictor
+
+    model = load(bundle)  # a bad bundle fails here, before the port is taken
+    if backend == "onnx":
+        from deepstrata.serve.onnx import with_onnx_networks
+
+        model = with_onnx_networks(model, bundle, onnx)
+    app = create_app(Predictor(model, backend=backend), settings)
+    sock = server.listen(host, port)
+    bound_host, bound_port = sock.getsockname()[:2]
+    if host not in LOOPBACK and settings.token is None:
+        print(
+            f"warning: listening on {host} without a token: anyone who reaches this port can "
+            f"call /predict (set {TOKEN_ENV} or pass --token)",
+            file=sys.stderr,
+        )
+    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+    print(f"serving {bundle} on http://{shown}:{bound_port} ({backend} backend)", flush=True)
+    server.run(app, sock, settings, log_level=log_level)
+
+
+def require(what: str, *modules: str) -> None:
+    """MissingPackageError naming the ``serve`` extra when one of ``modules`` is not installed."""
+    from importlib.util import find_spec
+
+    from deepstrata.errors import MissingPackageError
+
+    missing = [name for name in modules if find_spec(name) is None]
+    if missing:
+        raise MissingPackageError(f"{what} needs {', '.join(missing)}", extra="serve")
+
+
+def default_threads() -> int:
+    """Half the cores, at least 1 and at most 4."""
+    return max(1, min(4, (os.cpu_count() or 2) // 2))
+
+
+def export(
+    bundle: Annotated[Path, typer.Argument(help="A bundle directory written by `deepstrata fit`.")],
+    export_format: Annotated[
+        str, typer.Option("--format", help="onnx (the only format).")
+    ] = "onnx",
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Directory to write. [<bundle>-onnx]"),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing export.")] = False,
+) -> None:
+    """Export a bundle's networks to ONNX, checked against PyTorch (preprocessing stays in Python)."""
+    from deepstrata.errors import ConfigError
+
+    if export_format != "onnx":
+        raise ConfigError(f"unknown format {export_format!r}; expected onnx", option="--format")
+    require("deepstrata export", "onnx", "onnxscript", "onnxruntime")
+    from deepstrata.serve.onnx import ATOL, RTOL, default_export_path, export_onnx
+
+    target = output or default_export_path(bundle)
+    record = export_onnx(
+        bundle, target, overwrite=overwrite, report=lambda line: print(line, file=sys.stderr)
+    )
+    count = len(record["members"])
+    print(
+        f"{count} network{'s' if count > 1 else ''} exported to {target}; ONNX Runtime matches "
+        f"PyTorch within {ATOL:g} + {RTOL:g}·|value| on {record['check']['rows']} rows "
+        f"(serve it with: deepstrata serve {bundle} --backend onnx"
+        + (f" --onnx {target}" if output is not None else "")
+        + ")"
+    )

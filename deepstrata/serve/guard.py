@@ -1,0 +1,211 @@
+"""The ASGI layer every request passes before the application sees it.
+
+In order: a request id (the client's ``X-Request-ID`` when it is short and plain, else
+a new one; echoed on every response), the bearer token, the concurrency limit (503
+at once, with ``Retry-After``), the body-size limit, the per-request timeout (504),
+a JSON 500 for anything unexpected (logged with its traceback, answered without it),
+and the metrics of every answer.
+
+Why the body limit is counted here, on the ASGI receive stream: ``Content-Length``
+can lie or be absent (``Transfer-Encoding: chunked``), so only the bytes actually
+read can be trusted. A declared length above the limit is refused before anything
+is read; otherwise reading stops, and the request is answered 413, as soon as the
+count passes the limit. (Starlette's ``RequestBodyLimitMiddleware`` counts the same
+way, but answers the declared-length case in plain text; every error here is JSON.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import re
+import time
+import uuid
+from dataclasses import dataclass
+
+from deepstrata.serve.errors import REQUEST_ID_HEADER, ApiError, error_body
+from deepstrata.serve.metrics import Metrics
+from deepstrata.serve.settings import ServeSettings
+
+logger = logging.getLogger("deepstrata.serve")
+
+OPEN_PATHS = frozenset({"/livez", "/readyz"})  # answered without the token: probes
+UNLIMITED_PATHS = frozenset({"/livez", "/readyz", "/metrics"})  # no concurrency limit, no timeout
+_PLAIN_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+@dataclass
+class ServerState:
+    """What the endpoints and the server share: readiness and the requests in progress."""
+
+    ready: bool = False  # the model is loaded and warmed up
+    draining: bool = False  # SIGTERM seen: readiness answers 503, in-flight requests finish
+    active: int = 0  # requests in progress under the concurrency limit
+
+
+class BodyTooLarge(ApiError):
+    def __init__(self, limit: int) -> None:
+        super().__init__("body_too_large", f"the request body is larger than {limit} bytes")
+
+
+class Guard:
+    """Pure ASGI middleware: ``app.add_middleware(Guard, state=..., settings=..., metrics=...)``."""
+
+    def __init__(
+        self, app, *, state: ServerState, settings: ServeSettings, metrics: Metrics
+    ) -> None:
+        self.app = app
+        self.state = state
+        self.settings = settings
+        self.metrics = metrics
+        self._token = settings.token.encode() if settings.token else None
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        exchange = _Exchange(scope, receive, send, self.settings.max_body_bytes)
+        path, limited = scope["path"], scope["path"] not in UNLIMITED_PATHS
+        start = time.perf_counter()
+        try:
+            if self._token is not None and path not in OPEN_PATHS and not self._authorized(scope):
+                await exchange.refuse(
+                    ApiError(
+                        "unauthorized",
+                        "a valid bearer token is required (Authorization: Bearer <token>)",
+                        headers={"WWW-Authenticate": "Bearer"},
+                    )
+                )
+            elif limited and self.state.active >= self.settings.max_concurrency:
+                await exchange.refuse(
+                    ApiError(
+                        "overloaded",
+                        f"the server is answering {self.settings.max_concurrency} requests "
+                        "already; retry shortly",
+                        headers={"Retry-After": "1"},
+                    )
+                )
+            elif exchange.declared_length() > self.settings.max_body_bytes:
+                await exchange.refuse(BodyTooLarge(self.settings.max_body_bytes))
+            elif limited:
+                self.state.active += 1
+                self.metrics.in_progress.inc()
+                try:
+                    await self._within_timeout(exchange)
+                finally:
+                    self.state.active -= 1
+                    self.metrics.in_progress.dec()
+            else:
+                await self._run(exchange)
+        finally:
+            self.metrics.observe(
+                path, scope["method"], exchange.status or 500, time.perf_counter() - start
+            )
+
+    async def _within_timeout(self, exchange: _Exchange) -> None:
+        try:
+            async with asyncio.timeout(self.settings.timeout):
+                await self._run(exchange)
+        except TimeoutError:
+            if exchange.started:
+                logger.error("request %s timed out after its answer began", exchange.request_id)
+                return
+            await exchange.refuse(
+                ApiError("timeout", f"the request took longer than {self.settings.timeout:g} s")
+            )
+
+    async def _run(self, exchange: _Exchange) -> None:
+        try:
+            await self.app(exchange.scope, exchange.receive, exchange.send)
+        except BodyTooLarge as error:  # raised from a read outside the app's own handlers
+            if not exchange.started:
+                await exchange.refuse(error)
+        except Exception:
+            logger.exception("request %s failed", exchange.request_id)
+            if not exchange.started:
+                await exchange.refuse(ApiError("internal_error", "internal error"))
+
+    def _authorized(self, scope) -> bool:
+        header = _header(scope, b"authorization") or b""
+        scheme, _, credentials = header.partition(b" ")
+        if scheme.lower() != b"bearer" or self._token is None:
+            return False
+        return hmac.compare_digest(credentials.strip(), self._token)
+
+
+class _Exchange:
+    """One request's receive and send, wrapped: bytes counted, status and start recorded."""
+
+    def __init__(self, scope, receive, send, max_body_bytes: int) -> None:
+        given = (_header(scope, REQUEST_ID_HEADER.encode()) or b"").decode("latin-1")
+        self.request_id = given if _PLAIN_ID.match(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = self.request_id
+        self.scope = scope
+        self._receive = receive
+        self._send = send
+        self.limit = max_body_bytes
+        self.read = 0
+        self.overflowed = False
+        self.started = False
+        self.replaced = False  # the application's answer was swapped for a 413
+        self.status: int | None = None
+
+    def declared_length(self) -> int:
+        value = _header(self.scope, b"content-length")
+        try:
+            return int(value) if value is not None else 0
+        except ValueError:
+            return 0  # h11 refuses a malformed Content-Length before the application runs
+
+    async def receive(self):
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self.read += len(message.get("body", b""))
+            if self.read > self.limit:
+                self.overflowed = True
+                raise BodyTooLarge(self.limit)
+        return message
+
+    async def send(self, message) -> None:
+        if self.replaced:
+            return
+        if message["type"] == "http.response.start":
+            if self.overflowed and not self.started:
+                # Whatever the application made of the cut-off body, the answer is 413.
+                self.replaced = True
+                await self.refuse(BodyTooLarge(self.limit))
+                return
+            self.started = True
+            self.status = message["status"]
+            message = {**message, "headers": [*message.get("headers", []), *self._headers()]}
+        await self._send(message)
+
+    async def refuse(self, error: ApiError) -> None:
+        body = error_body(error.code, error.message, self.request_id, error.details)
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            *((k.lower().encode(), v.encode()) for k, v in error.headers.items()),
+            *self._headers(),
+        ]
+        self.started = True
+        self.status = error.status
+        await self._send(
+            {"type": "http.response.start", "status": error.status, "headers": headers}
+        )
+        await self._send({"type": "http.response.body", "body": body})
+
+    def _headers(self) -> list[tuple[bytes, bytes]]:
+        return [
+            (REQUEST_ID_HEADER.encode(), self.request_id.encode()),
+            (b"x-content-type-options", b"nosniff"),
+            (b"cache-control", b"no-store"),
+        ]
+
+
+def _header(scope, name: bytes) -> bytes | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return value
+    return None

@@ -1,0 +1,155 @@
+"""Records in, predictions out: the server's one path into a :class:`~deepstrata.model.Model`.
+
+The forward pass goes through ``Model.outputs_of``, the path ``Model.predict`` takes, so
+an ensemble's members are combined exactly as in Python (the ONNX backend swaps only
+each member's network, see :mod:`deepstrata.serve.onnx`). Warnings are worked out per
+record here rather than caught from the preprocessors, because a micro-batch mixes the
+records of several callers and each must see only its own.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from deepstrata.data.schema import FILE_KINDS
+from deepstrata.data.sources import read_table
+from deepstrata.errors import DataWarning
+from deepstrata.heads import point_predictions
+from deepstrata.model import Model
+from deepstrata.preprocess.category import CategoryPreprocessor
+from deepstrata.serve.records import category_vocabulary
+
+
+class Predictor:
+    """A loaded model and what the server needs to know about it.
+
+    ``backend`` is ``"torch"`` or ``"onnx"`` (the model's networks already swapped, see
+    :func:`deepstrata.serve.onnx.with_onnx_networks`); it is only reported here.
+    """
+
+    def __init__(self, model: Model, *, backend: str = "torch") -> None:
+        self.model = model
+        self.backend = backend
+        self.schema = model.schema
+        self.task = model.task
+        self.classes = None if model.task == "regression" else list(model.classes)
+        inputs = model.schema.inputs
+        self.categories = {
+            f.name: category_vocabulary([m.preprocessors[f.name] for m in model.members])
+            for f in inputs
+            if f.kind == "category"
+        }
+        # One vocabulary per member: a value is unknown if any member does not know it.
+        self._vocabularies = {
+            f.name: [
+                set(pre.vocabulary) if isinstance(pre, CategoryPreprocessor) else set()
+                for pre in (m.preprocessors[f.name] for m in model.members)
+            ]
+            for f in inputs
+            if f.kind == "category"
+        }
+        self.file_columns = [f.name for f in inputs if f.kind in FILE_KINDS]
+
+    # -- the forward pass (in the server's worker thread) -----------------------------------
+    def outputs(self, frame: pd.DataFrame) -> np.ndarray:
+        """Raw model outputs for the rows of ``frame`` (calibrated logits or values).
+
+        Image and audio columns hold paths here (see :meth:`stage_files`)."""
+        with warnings.catch_warnings():
+            # Unseen categories are reported per record by warnings_of, not here.
+            warnings.simplefilter("ignore", DataWarning)
+            return self.model.outputs_of(read_table(frame))
+
+    def answers(self, outputs: np.ndarray) -> dict:
+        """``{"predictions": [...], "classes"?, "probabilities"?}`` of raw ``outputs``."""
+        labels = self.model.target_encoder.decode(point_predictions(self.task, outputs))
+        answer: dict = {"predictions": [_plain(v) for v in np.asarray(labels).tolist()]}
+        if self.classes is not None:
+            probabilities = self.model.probabilities_of(outputs)  # (B, K)
+            names = [str(label) for label in self.classes]
+            answer["classes"] = [_plain(label) for label in self.classes]
+            answer["probabilities"] = [dict(zip(names, row)) for row in probabilities.tolist()]
+        return answer
+
+    def warm_up(self, rows: int) -> None:
+        """A forward pass of 1 and of ``rows`` rows of missing values (every kind takes them):
+        kernels chosen, pages touched, lazy imports done before the first request."""
+        blank = pd.DataFrame({f.name: [None] for f in self.schema.inputs})
+        for count in (1, max(rows, 1)):
+            frame = blank.loc[[0] * count].reset_index(drop=True)
+            for feature in self.schema.inputs:
+                if feature.kind == "number":
+                    frame[feature.name] = frame[feature.name].astype("float64")
+            self.answers(self.outputs(frame))
+
+    # -- per-record checks (before a record joins a batch) -----------------------------------
+    def warnings_of(self, values: dict[str, list], extras: dict[str, int]) -> list[dict]:
+        """Unseen categories, record by record (``values``: each column's validated values,
+        see :func:`~deepstrata.serve.records.values_of`), and fields that are not inputs."""
+        found = []
+        for name, vocabularies in self._vocabularies.items():
+            for row, value in enumerate(values[name]):
+                if value is not None and any(value not in known for known in vocabularies):
+                    found.append(
+                        {
+                            "record": row,
+                            "column": name,
+                            "message": f"{_shown(value)} was not seen in training; "
+                            "treated as an unknown category",
+                        }
+                    )
+        for name, count in extras.items():
+            found.append(
+                {
+                    "record": None,
+                    "column": name,
+                    "message": f"not an input of the model; ignored ({count} record(s))",
+                }
+            )
+        return found
+
+    def stage_files(self, frame: pd.DataFrame, folder: Path) -> tuple[pd.DataFrame, list]:
+        """Image and audio fields written to files in ``folder`` (the preprocessors read
+        files): ``(frame with their paths, [(record, column, reason), ...])``, the second
+        listing every field that cannot be decoded.
+
+        Decoding here, before the record joins a batch, keeps one caller's bad file from
+        failing the others' batch; the arrays land in the decode cache under these paths,
+        so the batch's own pass does not decode them again while ``folder`` lives."""
+        if not self.file_columns:
+            return frame, []
+        frame = self._with_file_paths(frame, folder)
+        table = read_table(frame)
+        problems = []
+        for name in self.file_columns:
+            for member in self.model.members:
+                for bad in member.preprocessors[name].bad_files(table.frame[name], table):
+                    problems.append((bad.position, name, bad.reason))
+        return frame, sorted(set(problems))
+
+    def _with_file_paths(self, frame: pd.DataFrame, folder: Path) -> pd.DataFrame:
+        frame = frame.copy()
+        for index, name in enumerate(self.file_columns):
+            paths = []
+            for row, data in enumerate(frame[name].tolist()):
+                if not isinstance(data, bytes):  # missing
+                    paths.append(None)
+                    continue
+                path = folder / f"{row}-{index}"
+                path.write_bytes(data)
+                paths.append(str(path))
+            frame[name] = pd.Series(paths, dtype="object", index=frame.index)
+        return frame
+
+
+def _plain(value):
+    """A NumPy scalar as the Python value JSON can hold."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _shown(value: str) -> str:
+    return repr(value if len(value) <= 40 else value[:40] + "…")

@@ -1,0 +1,82 @@
+"""The server's limits and options: one frozen dataclass, validated once at the boundary.
+
+Every limit is a defence with a status code a client can act on: a body larger than
+``max_body_bytes`` (413), more than ``max_records`` records (413), more than
+``max_concurrency`` requests at once (503 at once, with ``Retry-After``), a request
+slower than ``timeout`` seconds (504). This module imports nothing heavy: the CLI
+reads its defaults for ``--help``.
+
+>>> ServeSettings().max_body_bytes
+8388608
+>>> ServeSettings(timeout=0).validate()
+Traceback (most recent call last):
+...
+deepstrata.errors.ConfigError: --timeout: expected a number of seconds above 0, got 0
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+from deepstrata.errors import ConfigError
+
+TOKEN_ENV = "DEEPSTRATA_SERVE_TOKEN"
+MIN_TOKEN_LENGTH = 16  # a bearer token shorter than this is guessable
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """Limits of one server. ``token``: the bearer token /predict, /schema, /metrics and
+    /openapi.json require (None: no authentication; /livez and /readyz are always open)."""
+
+    max_body_bytes: int = 8 * 1024 * 1024  # bytes of a request body, counted as read
+    max_records: int = 1024  # records in one /predict request
+    max_concurrency: int = 64  # requests being answered at once (health probes excepted)
+    timeout: float = 10.0  # seconds from a request's arrival to its answer
+    max_batch_rows: int = 256  # rows gathered into one forward pass
+    batch_wait_ms: float = 2.0  # how long a batch waits for requests already on their way
+    max_file_bytes: int = 4 * 1024 * 1024  # one image or audio field, decoded
+    max_text_chars: int = 100_000  # one text field
+    token: str | None = None
+    graceful_timeout: float = 30.0  # seconds in-flight requests get after SIGTERM
+    drain_delay: float = 0.0  # seconds between SIGTERM (readiness 503) and closing the port
+
+    def validate(self) -> ServeSettings:
+        """Raise ConfigError naming the flag of the first invalid value; returns self."""
+        positive_ints = ("max_body_bytes", "max_records", "max_concurrency", "max_batch_rows")
+        for name in (*positive_ints, "max_file_bytes", "max_text_chars"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(
+                    f"expected a whole number of at least 1, got {value!r}", option=flag(name)
+                )
+        for name, unit, zero_allowed in (
+            ("timeout", "seconds", False),
+            ("batch_wait_ms", "milliseconds", True),
+            ("graceful_timeout", "seconds", True),
+            ("drain_delay", "seconds", True),
+        ):
+            value = getattr(self, name)
+            valid = isinstance(value, int | float) and math.isfinite(value)
+            if not valid or value < 0 or (value == 0 and not zero_allowed):
+                what = "of at least 0" if zero_allowed else "above 0"
+                raise ConfigError(
+                    f"expected a number of {unit} {what}, got {value!r}", option=flag(name)
+                )
+        if self.token is not None and len(self.token) < MIN_TOKEN_LENGTH:
+            raise ConfigError(
+                f"a token needs at least {MIN_TOKEN_LENGTH} characters, got {len(self.token)} "
+                "(make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))')",
+                option="--token",
+            )
+        return self
+
+    def public(self) -> dict:
+        """The limits as /schema shows them (never the token)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "token"}
+
+
+def flag(name: str) -> str:
+    """The CLI flag of a setting: ``max_body_bytes`` -> ``--max-body-bytes``."""
+    return "--" + name.replace("_", "-")

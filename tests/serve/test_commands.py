@@ -1,0 +1,65 @@
+"""The two commands as the CLI runs them (in this process), and their import cost."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import typer
+
+from deepstrata.serve import commands
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture
+def run(capsys, monkeypatch):
+    """``deepstrata ARGS`` with serve and export registered as cli.py registers them."""
+    from deepstrata import cli
+
+    app = typer.Typer(add_completion=False, rich_markup_mode=None)
+    app.command()(commands.serve)
+    app.command()(commands.export)
+    monkeypatch.setattr(cli, "app", app)
+
+    def invoke(*args):
+        capsys.readouterr()
+        try:
+            cli.main([str(a) for a in args])
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code or 0
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return invoke
+
+
+def test_export_writes_beside_the_bundle_and_says_how_to_serve_it(run, churn_bundle):
+    code, out, err = run("export", churn_bundle, "--format", "onnx")
+    assert code == 0, err
+    target = churn_bundle.with_name(churn_bundle.name + "-onnx")
+    assert (target / "member-0.onnx").is_file() and (target / "export.json").is_file()
+    assert "ONNX Runtime matches PyTorch within 0.0001" in out
+    assert f"deepstrata serve {churn_bundle} --backend onnx" in out
+    assert "largest difference" in err
+    code, _, err = run("export", churn_bundle)
+    assert code == 1 and "error: --output:" in err and "--overwrite" in err
+
+
+def test_serve_refuses_an_onnx_backend_without_an_export(run, churn_bundle):
+    code, _, err = run("serve", churn_bundle, "--backend", "onnx")
+    assert code == 1 and "error: --onnx: no ONNX export" in err
+    code, _, err = run("serve", churn_bundle, "--onnx", churn_bundle)
+    assert code == 1 and "--onnx names an export for --backend onnx" in err
+
+
+def test_the_commands_import_nothing_heavy_until_they_run():
+    script = (
+        "import sys, deepstrata.cli, deepstrata.serve.commands; "
+        "print(sorted(m for m in ('torch', 'fastapi', 'uvicorn', 'onnx', 'onnxruntime', "
+        "'pandas', 'pydantic') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.stdout.strip() == "[]", result.stderr

@@ -1,0 +1,131 @@
+"""Image and audio fields: base64 in, size caps, bad files refused per record; the models'
+field types on their own."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from pydantic import ValidationError
+
+from deepstrata.config import FitConfig
+from deepstrata.data.schema import Feature, Schema
+from deepstrata.data.sources import read_table
+from deepstrata.model import Model, build_member
+from deepstrata.preprocess.image import ImagePreprocessor
+from deepstrata.preprocess.number import NumberPreprocessor
+from deepstrata.preprocess.target import TargetEncoder
+from deepstrata.serve.records import base64_length, build_models
+from deepstrata.serve.settings import ServeSettings
+from tests.serve.conftest import serving
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+MAX_FILE = 2048
+
+
+@pytest.fixture(scope="module")
+def image_model() -> Model:
+    """An untrained network on an image column and a number column (no fit needed: the
+    server's work is the same for any weights)."""
+    frame = pd.DataFrame({"size": [1.0, 2.0, 3.0], "label": ["a", "b", "a"]})
+    table = read_table(frame)
+    preprocessors = {
+        "photo": ImagePreprocessor(size=32),
+        "size": NumberPreprocessor().fit(frame["size"], table),
+    }
+    architecture = {
+        "task": "binary",
+        "num_classes": 2,
+        "hidden_dims": [8],
+        "dropout": 0.0,
+        "options": {"image_width": 4, "image_depth": 1},
+    }
+    schema = Schema(
+        [
+            Feature("photo", "image"),
+            Feature("size", "number"),
+            Feature("label", "category", role="target"),
+        ],
+        target="label",
+        task="binary",
+    )
+    return Model(
+        schema=schema,
+        members=[build_member(preprocessors, architecture)],
+        target_encoder=TargetEncoder("binary").fit(frame["label"], table),
+        config=FitConfig(),
+    )
+
+
+def png(colour, size=20) -> str:
+    buffer = io.BytesIO()
+    Image.new("RGB", (size, size), colour).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def test_images_arrive_as_base64_and_match_the_model_on_files(image_model, tmp_path):
+    images = [png((255, 0, 0)), png((0, 0, 255)), None]
+    paths = []
+    for index, encoded in enumerate(images):
+        if encoded is None:
+            paths.append(None)
+            continue
+        path = tmp_path / f"{index}.png"
+        path.write_bytes(base64.b64decode(encoded))
+        paths.append(str(path))
+    expected = image_model.predict_proba(pd.DataFrame({"photo": paths, "size": [1.0, 2.0, 3.0]}))
+    records = [{"photo": image, "size": size} for image, size in zip(images, [1.0, 2.0, 3.0])]
+    with serving(image_model, max_file_bytes=MAX_FILE) as client:
+        response = client.post("/predict", json={"records": records})
+        assert response.status_code == 200, response.text
+        got = [[row["a"], row["b"]] for row in response.json()["probabilities"]]
+        np.testing.assert_allclose(got, expected, atol=1e-6)
+        schema = client.get("/openapi.json").json()["components"]["schemas"]["Record"]
+        photo = schema["properties"]["photo"]["anyOf"][0]
+        assert photo["contentEncoding"] == "base64"
+        assert photo["maxLength"] == base64_length(MAX_FILE)
+
+
+def test_bad_base64_large_files_and_undecodable_images_are_422_per_field(image_model):
+    too_big = base64.b64encode(b"\0" * (MAX_FILE + 1)).decode()
+    not_an_image = base64.b64encode(b"GIF? no, just text").decode()
+    with serving(image_model, max_file_bytes=MAX_FILE) as client:
+        for value, expected in [
+            ("not base64!", "base64"),
+            ("abc", "base64"),  # not a multiple of 4
+            (too_big, f"at most {MAX_FILE} bytes"),
+            (12, "base64 string"),
+        ]:
+            response = client.post("/predict", json={"records": [{"photo": value, "size": 1}]})
+            assert response.status_code == 422, value
+            [detail] = response.json()["error"]["details"]
+            assert detail["field"] == "records[0].photo" and expected in detail["message"]
+        records = [{"photo": png((1, 2, 3)), "size": 1}, {"photo": not_an_image, "size": 2}]
+        response = client.post("/predict", json={"records": records})
+        assert response.status_code == 422
+        error = response.json()["error"]
+        [detail] = error["details"]
+        assert detail["field"] == "records[1].photo" and "not an image" in detail["message"]
+        assert "/" not in json.dumps(error).replace("records[1].photo", "")  # no file path
+        # The same server goes on answering good images.
+        good = client.post("/predict", json={"records": records[:1]})
+        assert good.status_code == 200
+
+
+def test_a_number_field_takes_ints_and_floats_only():
+    schema = Schema(
+        [Feature("x", "number"), Feature("y", "category", role="target")], target="y", task="binary"
+    )
+    _, request, _ = build_models(schema, {}, ServeSettings(), classes=["a", "b"])
+    for good in (1, -2.5, 0, None):
+        [record] = request.model_validate({"records": [{"x": good}]}).records
+        assert record.input_0 == (None if good is None else float(good))
+    for bad in ("1", True, [1], float("nan"), float("inf"), 10**400):
+        with pytest.raises(ValidationError):
+            request.model_validate({"records": [{"x": bad}]})
