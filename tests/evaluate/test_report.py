@@ -506,3 +506,36 @@ def test_report_command(churn_bundle, tmp_path):
     shutil.copy(churn_bundle / "config.json", tmp_path / "file.json")
     with pytest.raises(BundleError, match="is not a directory"):
         report(tmp_path / "file.json")
+
+
+def test_a_compare_beside_the_bundle_goes_into_it_and_its_report(tmp_path):
+    """`deepstrata compare` writes runs/churn.compare/; a bundle saved at runs/churn (by
+    fit, or re-rendered by `deepstrata report`) carries its learning curves."""
+    from deepstrata.compare import compare
+
+    frame = make_churn_frame(rows=120)
+    with torch_threads(1):
+        result = compare(
+            frame,
+            target="churned",
+            fractions=(0.5, 1.0),
+            seeds=(0,),
+            families=("network", "logreg"),
+            progress=False,
+            max_epochs=2,
+        )
+        beside = result.save(tmp_path / "churn.compare")
+        model = deepstrata.fit(frame, target="churned", max_epochs=2, progress=False)
+    bundle = model.save(tmp_path / "churn")
+    assert (bundle / "compare.json").read_bytes() == (beside / "compare.json").read_bytes()
+    curves = section((bundle / "report.html").read_text(encoding="utf-8"), "compare")
+    assert "logreg" in curves and "<img" in curves  # the winners table and the plot
+    deepstrata.load(bundle)
+
+    plain = model.save(tmp_path / "other")  # nothing beside it: no learning curves
+    assert not (plain / "compare.json").exists()
+    shutil.copytree(beside, tmp_path / "other.compare")  # compare ran later: report re-renders
+    write_report(plain)
+    assert (plain / "compare.json").is_file()
+    assert "logreg" in section((plain / "report.html").read_text(encoding="utf-8"), "compare")
+    deepstrata.load(plain)
