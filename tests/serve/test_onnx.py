@@ -157,3 +157,18 @@ def test_each_network_of_a_k_fold_ensemble_is_exported(tmp_path):
     onnx_model = with_onnx_networks(deepstrata.load(bundle), bundle)
     rows = make_churn_frame(rows=30, seed=6)
     np.testing.assert_allclose(onnx_model.predict_proba(rows), model.predict_proba(rows), atol=1e-5)
+
+
+def test_a_network_and_classical_ensemble_exports_its_network_only(tmp_path):
+    frame = make_churn_frame(rows=300, seed=3)
+    model = deepstrata.fit(
+        frame.iloc[:240], target="churned", ensemble=True, max_epochs=5, progress=False
+    )
+    assert len(model.members) == 2, "on this table (seed 3) fit keeps the mix"
+    bundle = model.save(tmp_path / "mixed")
+    record = export_onnx(bundle)
+    assert [entry["member"] for entry in record["members"]] == [0]  # the classical one stays
+    onnx_model = with_onnx_networks(deepstrata.load(bundle), bundle)
+    assert onnx_model.weights == model.weights
+    rows = frame.iloc[240:]
+    np.testing.assert_allclose(onnx_model.predict_proba(rows), model.predict_proba(rows), atol=1e-5)
