@@ -450,11 +450,14 @@ def test_fit_with_overwrite_replaces_the_bundle(tmp_path, churn_csv, churn_bundl
     assert result.code == 0, result.err
     assert sorted(p.name for p in churn_bundle.iterdir()) == [
         "config.json",
+        "data_summary.json",
         "lr_range.json",
         "lr_range.png",
         "manifest.json",
         "metrics.json",
         "metrics.jsonl",
+        "report.html",
+        "validation_predictions.csv",
         "weights.safetensors",
     ]
     config = json.loads((churn_bundle / "config.json").read_text())
