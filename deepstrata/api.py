@@ -28,7 +28,8 @@ from deepstrata.data.sources import Table, read_table
 from deepstrata.data.split import train_validation_split
 from deepstrata.ensemble import classical_heads, classical_side, weigh
 from deepstrata.errors import ConfigError, DataError, DataWarning
-from deepstrata.evaluate.records import PREDICTIONS, SUMMARY, data_summary, prediction_records
+from deepstrata.evaluate.records import data_summary, prediction_records
+from deepstrata.evaluate.report import PREDICTIONS, SUMMARY
 from deepstrata.features import train_features
 from deepstrata.fitting import Prepared, assemble, calibrated, train_split
 from deepstrata.kinds import REGISTRY

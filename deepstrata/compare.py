@@ -374,20 +374,14 @@ def _nested_order(target: np.ndarray, *, stratify: bool, seed: int) -> np.ndarra
 
 def _baseline_options(prepared) -> dict:
     """The options under which build_extractor gives fixed features for every input column."""
-    from deepstrata.pretrained.registry import get
-    from deepstrata.pretrained.strategy import TABULAR, pretrained_kinds
+    from deepstrata.features import fixed_feature_networks
 
-    networks = pretrained_kinds(prepared.schema)
-    for feature in prepared.schema.inputs:
-        if feature.kind not in TABULAR and feature.kind not in networks:
-            raise ConfigError(
-                f"column {feature.name!r} is {feature.kind}: the classical families need fixed "
-                f"features and {feature.kind} has no pretrained network to make them; compare "
-                "only the network (--families network) or leave the column out (--ignore)",
-                option="--families",
-            )
-    for name in networks.values():
-        get(name).require()  # a missing package fails now, naming the extra
+    networks = fixed_feature_networks(
+        prepared.schema,
+        who="the classical families",
+        option="--families",
+        remedy="compare only the network (--families network) or leave the column out (--ignore)",
+    )
     return {**prepared.cfg.to_dict(), "strategy": "features", "pretrained": networks}
 
 

@@ -13,7 +13,8 @@ import pandas as pd
 
 from deepstrata.data.split import kfold_split
 from deepstrata.errors import ConfigError
-from deepstrata.evaluate.records import PREDICTIONS, SUMMARY, data_summary, prediction_records
+from deepstrata.evaluate.records import data_summary, prediction_records
+from deepstrata.evaluate.report import PREDICTIONS, SUMMARY
 from deepstrata.fitting import (
     Prepared,
     Trained,

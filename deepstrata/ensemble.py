@@ -28,7 +28,6 @@ import dataclasses
 
 import numpy as np
 
-from deepstrata.errors import ConfigError
 from deepstrata.heads import probabilities
 from deepstrata.model import combine
 
@@ -39,20 +38,14 @@ TOLERANCE = 1e-6  # a relative margin below this is a tie, not a win
 
 def classical_side(prepared):
     """A copy of ``prepared`` that trains a classical model on features (see module doc)."""
-    from deepstrata.pretrained.registry import get
-    from deepstrata.pretrained.strategy import TABULAR, pretrained_kinds
+    from deepstrata.features import fixed_feature_networks
 
-    schema = prepared.schema
-    kinds = pretrained_kinds(schema)
-    others = sorted({f.kind for f in schema.inputs} - set(kinds) - set(TABULAR))
-    if others:
-        raise ConfigError(
-            "--ensemble: the classical model reads numbers, categories, booleans, dates and "
-            f"pretrained image or text embeddings; {', '.join(others)} columns have no such form",
-            option="--ensemble",
-        )
-    for name in kinds.values():
-        get(name).require()  # a missing package fails now, naming the extra
+    kinds = fixed_feature_networks(
+        prepared.schema,
+        who="--ensemble's classical model",
+        option="--ensemble",
+        remedy="fit without --ensemble, or leave the column out (--ignore)",
+    )
     cfg = dataclasses.replace(prepared.cfg, strategy="features")
     return dataclasses.replace(prepared, cfg=cfg, pretrained=kinds)
 

@@ -98,6 +98,27 @@ def describe(encoder: PretrainedEncoder) -> dict:
     }
 
 
+def fixed_feature_networks(schema, *, who: str, option: str, remedy: str) -> dict[str, str]:
+    """``{kind: pretrained network}`` that turn every input column into fixed features
+    (tabular kinds need none); a ConfigError naming the first column no network can
+    turn into features, and a missing package's error naming its extra, before any work.
+    ``who`` needs the features, ``remedy`` says what to do instead."""
+    from deepstrata.pretrained.registry import get
+    from deepstrata.pretrained.strategy import TABULAR, pretrained_kinds
+
+    networks = pretrained_kinds(schema)
+    for feature in schema.inputs:
+        if feature.kind not in TABULAR and feature.kind not in networks:
+            raise ConfigError(
+                f"column {feature.name!r} is {feature.kind}: {who} needs fixed features and "
+                f"{feature.kind} has no pretrained network to make them; {remedy}",
+                option=option,
+            )
+    for name in networks.values():
+        get(name).require()
+    return networks
+
+
 def build_extractor(preprocessors: dict[str, Preprocessor], options: dict) -> FeatureExtractor:
     """Pretrained encoders for image and text columns; tabular blocks as they come."""
     encoders: dict[str, nn.Module] = {}

@@ -170,7 +170,7 @@ def test_ensemble_names_the_columns_a_classical_model_cannot_read():
         target="label",
         task="binary",
     )
-    with pytest.raises(ConfigError, match="audio columns have no such form"):
+    with pytest.raises(ConfigError, match=r"column .clip. is audio: --ensemble"):
         classical_side(SimpleNamespace(schema=schema))
 
 

@@ -1,14 +1,14 @@
 """What a fit leaves for its report: the validation rows' predictions and a data summary.
 
-``validation_predictions.csv``: one line per held-out row (every row, out of fold, with
-``--folds``): ``_row`` (the row's number as deepstrata's errors count rows), ``_target``,
-``_prediction``, one ``_proba:<class>`` column per class (calibrated), then the
-model's input columns as they were read (image and audio paths made absolute, so the
-report can show thumbnails while the files exist).
+``validation_predictions.csv`` (``report.PREDICTIONS``): one line per held-out row (every
+row, out of fold, with ``--folds``): ``_row`` (the row's number as deepstrata's errors
+count rows), ``_target``, ``_prediction``, one ``_proba:<class>`` column per class
+(calibrated), then the model's input columns as they were read (image and audio paths
+made absolute, so the report can show thumbnails while the files exist).
 
-``data_summary.json``: the source, its rows, the split, per column its kind, role,
-missing and distinct values, and the target's class counts (or its mean, spread and
-range for regression).
+``data_summary.json`` (``report.SUMMARY``): the source, its rows, the split, per column
+its kind, role, missing and distinct values, and the target's class counts (or its
+mean, spread and range for regression).
 """
 
 from __future__ import annotations
@@ -23,8 +23,6 @@ import pandas as pd
 from deepstrata.data.files import base_folder
 from deepstrata.kinds import REGISTRY
 
-PREDICTIONS = "validation_predictions.csv"
-SUMMARY = "data_summary.json"
 TEXT_CHARACTERS = 500  # a text cell is cut to this many characters
 
 
