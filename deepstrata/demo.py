@@ -79,12 +79,15 @@ def run_demo(out: Path, *, max_epochs: int = 200, seed: int = 0) -> dict:
     console.print(
         f"\nwhere everything went ({seconds:.0f}s in all):\n"
         f"  bundle       {bundle}/  (config.json, weights.safetensors, metrics.json, manifest.json)\n"
+        f"  report       {bundle / 'report.html'}  (open it in a browser)\n"
         f"  predictions  {predictions_csv}\n"
         f"  data         {train_csv}, {test_csv}\n"
         f"try next:\n"
         f"  deepstrata inspect {train_csv} --target species\n"
         f"  deepstrata evaluate {bundle} {test_csv}\n"
-        f"  deepstrata predict {bundle} {test_csv} -o {out / 'all_predictions.csv'} --proba --overwrite",
+        f"  deepstrata predict {bundle} {test_csv} -o {out / 'all_predictions.csv'} --proba --overwrite\n"
+        f"  deepstrata compare {train_csv} --target species    # the network against classical models\n"
+        f"  deepstrata serve {bundle}                           # predictions over HTTP",
         soft_wrap=True,
     )
     return {"metrics": metrics, "bundle": str(bundle), "seconds": seconds}
