@@ -172,19 +172,7 @@ class CompareResult:
         temporary sibling renamed into place. An existing directory is replaced only with
         ``overwrite``, and only if it is a compare output (or empty)."""
         directory = Path(directory)
-        if directory.exists():
-            if not overwrite:
-                raise ConfigError(
-                    f"{directory} already exists; pass --overwrite or choose another --out",
-                    option="--out",
-                )
-            if not directory.is_dir() or (
-                any(directory.iterdir()) and not (directory / "compare.json").is_file()
-            ):
-                raise ConfigError(
-                    f"{directory} is not a compare output (no compare.json); refusing to replace it",
-                    option="--out",
-                )
+        check_destination(directory, overwrite=overwrite)
         directory.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
         try:
@@ -201,6 +189,25 @@ class CompareResult:
             shutil.rmtree(staging, ignore_errors=True)
             raise
         return directory
+
+
+def check_destination(directory: Path, *, overwrite: bool) -> None:
+    """Refuse an output directory that exists (without ``overwrite``) or that is not a
+    compare output (never replaced): a ConfigError naming ``--out``."""
+    if not directory.exists():
+        return
+    if not overwrite:
+        raise ConfigError(
+            f"{directory} already exists; pass --overwrite or choose another --out",
+            option="--out",
+        )
+    if not directory.is_dir() or (
+        any(directory.iterdir()) and not (directory / "compare.json").is_file()
+    ):
+        raise ConfigError(
+            f"{directory} is not a compare output (no compare.json); refusing to replace it",
+            option="--out",
+        )
 
 
 def compare(

@@ -69,17 +69,12 @@ def compare(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No line per fit.")] = False,
 ) -> None:
     """Learning curves: the network against classical models on 10-100 % of the rows."""
-    from deepstrata.compare import SPREAD
+    from deepstrata.compare import SPREAD, check_destination
     from deepstrata.compare import compare as run_compare
     from deepstrata.display import print_table
-    from deepstrata.errors import ConfigError
 
     destination = out or Path("runs") / f"{Path(data).stem}.compare"
-    if destination.exists() and not overwrite:  # before hours of training, not after
-        raise ConfigError(
-            f"{destination} already exists; pass --overwrite or choose another --out",
-            option="--out",
-        )
+    check_destination(destination, overwrite=overwrite)  # before hours of training, not after
     options = {
         "task": task,
         "column": column or None,

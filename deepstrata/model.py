@@ -251,7 +251,7 @@ class Model:
         for ``runs/churn``) goes in too: the report then shows the learning curves."""
         config, weights, files = self.bundle_parts()
         files = {**self.artifacts, **files}
-        beside = compare_beside(path)
+        beside = compare_beside(path, self.schema.target)
         if beside is not None:
             files["compare.json"] = beside
         report = _report(config, self.metrics, files)

@@ -331,3 +331,20 @@ def test_the_command_prints_the_table_and_writes_the_page(tmp_path, churn_csv, c
     assert (out / "compare.html").read_text().startswith("<!DOCTYPE html>")
     again = CliRunner().invoke(app, arguments)  # refused before any training
     assert isinstance(again.exception, ConfigError) and again.exception.option == "--out"
+
+
+def test_overwrite_onto_a_folder_that_is_not_a_compare_is_refused_before_training(
+    tmp_path, churn_csv, cli, monkeypatch
+):
+    import deepstrata.compare
+
+    def never(*args, **kwargs):
+        raise AssertionError("compare ran: the refusal came too late")
+
+    monkeypatch.setattr(deepstrata.compare, "compare", never)
+    precious = tmp_path / "thesis"
+    precious.mkdir()
+    (precious / "chapter1.tex").write_text("keep me")
+    result = cli("compare", churn_csv, "--target", "churned", "--out", precious, "--overwrite")
+    assert "not a compare output" in result.error_line()
+    assert (precious / "chapter1.tex").read_text() == "keep me"

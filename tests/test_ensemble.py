@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
@@ -14,7 +15,7 @@ import pytest
 import deepstrata
 from deepstrata.data.schema import Feature, Schema
 from deepstrata.ensemble import WEIGHTS, classical_side, validation_loss, weigh
-from deepstrata.errors import ConfigError
+from deepstrata.errors import ConfigError, DataWarning
 from deepstrata.model import combine
 from tests.conftest import FAST_FIT, make_churn_frame
 
@@ -180,9 +181,9 @@ def test_cli_fit_ensemble_says_what_it_kept(cli, churn_csv, tmp_path):
         "-o", tmp_path / "bundle", "-q",
     )  # fmt: skip
     assert result.code == 0, result.err
-    assert "ensemble with " in result.out and ("kept" in result.out)
     metrics = json.loads((tmp_path / "bundle" / "metrics.json").read_text())
-    assert metrics["ensemble"]["reason"] in result.out
+    verdict = metrics["ensemble"]
+    assert f"ensemble with {verdict['classical']}: {verdict['reason']}" in result.out.splitlines()
 
 
 # -- what fit leaves for the report -------------------------------------------------------------
@@ -223,6 +224,27 @@ def test_cross_validation_keeps_every_row_out_of_fold(tmp_path):
     assert sorted(records["_row"]) == list(range(1, 61))
     summary = json.loads(model.artifacts["data_summary.json"])
     assert summary["split"] == {"folds": 3, "rows": 60}
+
+
+@pytest.mark.parametrize("kind", ["bool", "float with a gap"])
+def test_the_report_lines_up_targets_the_model_renamed(kind, tmp_path):
+    """True/False and 0.0/1.0 targets become the classes "true"/"false" and 0/1: the
+    report must still find every validation row's class (confusion matrix and all)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=80)
+    y = x > 0 if kind == "bool" else np.where(x > 0, 1.0, 0.0)
+    frame = pd.DataFrame({"x": x, "y": y})
+    if kind != "bool":
+        frame.loc[0, "y"] = np.nan  # a float column, as pandas reads 0/1 with a gap
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)  # the row without a target
+        model = deepstrata.fit(frame, target="y", max_epochs=2, progress=False)
+    records = pd.read_csv(io.BytesIO(model.artifacts["validation_predictions.csv"]), dtype=str)
+    classes = [c.removeprefix("_proba:") for c in records.columns if c.startswith("_proba:")]
+    assert set(records["_target"]) <= set(classes)
+    page = (model.save(tmp_path / "bundle") / "report.html").read_text(encoding="utf-8")
+    assert "no usable validation rows" not in page
+    assert '<section id="classes">' in page and '<section id="worst">' in page
 
 
 def test_regression_predictions_have_no_probabilities():

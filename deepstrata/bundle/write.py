@@ -47,10 +47,7 @@ def write_bundle(
         )
     if target.exists() and not target.is_dir():
         raise BundleError("exists and is not a directory", path=str(target))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(
-        tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
-    )
+    staging = staging_directory(target)
     try:
         _dump(staging / CONFIG, config)
         tensors = {name: t.detach().cpu().contiguous() for name, t in weights.items()}
@@ -65,17 +62,7 @@ def write_bundle(
                 raise ValueError(f"{name!r} cannot be an extra bundle file")
             (staging / name).write_bytes(content)
         write_manifest(staging, versions=versions)
-        _make_readable(staging)
-        for file in staging.iterdir():
-            with open(file, "rb") as handle:
-                os.fsync(handle.fileno())
-        if target.exists():
-            retired = target.with_name(f".{target.name}.old-{os.getpid()}")
-            os.replace(target, retired)
-            os.replace(staging, target)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.replace(staging, target)
+        publish(staging, target)
     except OSError as error:  # a full disk, a permission: the user's to fix, not a bug
         shutil.rmtree(staging, ignore_errors=True)
         raise BundleError(f"could not write the bundle: {error}", path=str(target)) from error
@@ -83,6 +70,28 @@ def write_bundle(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
+
+
+def staging_directory(target: Path) -> Path:
+    """A new private directory beside ``target`` to build its next version in."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+
+
+def publish(staging: Path, target: Path) -> None:
+    """Make the complete ``staging`` directory ``target``: readable, synced, then renamed
+    into place (an existing ``target`` is replaced only now, and removed after)."""
+    _make_readable(staging)
+    for file in staging.iterdir():
+        with open(file, "rb") as handle:
+            os.fsync(handle.fileno())
+    if target.exists():
+        retired = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, retired)
+        os.replace(staging, target)
+        shutil.rmtree(retired, ignore_errors=True)
+    else:
+        os.replace(staging, target)
 
 
 def _make_readable(directory: Path) -> None:

@@ -172,7 +172,7 @@ class ForestHead:
         # so that a value on a threshold goes the same way.
         features = features.astype(np.float32).astype(np.float64)
         trees = len(self.roots_)
-        rows = max(1, _WALK_ELEMENTS // trees)
+        rows = max(1, _WALK_ELEMENTS // (trees * self.value_.shape[1]))  # value_[node]: (n, T, M)
         mean = np.empty((len(features), self.value_.shape[1]))
         for start in range(0, len(features), rows):
             chunk = features[start : start + rows]  # (n, D)
@@ -223,4 +223,36 @@ class ForestHead:
         head.roots_, head.left_, head.right_ = arrays["roots"], arrays["left"], arrays["right"]
         head.feature_, head.threshold_ = arrays["feature"], arrays["threshold"]
         head.value_, head.num_features_ = arrays["value"], meta["num_features"]
+        _check_trees(head)
         return head
+
+
+def _check_trees(head: ForestHead) -> None:
+    """Refuse stored trees that could walk out of their arrays or forever (ValueError):
+    every child must come after its parent (so every walk ends), every index and feature
+    in range, every leaf value finite."""
+    nodes = len(head.left_)
+    arrays = (head.left_, head.right_, head.feature_, head.threshold_)
+    if any(np.ndim(a) != 1 or len(a) != nodes for a in arrays) or nodes == 0:
+        raise ValueError("forest: node arrays of different lengths, or none")
+    if np.ndim(head.value_) != 2 or len(head.value_) != nodes or head.value_.shape[1] < 1:
+        raise ValueError(f"forest: values of shape {np.shape(head.value_)} for {nodes} nodes")
+    if np.ndim(head.roots_) != 1 or len(head.roots_) == 0:
+        raise ValueError("forest: no trees")
+    if not all(np.issubdtype(a.dtype, np.integer) for a in (head.roots_, *arrays[:3])):
+        raise ValueError("forest: node indices and features must be integers")
+    index = np.arange(nodes)
+    leaf = head.left_ == -1
+    inner = ~leaf
+    if (head.right_[leaf] != -1).any():
+        raise ValueError("forest: a leaf with a right child")
+    for child in (head.left_[inner], head.right_[inner]):
+        if ((child <= index[inner]) | (child >= nodes)).any():
+            raise ValueError("forest: a child that does not come after its parent")
+    features = head.feature_[inner]
+    if ((features < 0) | (features >= head.num_features_)).any():
+        raise ValueError(f"forest: a split on a feature outside 0..{head.num_features_ - 1}")
+    if ((head.roots_ < 0) | (head.roots_ >= nodes)).any():
+        raise ValueError("forest: a root outside the node arrays")
+    if not np.isfinite(head.value_).all() or np.isnan(head.threshold_[inner]).any():
+        raise ValueError("forest: a value that is not finite, or a NaN threshold")

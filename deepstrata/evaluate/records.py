@@ -33,7 +33,9 @@ def prediction_records(prepared, model, rows: np.ndarray, outputs: np.ndarray) -
     records = pd.DataFrame(
         {
             "_row": frame.index.to_numpy() + 1,
-            "_target": frame[prepared.cfg.target].to_numpy(),
+            # As the model names the classes (True -> "true", 1.0 -> 1), so that the
+            # report can line the target up with the _proba:<class> columns.
+            "_target": prepared.target_encoder.decode(prepared.encoded[rows]),
             "_prediction": model._decode(outputs),
         }
     )

@@ -14,8 +14,7 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
-import tempfile
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -446,12 +445,32 @@ def page(bundle: Inputs, sections: list[Section]) -> str:
 # -- writing into a bundle, and the command -------------------------------------------------------
 
 
-def compare_beside(bundle_dir: str | Path) -> bytes | None:
+def compare_beside(bundle_dir: str | Path, target: str) -> bytes | None:
     """The compare.json that ``deepstrata compare`` left beside the bundle
-    (``runs/churn.compare/`` for ``runs/churn``), if any."""
+    (``runs/churn.compare/`` for ``runs/churn``), if any and if it predicted the same
+    ``target`` (another target's curves are left out, with a warning)."""
     path = Path(bundle_dir)
     beside = path.with_name(path.name + ".compare") / COMPARE
-    return beside.read_bytes() if beside.is_file() else None
+    if not beside.is_file():
+        return None
+    content = beside.read_bytes()
+    try:
+        compared = json.loads(content).get("target")
+    except (ValueError, AttributeError):
+        compared = None
+    if compared != target:
+        import warnings
+
+        from deepstrata.errors import DataWarning
+
+        warnings.warn(
+            f"{beside} is about target {compared!r}, not {target!r}: its learning curves "
+            "are left out of the report",
+            DataWarning,
+            stacklevel=3,
+        )
+        return None
+    return content
 
 
 def write_report(bundle_dir: str | Path) -> Path:
@@ -461,6 +480,7 @@ def write_report(bundle_dir: str | Path) -> Path:
     is verified first, so a tampered bundle is refused rather than re-signed. Returns the
     report's path."""
     from deepstrata.bundle.manifest import MANIFEST, verify_manifest, write_manifest
+    from deepstrata.bundle.write import publish, staging_directory
 
     directory = Path(bundle_dir)
     manifest = verify_manifest(directory)
@@ -469,40 +489,30 @@ def write_report(bundle_dir: str | Path) -> Path:
         for path in sorted(directory.iterdir())
         if path.is_file() and path.name not in (REPORT, MANIFEST)
     }
-    beside = compare_beside(directory)
-    if beside is not None and files.get(COMPARE) != beside:
+    try:
+        target = json.loads(files["config.json"])["schema"]["target"]
+    except (KeyError, TypeError, ValueError):  # render_report says what is wrong
+        target = None
+    beside = compare_beside(directory, target)
+    if beside is not None:
         files[COMPARE] = beside
     try:
         document = render_report(files)
     except BundleError as error:
         raise BundleError(error.message, path=str(directory)) from None
-    if beside is not None:
-        _replace(directory / COMPARE, beside)
-    target = directory / REPORT
-    _replace(target, document.encode("utf-8"))
-    write_manifest(directory, versions=manifest.get("versions", {}))
-    return target
-
-
-def _replace(target: Path, content: bytes) -> None:
-    """Write ``target`` atomically. The temporary file is a sibling of the bundle: a crash
-    leaves no stray file inside it."""
-    directory = target.parent
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{directory.name}.{target.stem}.", suffix=".partial", dir=directory.parent
-    )
+    files[REPORT] = document.encode("utf-8")
+    # The new version is built beside the bundle and renamed into place, as write_bundle
+    # does: a crash leaves the old bundle whole, never one its manifest does not describe.
+    staging = staging_directory(directory)
     try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(content)
-            stream.flush()
-            os.fsync(stream.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
-        os.replace(temporary, target)
+        for name, content in files.items():
+            (staging / name).write_bytes(content)
+        write_manifest(staging, versions=manifest.get("versions", {}))
+        publish(staging, directory)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)
         raise
+    return directory / REPORT
 
 
 def report(

@@ -78,3 +78,39 @@ def test_bad_hyperparameters_name_the_option():
         with pytest.raises(ConfigError) as error:
             new_head("forest", task="binary", **{option: value}).fit(*split.train)
         assert error.value.option == option
+
+
+def _tamper(arrays: dict, name: str, change) -> dict:
+    changed = {key: value.copy() for key, value in arrays.items()}
+    change(changed[name])
+    return changed
+
+
+def _first_inner(arrays: dict) -> int:
+    return int(np.flatnonzero(arrays["left"] != -1)[0])
+
+
+@pytest.mark.parametrize(
+    ("name", "change", "message"),
+    [
+        ("left", lambda a: a.__setitem__(0, 0), "after its parent"),  # a loop: would never end
+        ("right", lambda a: a.__setitem__(0, -5), "after its parent"),
+        ("left", lambda a: a.__setitem__(0, 10**6), "after its parent"),
+        ("feature", lambda a: a.__setitem__(0, -1), "feature outside"),
+        ("feature", lambda a: a.__setitem__(0, 10**6), "feature outside"),
+        ("roots", lambda a: a.__setitem__(0, 10**6), "root outside"),
+        ("value", lambda a: a.__setitem__(0, np.nan), "not finite"),
+        ("threshold", lambda a: a.__setitem__(0, np.nan), "NaN threshold"),
+    ],
+)
+def test_tampered_trees_are_refused_at_load(name, change, message):
+    from deepstrata.classical import head_from_state
+
+    split = load_split("multiclass")
+    head = new_head("forest", task="multiclass", num_classes=split.num_classes, seed=0)
+    head.fit(*split.train)
+    meta, arrays = head.state()
+    assert _first_inner(arrays) == 0  # node 0 is the first tree's root, an inner node
+    with pytest.raises(ValueError, match=message):
+        head_from_state(meta, _tamper(arrays, name, change))
+    head_from_state(meta, arrays)  # untouched, it loads

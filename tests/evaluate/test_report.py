@@ -539,3 +539,32 @@ def test_a_compare_beside_the_bundle_goes_into_it_and_its_report(tmp_path):
     assert (plain / "compare.json").is_file()
     assert "logreg" in section((plain / "report.html").read_text(encoding="utf-8"), "compare")
     deepstrata.load(plain)
+
+
+def test_a_report_that_fails_half_way_leaves_the_bundle_as_it_was(churn_bundle, monkeypatch):
+    import deepstrata.bundle.write as write
+
+    before = {p.name: p.read_bytes() for p in churn_bundle.iterdir()}
+    (churn_bundle.parent / "bundle.compare").mkdir()
+    compare = {"target": "churned", "metric": "accuracy", "points": []}
+    (churn_bundle.parent / "bundle.compare" / "compare.json").write_text(json.dumps(compare))
+
+    def crash(staging, target):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(write, "publish", crash)
+    with pytest.raises(OSError, match="disk full"):
+        write_report(churn_bundle)
+    assert {p.name: p.read_bytes() for p in churn_bundle.iterdir()} == before
+    assert not list(churn_bundle.parent.glob(".*partial"))
+    deepstrata.load(churn_bundle)
+
+
+def test_a_compare_of_another_target_is_left_out_with_a_warning(churn_bundle):
+    (churn_bundle.parent / "bundle.compare").mkdir()
+    compare = {"target": "plan", "metric": "accuracy", "points": []}
+    (churn_bundle.parent / "bundle.compare" / "compare.json").write_text(json.dumps(compare))
+    with pytest.warns(UserWarning, match="about target 'plan', not 'churned'"):
+        write_report(churn_bundle)
+    assert not (churn_bundle / "compare.json").exists()
+    deepstrata.load(churn_bundle)
