@@ -26,7 +26,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from deepstrata.errors import DataError
-from deepstrata.serve.batching import MicroBatcher
+from deepstrata.serve.batching import STOPPED, MicroBatcher
 from deepstrata.serve.errors import ApiError, code_for_status, error_body
 from deepstrata.serve.guard import OPEN_PATHS, Guard, ServerState
 from deepstrata.serve.metrics import Metrics
@@ -119,6 +119,7 @@ def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> F
     )
     app.state.serve = state
     app.state.metrics = metrics
+    app.state.batcher = batcher
     app.add_middleware(Guard, state=state, settings=settings, metrics=metrics)
     protected = [401] if settings.token else []
 
@@ -159,6 +160,8 @@ def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> F
             raise ApiError("not_ready", "shutting down", headers={"Retry-After": "1"})
         if not state.ready:
             raise ApiError("not_ready", "the model is warming up", headers={"Retry-After": "1"})
+        if not batcher.running:
+            raise ApiError("not_ready", STOPPED)
         return {"status": "ready", "backend": predictor.backend}
 
     @app.get(
@@ -219,6 +222,8 @@ def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> F
     async def predict(request: Request) -> Response:
         if not state.ready:
             raise ApiError("not_ready", "the model is warming up", headers={"Retry-After": "1"})
+        if not batcher.running:
+            raise ApiError("not_ready", STOPPED)
         # Parsed here rather than by FastAPI: the body is JSON whatever its Content-Type
         # claims (curl -d sends application/x-www-form-urlencoded), and parsing and
         # validating are one pass of pydantic's own JSON parser.
@@ -231,7 +236,7 @@ def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> F
         extras = Counter(name for record in records for name in record.model_extra or {})
         warnings = predictor.warnings_of(values_of(records, schema), dict(extras))
         folder = (
-            tempfile.TemporaryDirectory(prefix="deepstrata-serve-")
+            tempfile.TemporaryDirectory(prefix="deepstrata-serve-", ignore_cleanup_errors=True)
             if predictor.file_columns
             else None
         )
@@ -255,7 +260,10 @@ def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> F
                 raise ApiError("invalid_input", _data_message(error)) from None
         finally:
             if folder is not None:
-                folder.cleanup()
+                # In the model's worker, after the jobs that use the folder: on a timeout the
+                # staging (or the batch reading these files) is still running there, and
+                # deleting the folder under it from here would fail, or pull its files away.
+                batcher.after_worker(folder.cleanup)
         answer = predictor.answers(outputs)
         answer["warnings"] = warnings
         return JSONResponse(answer)

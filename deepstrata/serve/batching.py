@@ -12,7 +12,10 @@ batch runs at once. A lone client therefore never waits ``max_wait``; under load
 batches fill while the previous one runs.
 
 A batch that fails (a value a preprocessor refuses that validation let through) is
-run again request by request, so that only the request at fault gets the error.
+run again request by request, so that only the request at fault gets the error. Anything
+else that goes wrong while gathering or answering a batch fails that batch's requests
+(500) and the task goes on; should the task ever end, ``running`` turns false and the
+server's readiness 503.
 """
 
 from __future__ import annotations
@@ -27,7 +30,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from deepstrata.serve.errors import ApiError
+
 logger = logging.getLogger("deepstrata.serve")
+STOPPED = "the model's worker has stopped; the server needs a restart"
 
 
 @dataclass
@@ -66,6 +72,12 @@ class MicroBatcher:
         self._queue = asyncio.Queue()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deepstrata-model")
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="micro-batcher")
+        self._task.add_done_callback(self._ended)
+
+    @property
+    def running(self) -> bool:
+        """Whether the gathering task is alive (false before ``start`` and once it ended)."""
+        return self._task is not None and not self._task.done()
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -81,19 +93,54 @@ class MicroBatcher:
         """Run ``function(*args)`` in the model's worker thread (warm-up, file checks)."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
 
+    def after_worker(self, function: Callable, *args) -> None:
+        """Run ``function(*args)`` in the model's worker thread once the jobs queued so far
+        (a request's file staging, the batch holding its rows) are done; do not wait for it.
+        ``function`` must not raise. Runs here, at once, when the worker is gone."""
+        try:
+            if self._executor is not None:
+                self._executor.submit(function, *args)
+                return
+        except RuntimeError:  # shut down meanwhile
+            pass
+        function(*args)
+
     async def submit(self, frame: pd.DataFrame) -> np.ndarray:
-        if self._queue is None:
+        if not self.running:
             raise RuntimeError("the batcher is not running")
+        assert self._queue is not None
         future = asyncio.get_running_loop().create_future()
         await self._queue.put(_Waiting(frame, future))
         return await future
 
     # -- the gathering task -----------------------------------------------------------------
+    def _ended(self, task: asyncio.Task) -> None:
+        """The task's done-callback: say why, and answer whoever still waits in the queue."""
+        if not task.cancelled() and task.exception() is not None:
+            logger.critical(
+                "the micro-batcher stopped; readiness is 503 until the server is restarted",
+                exc_info=task.exception(),
+            )
+        waiting = [self._carry] if self._carry is not None else []
+        self._carry = None
+        while self._queue is not None and not self._queue.empty():
+            waiting.append(self._queue.get_nowait())
+        for each in waiting:
+            _settle(each.future, error=ApiError("not_ready", STOPPED))
+
     async def _loop(self) -> None:
         while True:
-            batch = await self._gather()
-            if batch:
-                await self._answer(batch)
+            batch: list[_Waiting] = []
+            try:
+                await self._gather(batch)
+                if batch:
+                    await self._answer(batch)
+            except Exception:
+                # A bug, not a request's fault: its requests get a 500 (logged here, once),
+                # and the requests after it are answered as usual.
+                logger.exception("a batch of %d requests failed unexpectedly", len(batch))
+                for waiting in batch:
+                    _settle(waiting.future, error=ApiError("internal_error", "internal error"))
 
     async def _next(self, timeout: float | None) -> _Waiting | None:
         if self._carry is not None:
@@ -109,10 +156,12 @@ class MicroBatcher:
         except TimeoutError:
             return None
 
-    async def _gather(self) -> list[_Waiting]:
+    async def _gather(self, batch: list[_Waiting]) -> None:
+        """Fill ``batch`` (empty) with the next requests (none: all had been cancelled)."""
         loop = asyncio.get_running_loop()
         first = await self._next(None)
-        batch = [first] if not first.future.done() else []  # done: cancelled by a timeout
+        if not first.future.done():  # done: cancelled by a timeout
+            batch.append(first)
         rows = len(first.frame) if batch else 0
         deadline = loop.time() + self.max_wait
         while rows < self.max_rows:
@@ -129,7 +178,6 @@ class MicroBatcher:
                 break
             batch.append(waiting)
             rows += len(waiting.frame)
-        return batch
 
     async def _answer(self, batch: list[_Waiting]) -> None:
         frames = [waiting.frame for waiting in batch]
@@ -143,6 +191,8 @@ class MicroBatcher:
                 return
             logger.warning("a batch of %d requests failed; answering them one by one", len(batch))
             for waiting in batch:
+                if waiting.future.done():  # its caller timed out meanwhile: nobody to answer
+                    continue
                 try:
                     _settle(waiting.future, result=await self.in_worker(self.run, waiting.frame))
                 except Exception as single:

@@ -113,7 +113,7 @@ def serve(
         max_batch_rows=max_batch_rows,
         batch_wait_ms=batch_wait_ms,
         max_file_bytes=max_file_bytes,
-        token=token if token is not None else (os.environ.get(TOKEN_ENV) or None),
+        token=token if token is not None else token_from_environment(),
         graceful_timeout=graceful_timeout,
         drain_delay=drain_delay,
     ).validate()
@@ -157,6 +157,29 @@ def require(what: str, *modules: str) -> None:
     missing = [name for name in modules if find_spec(name) is None]
     if missing:
         raise MissingPackageError(f"{what} needs {', '.join(missing)}", extra="serve")
+
+
+def token_from_environment() -> str | None:
+    """``DEEPSTRATA_SERVE_TOKEN``, or None when it is not set. Set but empty (or blank, or
+    with whitespace around it) is a ConfigError: read as "no token", it would turn
+    authentication off without a word."""
+    from deepstrata.errors import ConfigError
+
+    value = os.environ.get(TOKEN_ENV)
+    if value is None:
+        return None
+    if not value.strip():
+        raise ConfigError(
+            "is set but empty; set it to a token of at least 16 characters, or unset it to "
+            "serve without one",
+            option=TOKEN_ENV,
+        )
+    if value != value.strip():
+        raise ConfigError(
+            "starts or ends with whitespace, which no Authorization header can carry; remove it",
+            option=TOKEN_ENV,
+        )
+    return value
 
 
 def default_threads() -> int:

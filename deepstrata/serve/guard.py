@@ -4,7 +4,8 @@ In order: a request id (the client's ``X-Request-ID`` when it is short and plain
 a new one; echoed on every response), the bearer token, the concurrency limit (503
 at once, with ``Retry-After``), the body-size limit, the per-request timeout (504),
 a JSON 500 for anything unexpected (logged with its traceback, answered without it),
-and the metrics of every answer.
+and the metrics of every answer. A client that goes away before its answer is neither
+an error nor answered: it is counted under status 499 (nginx's "client closed request").
 
 Why the body limit is counted here, on the ASGI receive stream: ``Content-Length``
 can lie or be absent (``Transfer-Encoding: chunked``), so only the bytes actually
@@ -24,6 +25,8 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from starlette.requests import ClientDisconnect
+
 from deepstrata.serve.errors import REQUEST_ID_HEADER, ApiError, error_body
 from deepstrata.serve.metrics import Metrics
 from deepstrata.serve.settings import ServeSettings
@@ -32,7 +35,8 @@ logger = logging.getLogger("deepstrata.serve")
 
 OPEN_PATHS = frozenset({"/livez", "/readyz"})  # answered without the token: probes
 UNLIMITED_PATHS = frozenset({"/livez", "/readyz", "/metrics"})  # no concurrency limit, no timeout
-_PLAIN_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_PLAIN_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")  # used with fullmatch: "$" allows a "\n"
+CLIENT_CLOSED = 499  # the status nginx logs for a client that left before its answer
 
 
 @dataclass
@@ -99,9 +103,8 @@ class Guard:
             else:
                 await self._run(exchange)
         finally:
-            self.metrics.observe(
-                path, scope["method"], exchange.status or 500, time.perf_counter() - start
-            )
+            status = exchange.status or (CLIENT_CLOSED if exchange.disconnected else 500)
+            self.metrics.observe(path, scope["method"], status, time.perf_counter() - start)
 
     async def _within_timeout(self, exchange: _Exchange) -> None:
         try:
@@ -121,7 +124,13 @@ class Guard:
         except BodyTooLarge as error:  # raised from a read outside the app's own handlers
             if not exchange.started:
                 await exchange.refuse(error)
-        except Exception:
+        except Exception as error:
+            # Starlette raises ClientDisconnect when the body's read meets the disconnect;
+            # anything else raised once the client is gone is also the client's leaving.
+            if isinstance(error, ClientDisconnect) or exchange.disconnected:
+                logger.info("request %s: the client closed the connection", exchange.request_id)
+                exchange.disconnected = True
+                return
             logger.exception("request %s failed", exchange.request_id)
             if not exchange.started:
                 await exchange.refuse(ApiError("internal_error", "internal error"))
@@ -139,7 +148,7 @@ class _Exchange:
 
     def __init__(self, scope, receive, send, max_body_bytes: int) -> None:
         given = (_header(scope, REQUEST_ID_HEADER.encode()) or b"").decode("latin-1")
-        self.request_id = given if _PLAIN_ID.match(given) else uuid.uuid4().hex
+        self.request_id = given if _PLAIN_ID.fullmatch(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = self.request_id
         self.scope = scope
         self._receive = receive
@@ -149,6 +158,7 @@ class _Exchange:
         self.overflowed = False
         self.started = False
         self.replaced = False  # the application's answer was swapped for a 413
+        self.disconnected = False  # the client went away (http.disconnect was received)
         self.status: int | None = None
 
     def declared_length(self) -> int:
@@ -160,7 +170,9 @@ class _Exchange:
 
     async def receive(self):
         message = await self._receive()
-        if message["type"] == "http.request":
+        if message["type"] == "http.disconnect":
+            self.disconnected = True
+        elif message["type"] == "http.request":
             self.read += len(message.get("body", b""))
             if self.read > self.limit:
                 self.overflowed = True

@@ -12,7 +12,8 @@ was written: its manifest is the record of the trained model and loading verifie
 while an export is derived, can be made again, and depends on the exporter's
 version. ``export.json`` records the sha256 of the bundle's weights it was made from
 and of each ``.onnx`` file, so ``serve --backend onnx`` refuses an export of another
-bundle, or a changed file.
+bundle, or a changed file. ``overwrite`` replaces only an earlier export (a folder
+holding an ``export.json``), and only once the new one is written and checked.
 
 The check: a few hundred rows synthesised from the preprocessors' own states (numbers
 around their median, the training categories plus an unseen one, missing values of
@@ -156,13 +157,7 @@ def export_onnx(
 
     bundle = Path(bundle)
     target = Path(output) if output is not None else default_export_path(bundle)
-    if target.exists() and not overwrite:
-        raise ConfigError(f"{target} already exists; pass --overwrite", option="--output")
-    if target.resolve() == bundle.resolve() or bundle.resolve() in target.resolve().parents:
-        raise ConfigError(
-            "the export goes beside the bundle, not into it (its manifest lists every file)",
-            option="--output",
-        )
+    _check_target(bundle, target, overwrite=overwrite)
     model = load(bundle)
     indices = network_members(model)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -202,13 +197,58 @@ def export_onnx(
             },
         }
         (staging / EXPORT_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
+        _check_target(bundle, target, overwrite=overwrite)  # again: the export took a while
+        _swap_in(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return record
+
+
+def _check_target(bundle: Path, target: Path, *, overwrite: bool) -> None:
+    """ConfigError (``--output``) unless ``target`` may be written: never the bundle, inside
+    it or a folder holding it, and with ``overwrite`` only an earlier export (a folder with
+    an ``export.json``), never any other folder or file."""
+    bundle_path, target_path = bundle.resolve(), target.resolve()
+    if target_path == bundle_path or bundle_path in target_path.parents:
+        raise ConfigError(
+            "the export goes beside the bundle, not into it (its manifest lists every file)",
+            option="--output",
+        )
+    if target_path in bundle_path.parents:
+        raise ConfigError(
+            f"{target} holds the bundle {bundle}; the export goes beside the bundle, in a "
+            f"folder of its own (default {default_export_path(bundle)})",
+            option="--output",
+        )
+    if not (target.exists() or target.is_symlink()):
+        return
+    if not overwrite:
+        raise ConfigError(f"{target} already exists; pass --overwrite", option="--output")
+    if target.is_symlink() or not target.is_dir() or not (target / EXPORT_FILE).is_file():
+        raise ConfigError(
+            f"{target} exists and is not an ONNX export (a folder with an {EXPORT_FILE}); "
+            "--overwrite replaces only an earlier export: remove it yourself or choose another "
+            "--output",
+            option="--output",
+        )
+
+
+def _swap_in(staging: Path, target: Path) -> None:
+    """Move the finished ``staging`` folder to ``target``, an earlier export there set aside
+    first and deleted only once the new one is in place (put back if the move fails)."""
+    if not target.exists():
+        os.replace(staging, target)
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+    aside.rmdir()  # only a free name beside the target is wanted
+    os.replace(target, aside)
+    try:
+        os.replace(staging, target)
+    except BaseException:
+        os.replace(aside, target)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def _export_member(member: Member, path: Path) -> list[str]:

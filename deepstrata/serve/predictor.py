@@ -9,6 +9,8 @@ records of several callers and each must see only its own.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import warnings
 from pathlib import Path
 
@@ -32,7 +34,7 @@ class Predictor:
     """
 
     def __init__(self, model: Model, *, backend: str = "torch") -> None:
-        self.model = model
+        self.model = _decoding_in_process(model)
         self.backend = backend
         self.schema = model.schema
         self.task = model.task
@@ -144,6 +146,26 @@ class Predictor:
                 paths.append(str(path))
             frame[name] = pd.Series(paths, dtype="object", index=frame.index)
         return frame
+
+
+def _decoding_in_process(model: Model) -> Model:
+    """``model``, or where it has image or audio columns a copy whose preprocessors decode
+    in this process (``workers=0``; ``model`` is left as it was). A server must not fork
+    DataLoader workers per request: forking a threaded process risks deadlocks, and a
+    request's timeout cannot stop the processes."""
+    files = [f.name for f in model.schema.inputs if f.kind in FILE_KINDS]
+    if not files:
+        return model
+    members = []
+    for member in model.members:
+        preprocessors = dict(member.preprocessors)
+        for name in files:
+            preprocessors[name] = copy.copy(preprocessors[name])
+            preprocessors[name].workers = 0
+        members.append(dataclasses.replace(member, preprocessors=preprocessors))
+    clone = copy.copy(model)
+    clone.members = members
+    return clone
 
 
 def _plain(value):

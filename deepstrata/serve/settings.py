@@ -64,6 +64,12 @@ class ServeSettings:
                 raise ConfigError(
                     f"expected a number of {unit} {what}, got {value!r}", option=flag(name)
                 )
+        if self.token is not None and self.token != self.token.strip():
+            raise ConfigError(
+                "the token starts or ends with whitespace, which no Authorization header can "
+                "carry (its value is stripped); remove it",
+                option="--token",
+            )
         if self.token is not None and len(self.token) < MIN_TOKEN_LENGTH:
             raise ConfigError(
                 f"a token needs at least {MIN_TOKEN_LENGTH} characters, got {len(self.token)} "

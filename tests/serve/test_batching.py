@@ -12,6 +12,7 @@ import pytest
 
 from deepstrata.serve.app import create_app
 from deepstrata.serve.batching import MicroBatcher
+from deepstrata.serve.errors import ApiError
 from deepstrata.serve.predictor import Predictor
 from deepstrata.serve.settings import ServeSettings
 from tests.serve.conftest import asgi_session, records_of
@@ -173,6 +174,96 @@ def test_interleaved_concurrent_requests_each_get_the_single_request_answer(
     batches = _histogram_count(text, "deepstrata_batch_requests")
     # 40 single requests, then 40 concurrent ones that shared forward passes (plus 2 warm-ups).
     assert batches < 40 + 40 + 2
+    alone_batches = _bucket(text, "deepstrata_batch_requests", "1.0")
+    assert alone_batches < batches  # at least one forward pass answered several requests
+
+
+def _bucket(text: str, name: str, le: str) -> float:
+    line = next(
+        line for line in text.splitlines() if line.startswith(f'{name}_bucket{{le="{le}"}}')
+    )
+    return float(line.split()[-1])
+
+
+def test_an_unexpected_error_fails_only_its_batch_and_the_batcher_goes_on(caplog):
+    """Something outside the forward pass's own try (here the metrics callback) raises."""
+    run = Recorder()
+    batches = []
+
+    def on_batch(requests, rows):
+        batches.append(requests)
+        if len(batches) == 1:
+            raise RuntimeError("a bug in the batcher")
+
+    async def main():
+        batcher = MicroBatcher(run, max_rows=64, max_wait=0.5, pending=lambda: 2, on_batch=on_batch)
+        batcher.start()
+        try:
+            failed = await asyncio.wait_for(
+                asyncio.gather(
+                    batcher.submit(frame(1.0)), batcher.submit(frame(2.0)), return_exceptions=True
+                ),
+                5,
+            )
+            later = await asyncio.wait_for(batcher.submit(frame(3.0)), 5)
+            return failed, later, batcher.running
+        finally:
+            await batcher.stop()
+
+    with caplog.at_level("ERROR", logger="deepstrata.serve"):
+        failed, later, running = asyncio.run(main())
+    assert [type(error) for error in failed] == [ApiError, ApiError]
+    assert {(error.code, error.status) for error in failed} == {("internal_error", 500)}
+    np.testing.assert_array_equal(later, [30.0])
+    assert running
+    assert len([r for r in caplog.records if r.exc_info]) == 1  # logged once, not per request
+
+
+def test_a_request_cancelled_while_its_batch_fails_is_not_run_again():
+    run = Recorder(fail_on=2.0)
+    run.gate.clear()  # the batch blocks in the worker until released
+
+    async def main():
+        batcher = MicroBatcher(run, max_rows=64, max_wait=0.5, pending=lambda: 3)
+        batcher.start()
+        try:
+            tasks = [
+                asyncio.create_task(batcher.submit(f))
+                for f in (frame(1.0), frame(2.0), frame(3.0, 3.0, 3.0))
+            ]
+            await asyncio.sleep(0.1)  # the three are one batch, waiting on the gate
+            tasks[2].cancel()  # as a timed-out request's handler is
+            run.gate.set()
+            answers = await asyncio.gather(*tasks, return_exceptions=True)
+            # Answered once the batcher is done with the failed batch, however it did it.
+            return (*answers, await batcher.submit(frame(4.0)))
+        finally:
+            await batcher.stop()
+
+    first, second, third, fourth = asyncio.run(main())
+    np.testing.assert_array_equal(first, [10.0])
+    assert isinstance(second, ValueError) and isinstance(third, asyncio.CancelledError)
+    np.testing.assert_array_equal(fourth, [40.0])
+    assert run.calls == [5, 1, 1, 1]  # the batch, the first two alone, the fourth; not the third
+
+
+def test_readiness_turns_503_when_the_batcher_task_has_died(churn_model, churn_rows):
+    app = create_app(Predictor(churn_model), ServeSettings(timeout=5))
+    body = {"records": records_of(churn_rows.head(1))}
+
+    async def main():
+        async with asgi_session(app) as client:
+            assert (await client.get("/readyz")).status_code == 200
+            app.state.batcher._task.cancel()  # however it ends, the task is gone
+            await asyncio.sleep(0.05)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            predicted = await client.post("/predict", json=body)
+            return await client.get("/readyz"), predicted, loop.time() - started
+
+    ready, predicted, took = asyncio.run(main())
+    assert ready.status_code == 503 and "worker has stopped" in ready.json()["error"]["message"]
+    assert predicted.status_code == 503 and took < 1.0  # at once, not after the timeout
 
 
 def _histogram_count(text: str, name: str) -> float:

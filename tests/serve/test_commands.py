@@ -63,3 +63,39 @@ def test_the_commands_import_nothing_heavy_until_they_run():
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert result.stdout.strip() == "[]", result.stderr
+
+
+@pytest.fixture
+def never_listening(monkeypatch):
+    """``serve`` fails the test instead of serving (and hanging) if it gets to the port."""
+    from deepstrata.serve import server
+
+    def listen(*args):
+        raise AssertionError("serve got as far as taking the port")
+
+    monkeypatch.setattr(server, "listen", listen)
+
+
+@pytest.mark.parametrize("value", ["", "   ", "\n"])
+@pytest.mark.usefixtures("never_listening")
+def test_an_empty_token_variable_is_refused_naming_it(run, churn_bundle, monkeypatch, value):
+    """Set but empty used to mean "no token": authentication silently off."""
+    monkeypatch.setenv("DEEPSTRATA_SERVE_TOKEN", value)
+    code, _, err = run("serve", churn_bundle)
+    assert code == 1 and "error: DEEPSTRATA_SERVE_TOKEN: is set but empty" in err
+
+
+@pytest.mark.usefixtures("never_listening")
+def test_a_token_with_whitespace_around_it_is_refused(run, churn_bundle, monkeypatch):
+    """The Authorization header's value is stripped: such a token could never match."""
+    from deepstrata.errors import ConfigError
+    from deepstrata.serve.settings import ServeSettings
+
+    token = "correct-horse-battery-staple"
+    for padded in (f" {token}", f"{token}\n"):
+        with pytest.raises(ConfigError, match="whitespace") as caught:
+            ServeSettings(token=padded).validate()
+        assert caught.value.option == "--token"
+    monkeypatch.setenv("DEEPSTRATA_SERVE_TOKEN", f"{token}\n")
+    code, _, err = run("serve", churn_bundle)
+    assert code == 1 and "error: DEEPSTRATA_SERVE_TOKEN: starts or ends with whitespace" in err

@@ -168,11 +168,87 @@ def test_a_forward_pass_slower_than_the_timeout_is_504(churn_model, churn_rows, 
             time.sleep(0.4)
             return super().outputs(frame)
 
-    app = create_app(Slow(model), ServeSettings(timeout=0.1))
+    app = create_app(Slow(model), ServeSettings(timeout=0.1, max_concurrency=1))
 
     async def main():
         async with asgi_session(app) as client:
-            return await client.post("/predict", content=body_of(churn_rows, rows))
+            response = await client.post("/predict", content=body_of(churn_rows, rows))
+            active = app.state.serve.active
+            # With one slot, a request still holding it would make this a 503.
+            return response, active, await client.get("/schema")
 
-    response = asyncio.run(main())
+    response, active, after = asyncio.run(main())
     assert response.status_code == 504
+    assert active == 0 and after.status_code == 200
+
+
+async def raw_call(app, scope_headers, chunks):
+    """One POST /predict through ``app`` as a server would make it: ``receive`` hands out
+    ``chunks`` (dicts: ASGI messages), then waits for ever. Returns the messages sent."""
+    sent: list[dict] = []
+
+    async def receive():
+        if chunks:
+            return chunks.pop(0)
+        await asyncio.sleep(3600)
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/predict",
+        "raw_path": b"/predict",
+        "query_string": b"",
+        "root_path": "",
+        "headers": scope_headers,
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8000),
+    }
+    await app(scope, receive, send)
+    return sent
+
+
+def test_a_client_that_disconnects_mid_upload_is_499_without_a_traceback(
+    churn_model, churn_rows, caplog
+):
+    app = create_app(Predictor(churn_model), ServeSettings())
+    body = body_of(churn_rows, 3)
+    chunks = [
+        {"type": "http.request", "body": body[:20], "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+
+    async def main():
+        async with app.router.lifespan_context(app):
+            while not app.state.serve.ready:
+                await asyncio.sleep(0.01)
+            with caplog.at_level("DEBUG", logger="deepstrata.serve"):
+                return await raw_call(app, headers, chunks)
+
+    sent = asyncio.run(main())
+    assert sent == []  # nobody to answer
+    assert not [r for r in caplog.records if r.levelno >= 30 or r.exc_info]
+    text = app.state.metrics.text().decode()
+    assert 'endpoint="/predict",method="POST",status="499"} 1.0' in text
+    assert 'status="500"' not in text
+
+
+def test_a_request_id_with_a_trailing_newline_is_not_echoed():
+    """``$`` matches before a final newline; the id must be plain through to its end."""
+
+    async def application(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    guard = Guard(
+        application, state=ServerState(ready=True), settings=ServeSettings(), metrics=Metrics()
+    )
+    sent = asyncio.run(raw_call(guard, [(b"x-request-id", b"trace-42\n")], []))
+    echoed = dict(sent[0]["headers"])[b"x-request-id"]
+    assert echoed != b"trace-42\n" and len(echoed) == 32

@@ -138,6 +138,60 @@ def test_an_existing_export_or_a_path_inside_the_bundle_is_refused(exported, tmp
         export_onnx(bundle, bundle / "onnx")
 
 
+def test_an_output_holding_the_bundle_is_refused_and_nothing_is_deleted(churn_bundle):
+    """``export runs/churn --output runs --overwrite`` once wiped ``runs/``."""
+    beside = churn_bundle.parent / "other" / "notes.txt"
+    beside.parent.mkdir()
+    beside.write_text("keep me")
+    for output in (churn_bundle.parent, churn_bundle.parent.parent):
+        with pytest.raises(ConfigError, match="holds the bundle") as caught:
+            export_onnx(churn_bundle, output, overwrite=True)
+        assert caught.value.option == "--output"
+    assert beside.read_text() == "keep me"
+    verify_manifest(churn_bundle)
+
+
+def test_overwrite_replaces_only_an_earlier_export(churn_bundle, tmp_path):
+    folder = tmp_path / "not-an-export"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep me")
+    a_file = tmp_path / "a-file.txt"
+    a_file.write_text("keep me too")
+    for output in (folder, a_file):
+        with pytest.raises(ConfigError, match="is not an ONNX export") as caught:
+            export_onnx(churn_bundle, output, overwrite=True)
+        assert str(output) in str(caught.value) and caught.value.option == "--output"
+    assert (folder / "notes.txt").read_text() == "keep me"
+    assert a_file.read_text() == "keep me too"
+
+
+def test_a_failed_overwrite_leaves_the_earlier_export_and_a_good_one_replaces_it(
+    exported, tmp_path, monkeypatch
+):
+    bundle, target, _ = exported
+    earlier = shutil.copytree(target, tmp_path / "churn-onnx")
+    (earlier / "stale.txt").write_text("from an earlier export")
+    before = {p.name: p.read_bytes() for p in earlier.iterdir()}
+    real_session = serve_onnx._session
+
+    class Drifting:
+        def __init__(self, session):
+            self.session = session
+
+        def run(self, names, feeds):
+            return [out + 1e-3 for out in self.session.run(names, feeds)]
+
+    with monkeypatch.context() as patched:
+        patched.setattr(serve_onnx, "_session", lambda *a: Drifting(real_session(*a)))
+        with pytest.raises(ExportError):
+            export_onnx(bundle, earlier, overwrite=True, rows=16)
+    assert {p.name: p.read_bytes() for p in earlier.iterdir()} == before
+    record = export_onnx(bundle, earlier, overwrite=True, rows=16)
+    assert sorted(p.name for p in earlier.iterdir()) == [EXPORT_FILE, "member-0.onnx"]
+    assert json.loads((earlier / EXPORT_FILE).read_text()) == record
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["churn-onnx"]  # nothing set aside
+
+
 def test_a_model_without_a_network_is_refused_naming_why():
     classical = SimpleNamespace(head=SimpleNamespace(name="logreg"))
     with pytest.raises(ConfigError, match="--strategy features") as caught:

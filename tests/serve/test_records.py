@@ -3,9 +3,12 @@ field types on their own."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
+import tempfile
+import time
 
 import numpy as np
 import pandas as pd
@@ -14,15 +17,18 @@ from PIL import Image
 from pydantic import ValidationError
 
 from deepstrata.config import FitConfig
+from deepstrata.data import files
 from deepstrata.data.schema import Feature, Schema
 from deepstrata.data.sources import read_table
 from deepstrata.model import Model, build_member
 from deepstrata.preprocess.image import ImagePreprocessor
 from deepstrata.preprocess.number import NumberPreprocessor
 from deepstrata.preprocess.target import TargetEncoder
+from deepstrata.serve.app import create_app
+from deepstrata.serve.predictor import Predictor
 from deepstrata.serve.records import base64_length, build_models
 from deepstrata.serve.settings import ServeSettings
-from tests.serve.conftest import serving
+from tests.serve.conftest import asgi_session, serving
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -116,6 +122,79 @@ def test_bad_base64_large_files_and_undecodable_images_are_422_per_field(image_m
         # The same server goes on answering good images.
         good = client.post("/predict", json={"records": records[:1]})
         assert good.status_code == 200
+
+
+def staged_folders(folder) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("deepstrata-serve-"))
+
+
+def test_a_timeout_while_files_are_staged_is_504_and_the_folder_goes_after_the_staging(
+    image_model, tmp_path, monkeypatch
+):
+    """The folder used to be deleted from the event loop while the worker still wrote into
+    it: the delete failed ("Directory not empty"), the request was a 500, the files stayed."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    seen = []
+
+    class SlowStaging(Predictor):
+        def stage_files(self, frame, folder):
+            staged = super().stage_files(frame, folder)
+            time.sleep(0.4)  # still writing when the request times out
+            seen.append(folder.is_dir())
+            return staged
+
+    app = create_app(SlowStaging(image_model), ServeSettings(timeout=0.1, max_file_bytes=MAX_FILE))
+    records = [{"photo": png((9, 9, 9)), "size": 1.0}] * 3
+
+    async def main():
+        async with asgi_session(app) as client:
+            return await client.post("/predict", json={"records": records})
+
+    response = asyncio.run(main())  # its end waits for the worker's jobs
+    assert response.status_code == 504, response.text
+    assert response.json()["error"]["code"] == "timeout"
+    assert seen == [True]  # the staging finished in a folder still there
+    assert staged_folders(tmp_path) == []  # and then it went
+
+
+def test_many_files_and_short_timeouts_are_504_and_leave_no_folder(
+    image_model, tmp_path, monkeypatch
+):
+    """300 images in one request, timeouts of 10 to 40 ms: they used to be 500s that left the
+    request's files behind."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    records = [{"photo": png((i % 256, 0, 0)), "size": float(i)} for i in range(300)]
+    statuses = []
+
+    async def post(app):
+        async with asgi_session(app) as client:
+            return await client.post("/predict", json={"records": records})
+
+    for timeout in (0.01, 0.02, 0.03, 0.04):
+        app = create_app(Predictor(image_model), ServeSettings(timeout=timeout))
+        statuses.append(asyncio.run(post(app)).status_code)
+    # Here the request takes about 0.1 s; a fast machine may answer within the longest timeout.
+    assert statuses[0] == 504 and set(statuses) <= {504, 200}, statuses  # never a 500
+    assert staged_folders(tmp_path) == []
+
+
+def test_files_are_decoded_in_the_server_process(image_model, monkeypatch):
+    """No DataLoader worker processes per request, whatever DEEPSTRATA_DECODE_WORKERS says."""
+    monkeypatch.setenv("DEEPSTRATA_DECODE_WORKERS", "2")
+    requested = []
+    decode_all = files._decode_all
+
+    def spy(paths, decode, count):
+        requested.append(count)
+        return decode_all(paths, decode, 0)
+
+    monkeypatch.setattr(files, "_decode_all", spy)
+    records = [{"photo": png((i, 2 * i, 3 * i)), "size": float(i)} for i in range(32)]
+    with serving(image_model, max_file_bytes=MAX_FILE) as client:
+        response = client.post("/predict", json={"records": records})
+    assert response.status_code == 200, response.text
+    assert requested and set(requested) == {0}
+    assert image_model.members[0].preprocessors["photo"].workers is None  # the model's own
 
 
 def test_a_number_field_takes_ints_and_floats_only():
