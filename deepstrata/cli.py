@@ -466,19 +466,21 @@ def predict(
     if output is None:
         frame.to_csv(sys.stdout, index=False)
         return
-    _write_atomically(output, frame.to_csv(index=False))
+    _write_atomically(output, lambda path: frame.to_csv(path, index=False))
     print(f"{len(frame)} predictions written to {output}", file=sys.stderr)
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def _write_atomically(path: Path, write) -> None:
+    """``write(temporary_path)`` beside ``path``, then renamed onto it: a failure leaves no
+    half-written file and the old one whole."""
     import os
     import tempfile
 
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(handle)
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
+        write(temporary)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -504,9 +506,6 @@ def embed(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
 ) -> None:
     """Write a column's pretrained embeddings (EfficientNet-Lite0, all-MiniLM-L6-v2) to Parquet."""
-    import os
-    import tempfile
-
     from deepstrata.embed import embed as embed_column
     from deepstrata.errors import ConfigError
 
@@ -520,15 +519,7 @@ def embed(
         text_max_length=text_max_length,
         progress=not quiet,
     )
-    output.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{output.name}.", dir=output.parent)
-    os.close(handle)
-    try:
-        frame.to_parquet(temporary, index=False)
-        os.replace(temporary, output)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    _write_atomically(output, lambda path: frame.to_parquet(path, index=False))
     width = sum(1 for name in frame.columns if name.rsplit("_", 1)[-1].isdigit())
     print(f"{len(frame)} rows x {width} values written to {output}", file=sys.stderr)
 

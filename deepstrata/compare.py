@@ -47,10 +47,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import shutil
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Sequence
@@ -173,18 +171,13 @@ class CompareResult:
         ``overwrite``, and only if it is a compare output (or empty)."""
         directory = Path(directory)
         check_destination(directory, overwrite=overwrite)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+        from deepstrata.bundle.write import publish, staging_directory
+
+        staging = staging_directory(directory)
         try:
             (staging / "compare.json").write_text(json.dumps(self.to_dict(), indent=2) + "\n")
             (staging / "compare.html").write_text(self.html(), encoding="utf-8")
-            if directory.exists():
-                old = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old.", dir=directory.parent))
-                os.replace(directory, old / "previous")
-                os.replace(staging, directory)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(staging, directory)
+            publish(staging, directory)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise

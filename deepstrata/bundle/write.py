@@ -80,18 +80,25 @@ def staging_directory(target: Path) -> Path:
 
 def publish(staging: Path, target: Path) -> None:
     """Make the complete ``staging`` directory ``target``: readable, synced, then renamed
-    into place (an existing ``target`` is replaced only now, and removed after)."""
+    into place. An existing ``target`` is set aside first and deleted only once the new
+    one is in place (put back if that move fails). Bundles, compare outputs and ONNX
+    exports are all replaced this way."""
     _make_readable(staging)
     for file in staging.iterdir():
         with open(file, "rb") as handle:
             os.fsync(handle.fileno())
-    if target.exists():
-        retired = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, retired)
+    if not target.exists():
         os.replace(staging, target)
-        shutil.rmtree(retired, ignore_errors=True)
-    else:
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+    aside.rmdir()  # only a free name beside the target is wanted
+    os.replace(target, aside)
+    try:
         os.replace(staging, target)
+    except BaseException:
+        os.replace(aside, target)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def _make_readable(directory: Path) -> None:

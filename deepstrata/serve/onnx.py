@@ -28,9 +28,7 @@ import copy
 import dataclasses
 import json
 import logging
-import os
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -153,6 +151,7 @@ def export_onnx(
     against PyTorch on ``rows`` synthetic rows. Returns the ``export.json`` record."""
     import onnxruntime
 
+    from deepstrata.bundle.write import publish, staging_directory
     from deepstrata.model import load
 
     bundle = Path(bundle)
@@ -160,10 +159,7 @@ def export_onnx(
     _check_target(bundle, target, overwrite=overwrite)
     model = load(bundle)
     indices = network_members(model)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(
-        tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
-    )
+    staging = staging_directory(target)
     try:
         entries = []
         for index in indices:
@@ -198,7 +194,7 @@ def export_onnx(
         }
         (staging / EXPORT_FILE).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         _check_target(bundle, target, overwrite=overwrite)  # again: the export took a while
-        _swap_in(staging, target)
+        publish(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -232,23 +228,6 @@ def _check_target(bundle: Path, target: Path, *, overwrite: bool) -> None:
             "--output",
             option="--output",
         )
-
-
-def _swap_in(staging: Path, target: Path) -> None:
-    """Move the finished ``staging`` folder to ``target``, an earlier export there set aside
-    first and deleted only once the new one is in place (put back if the move fails)."""
-    if not target.exists():
-        os.replace(staging, target)
-        return
-    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-    aside.rmdir()  # only a free name beside the target is wanted
-    os.replace(target, aside)
-    try:
-        os.replace(staging, target)
-    except BaseException:
-        os.replace(aside, target)
-        raise
-    shutil.rmtree(aside, ignore_errors=True)
 
 
 def _export_member(member: Member, path: Path) -> list[str]:
