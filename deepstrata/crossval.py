@@ -50,7 +50,7 @@ def cross_validated(prepared: Prepared, *, run, resume, progress, callbacks) -> 
                 flush=True,
             )
         directory = run.path / f"fold-{number}" if run else None
-        trained = _fold(prepared, train_rows, val_rows, directory, resume, progress, callbacks)
+        trained = train_fold(prepared, train_rows, val_rows, directory, resume, progress, callbacks)
         results.append(trained)
         fold_model = assemble(prepared, [trained.member], {})
         fold_metrics.append(
@@ -82,11 +82,11 @@ def cross_validated(prepared: Prepared, *, run, resume, progress, callbacks) -> 
         [entry[0] / (entry[2] if prepared.schema.task != "regression" else 1.0) for entry in raw]
     )
     oof_model = assemble(prepared, [results[0].member], {})
-    artifacts = {"oof_predictions.csv": _oof_table(prepared, oof_model, oof, [e[1] for e in raw])}
+    artifacts = {"oof_predictions.csv": oof_table(prepared, oof_model, oof, [e[1] for e in raw])}
 
     if cfg.cv_model == "ensemble":
         members = [r.member for r in results]
-        artifacts.update(_fold_logs(results))
+        artifacts.update(fold_logs(results))
         info = {"training": "K-fold ensemble: every fold's network, probabilities averaged"}
     else:
         epochs = max(1, round(float(np.mean([r.history["best_epoch"] for r in results]))))
@@ -133,7 +133,7 @@ def cross_validated(prepared: Prepared, *, run, resume, progress, callbacks) -> 
 FOLD_LOGS = ("metrics.jsonl", "lr_range.json", "lr_range.png")  # kept with a finished fold
 
 
-def _fold(prepared, train_rows, val_rows, directory, resume, progress, callbacks) -> Trained:
+def train_fold(prepared, train_rows, val_rows, directory, resume, progress, callbacks) -> Trained:
     """Train one fold, or on resume take the fold a killed run had finished."""
     saved = directory / "model" if directory else None
     if resume and saved is not None and saved.is_dir():
@@ -159,7 +159,7 @@ def _fold(prepared, train_rows, val_rows, directory, resume, progress, callbacks
     return trained
 
 
-def _oof_table(prepared: Prepared, model: Model, outputs: np.ndarray, folds: list[int]) -> bytes:
+def oof_table(prepared: Prepared, model: Model, outputs: np.ndarray, folds: list[int]) -> bytes:
     """One line per labelled row: its 1-based row number, fold, target, prediction (+ proba_*)."""
     frame = pd.DataFrame(
         {
@@ -178,7 +178,7 @@ def _oof_table(prepared: Prepared, model: Model, outputs: np.ndarray, folds: lis
     return buffer.getvalue().encode()
 
 
-def _fold_logs(results: list[Trained]) -> dict[str, bytes]:
+def fold_logs(results: list[Trained]) -> dict[str, bytes]:
     """One metrics.jsonl with a ``fold`` field; each fold's sweep as lr_range.fold-K.*."""
     lines = [
         json.dumps({"fold": number, **record}) + "\n"
