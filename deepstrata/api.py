@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from deepstrata.config import FitConfig
+from deepstrata.crossfit import cross_fitted_ensemble
 from deepstrata.crossval import cross_validated
 from deepstrata.data.files import BadFile, bad_files_error
 from deepstrata.data.folders import default_target
@@ -101,7 +102,9 @@ def fit(
     # fit seeds the global generators (initialisation, dropout); the caller's are restored.
     try:
         with preserved_random_state():
-            if cfg.folds:
+            if cfg.folds and cfg.ensemble:
+                model = cross_fitted_ensemble(prepared, **context)
+            elif cfg.folds:
                 model = cross_validated(prepared, **context)
             else:
                 model = _single(prepared, **context)
@@ -191,6 +194,9 @@ def _check_files(
     return frame.drop(index=sorted({b.position for b in bad})), bad
 
 
+FEW_VALIDATION_ROWS = 200  # below this, fit --ensemble suggests --folds (one row tips it)
+
+
 def _ensemble(side: Prepared, trained, network_outputs, train_rows, val_rows, progress):
     """Train the classical side and weigh it against the network (see deepstrata.ensemble).
     Returns the members, their weights, the validation outputs and info to keep."""
@@ -206,6 +212,11 @@ def _ensemble(side: Prepared, trained, network_outputs, train_rows, val_rows, pr
     verdict["classical"] = classical.member.head.name
     verdict["classical_heads"] = classical.info["head"]["candidates"]
     progress.note(f"ensemble with {verdict['classical']}: {verdict['reason']}")
+    if len(val_rows) < FEW_VALIDATION_ROWS:
+        progress.note(
+            f"ensemble: weighed on {len(val_rows)} validation rows; --folds 5 weighs it on "
+            "every row's out-of-fold outputs (five networks; see deepstrata.crossfit)"
+        )
     info = {**trained.info, "ensemble": verdict}
     if "calibration" in classical.info:
         info["ensemble"]["classical_calibration"] = classical.info["calibration"]

@@ -129,7 +129,10 @@ def fit(
     ] = None,
     cv_model: Annotated[
         str | None,
-        typer.Option(help="With --folds: refit (on all rows) | ensemble (the K models). [refit]"),
+        typer.Option(
+            help="With --folds: refit (on all rows) | ensemble (the K models). "
+            "[refit; with --ensemble: ensemble]"
+        ),
     ] = None,
     calibrate: Annotated[
         bool | None,
@@ -175,7 +178,8 @@ def fit(
         typer.Option(
             "--ensemble",
             help="Also fit the best classical model (logreg, svm, gbm) and mix it with the "
-            "network when that beats both on validation.",
+            "network when that beats both on validation. With --folds K: weighed on every "
+            "row's out-of-fold outputs (K networks; steadier on small tables).",
         ),
     ] = False,
     freeze: Annotated[

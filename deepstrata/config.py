@@ -49,7 +49,8 @@ class FitConfig:
     monitor: str = "loss"  # loss | accuracy (classifiers): what picks the best epoch
     validation_fraction: float = 0.2
     folds: int | None = None  # K-fold cross-validation instead of one validation split
-    cv_model: str = "refit"  # with folds: refit on all rows, or keep the K-fold ensemble
+    cv_model: str = "auto"  # with folds: refit | ensemble (the K models); auto: refit, or
+    # under --ensemble the K folds' models (the ones its out-of-fold outputs measured)
     calibrate: bool = True  # temperature scaling on validation data (classifiers)
     precision: str = "32"  # 32 | bf16 | fp16 | auto
     device: str = "auto"  # auto | cpu | cuda | mps
@@ -161,13 +162,15 @@ class FitConfig:
             self.gradient_accumulation,
         )
         _check(self.folds is None or self.folds >= 2, "folds", "must be >= 2", self.folds)
-        _choice(self.cv_model, ("refit", "ensemble"), "cv_model")
-        if self.ensemble and self.folds:
+        _choice(self.cv_model, ("auto", "refit", "ensemble"), "cv_model")
+        if self.ensemble and self.folds and self.cv_model == "refit":
             raise ConfigError(
-                "--ensemble weighs a network and a classical model on one validation split; "
-                "it does not go with --folds",
-                option="--ensemble",
+                "--ensemble --folds keeps the K folds' networks and classical models (their "
+                "out-of-fold outputs chose the weight); a refit on all rows does not go with it",
+                option="--cv-model",
             )
+        if self.cv_model == "auto":
+            self.cv_model = "ensemble" if self.ensemble and self.folds else "refit"
         if self.ensemble and self.strategy == "features":
             raise ConfigError(
                 "--ensemble needs a network; --strategy features has none (it is the "

@@ -20,6 +20,10 @@ optimistic one: one number fitted to hundreds of rows, not a second model.
 
 The bundle holds both members: the network's weights in safetensors, the classical
 model as arrays (LightGBM in its own text format), the weights in config.json.
+
+With ``--folds K`` the same weighing runs on every row's out-of-fold outputs of K
+networks and K classical models instead of one validation split
+(:mod:`deepstrata.crossfit`): steadier on small tables, at K networks' cost.
 """
 
 from __future__ import annotations
@@ -85,8 +89,15 @@ def accuracy(task: str, outputs: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(probabilities(task, outputs).argmax(axis=1) == labels))
 
 
-def weigh(task: str, network: np.ndarray, classical: np.ndarray, labels: np.ndarray) -> dict:
+def weigh(
+    task: str,
+    network: np.ndarray,
+    classical: np.ndarray,
+    labels: np.ndarray,
+    scored_on: str = "validation",
+) -> dict:
     """Choose the network's weight on validation outputs (both calibrated); the verdict.
+    ``scored_on`` names those outputs in the reason ("out-of-fold": deepstrata.crossfit).
 
     Returns ``{"kept", "returned", "weight_network", "metric", "validation", "reason"}``
     (plus ``"validation_accuracy"`` for classifiers)."""
@@ -111,14 +122,14 @@ def weigh(task: str, network: np.ndarray, classical: np.ndarray, labels: np.ndar
     if kept:
         returned = "ensemble"
         reason = (
-            f"kept: validation {metric} {curve[best]:.4g} with the network at {weight:g} "
+            f"kept: {scored_on} {metric} {curve[best]:.4g} with the network at {weight:g} "
             f"beats the network ({alone['network']:.4g}) and the classical model "
             f"({alone['classical']:.4g})"
         )
     else:
         returned = winner
         reason = (
-            f"not kept: no mix beats both alone on validation {metric} (network "
+            f"not kept: no mix beats both alone on {scored_on} {metric} (network "
             f"{alone['network']:.4g}, classical {alone['classical']:.4g}), so the {winner} "
             "is returned"
             + (

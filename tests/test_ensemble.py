@@ -17,6 +17,7 @@ from deepstrata.data.schema import Feature, Schema
 from deepstrata.ensemble import WEIGHTS, classical_side, validation_loss, weigh
 from deepstrata.errors import ConfigError, DataWarning
 from deepstrata.model import combine
+from deepstrata.train.progress import Progress
 from tests.conftest import FAST_FIT, make_churn_frame
 
 
@@ -153,10 +154,12 @@ def test_member_weights_must_describe_the_members(ensembled):
         )
 
 
-def test_ensemble_refuses_folds_and_the_features_strategy():
+def test_ensemble_refuses_a_refit_and_the_features_strategy():
     frame = make_churn_frame(rows=60)
-    with pytest.raises(ConfigError, match="--folds"):
-        deepstrata.fit(frame, target="churned", ensemble=True, folds=3, **FAST_FIT)
+    with pytest.raises(ConfigError, match=r"--cv-model: .*refit on all rows does not go"):
+        deepstrata.fit(
+            frame, target="churned", ensemble=True, folds=3, cv_model="refit", **FAST_FIT
+        )
     with pytest.raises(ConfigError, match="needs a network"):
         deepstrata.fit(frame, target="churned", ensemble=True, strategy="features", **FAST_FIT)
 
@@ -184,6 +187,20 @@ def test_cli_fit_ensemble_says_what_it_kept(cli, churn_csv, tmp_path):
     metrics = json.loads((tmp_path / "bundle" / "metrics.json").read_text())
     verdict = metrics["ensemble"]
     assert f"ensemble with {verdict['classical']}: {verdict['reason']}" in result.out.splitlines()
+
+
+def test_a_small_validation_split_points_to_cross_fitting():
+    frame = make_churn_frame(rows=120, seed=4)
+    stream = io.StringIO()
+    deepstrata.fit(
+        frame,
+        target="churned",
+        ensemble=True,
+        head="logreg",
+        max_epochs=2,
+        progress=Progress(stream=stream),
+    )
+    assert "ensemble: weighed on 24 validation rows; --folds 5" in stream.getvalue()
 
 
 # -- what fit leaves for the report -------------------------------------------------------------

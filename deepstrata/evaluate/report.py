@@ -326,7 +326,8 @@ def model_choice_section(bundle: Inputs) -> Section | None:
         rows = [[name, value] for name, value in scores.items()]
         if ensemble.get("weight_network") is not None:
             rows.append(["weight of the network", ensemble["weight_network"]])
-        parts.append(table(["", f"validation {ensemble.get('metric', '')}"], rows, numeric=(1,)))
+        scored = "out-of-fold" if ensemble.get("cross_fitted") else "validation"
+        parts.append(table(["", f"{scored} {ensemble.get('metric', '')}"], rows, numeric=(1,)))
     return Section("model", "Model choice", "".join(parts)) if parts else None
 
 
