@@ -6,28 +6,36 @@ columns, 10 classes) and diabetes (442, regression), and deepstrata's embedded
 Palmer penguins (344, 3 species, missing values, two category columns).
 
 Per data set and seed: a stratified 80/20 train/test split drawn by the seed, then
-three fits on the training rows, each seeded by the seed, each holding out the same
-20 % for validation (``fit``'s own split):
+on the training rows what ``fit(train, ensemble=True, folds=5)`` does
+(``deepstrata.crossfit``): on each of 5 folds a network and the classical models are
+trained on the other folds (stopping early on an inner split of them) and predict the
+held-out fold; the classical head with the lowest out-of-fold loss is the classical
+side, and the weight and the verdict are chosen on every row's out-of-fold outputs.
+Three models are scored from that one cross-fit:
 
-* **network**: ``deepstrata.fit(train)``, the defaults (range test, early stopping);
-* **classical**: the classical model ``--ensemble`` chose on validation (logreg, svm
-  or gbm), trained alone on the same rows and features as the ensemble's classical
-  side (``classical_alone``: ``fit``'s own steps, as ``--strategy features`` refuses
-  tables without image or text columns);
-* **ensemble**: ``deepstrata.fit(train, ensemble=True)``: the mix of the two when it
-  beats both on validation, otherwise the better one alone (what a user gets).
+* **network**: the 5 fold networks, averaged (the weight 1);
+* **classical**: the 5 fold classical models, averaged (the weight 0);
+* **ensemble**: what ``fit --ensemble --folds 5`` keeps: the mix at the chosen weight
+  when it beats both out of fold, otherwise the better side alone (what a user gets;
+  tests/test_crossfit.py checks that ``fit`` keeps exactly this).
+
+``--folds 0`` measures ``fit --ensemble`` with one validation split instead: three
+separate fits on the same training rows (the network alone, the classical model the
+ensemble chose, alone, and the ensemble), each holding out the same 20 % to validate.
 
 Each is scored on the test rows (``model.evaluate``): accuracy, or R² for
-regression. The table shows the median over seeds, and the seconds of each whole
-``fit`` call (median). "best single" is the better of the network and classical
+regression. The table shows the median over seeds, and the seconds (median) the
+network and classical sides took over all folds, and the whole ensemble fit.
+"best single" is the better of the network and classical
 medians; "per seed" counts the seeds where the ensemble's test value was at least
 that seed's better single model's. The target (issue 6): the ensemble >= the best
 single model on at least three data sets of four; the last line counts them,
 whatever the outcome.
 
-    python bench/compare.py --threads 1          # 5 data sets x 3 seeds: about 4 minutes
+    python bench/compare.py --threads 1          # 5 data sets x 3 seeds: about 5 minutes
     python bench/compare.py --threads 1 --quick  # smoke run: 1 seed, 40 epochs at most
     python bench/compare.py --datasets wine,diabetes --seeds 5
+    python bench/compare.py --threads 1 --folds 0  # fit --ensemble on one validation split
 """
 
 from __future__ import annotations
@@ -81,14 +89,20 @@ DATASETS = {
 FITS = ("network", "classical", "ensemble")
 
 
-def run_seed(dataset: Dataset, frame: pd.DataFrame, seed: int, options: dict) -> dict:
-    """One split, three fits: ``{fit: (test value, seconds)}`` and the ensemble's verdict."""
+def split_seed(dataset: Dataset, frame: pd.DataFrame, seed: int, options: dict):
+    """The seed's train/test split and the options every fit of it shares."""
     labels = None if dataset.regression else frame[dataset.target]
     train, test = train_test_split(frame, test_size=0.2, random_state=seed, stratify=labels)
-    metric = "r2" if dataset.regression else "accuracy"
     common = {"target": dataset.target, "seed": seed, "progress": False, **options}
     if dataset.numbers:
         common["columns"] = {name: "number" for name in frame if name != dataset.target}
+    return train, test, common
+
+
+def run_seed(dataset: Dataset, frame: pd.DataFrame, seed: int, options: dict) -> dict:
+    """One split, three fits: ``{fit: (test value, seconds)}`` and the ensemble's verdict."""
+    train, test, common = split_seed(dataset, frame, seed, options)
+    metric = "r2" if dataset.regression else "accuracy"
     result: dict = {}
 
     started = clock()
@@ -105,6 +119,44 @@ def run_seed(dataset: Dataset, frame: pd.DataFrame, seed: int, options: dict) ->
     classical = classical_alone(train, verdict["classical"], common)
     result["classical"] = (classical.evaluate(test)[metric], clock() - started)
     return result
+
+
+def run_seed_cross_fitted(
+    dataset: Dataset, frame: pd.DataFrame, seed: int, options: dict, folds: int
+) -> dict:
+    """One split, one cross-fit, three models from it (see the module doc)."""
+    from deepstrata.api import _prepare
+    from deepstrata.config import FitConfig
+    from deepstrata.crossfit import cross_fit
+    from deepstrata.data.sources import read_table
+    from deepstrata.fitting import assemble
+    from deepstrata.seeding import preserved_random_state
+    from deepstrata.train.progress import Progress
+
+    train, test, common = split_seed(dataset, frame, seed, options)
+    metric = "r2" if dataset.regression else "accuracy"
+    settings = {k: v for k, v in common.items() if k != "progress"}
+    cfg = FitConfig.from_dict({**settings, "ensemble": True, "folds": folds}, source="bench")
+    started = clock()
+    with preserved_random_state():  # as fit does
+        prepared = _prepare(read_table(train), cfg.validate())
+        fit = cross_fit(
+            prepared, run=None, resume=False, progress=Progress(enabled=False), callbacks=[]
+        )
+    total = clock() - started
+    verdict = fit.verdict
+    seconds = verdict["cross_fitted"]["seconds"]
+
+    def scored(weight: float) -> float:
+        members, weights = fit.members(weight)
+        return assemble(prepared, members, {}, weights=weights).evaluate(test)[metric]
+
+    return {
+        "network": (scored(1.0), seconds["network"]),
+        "classical": (scored(0.0), seconds["classical"]),
+        "ensemble": (scored(verdict["weight_network"]), total),
+        "verdict": verdict,
+    }
 
 
 def classical_alone(train: pd.DataFrame, head: str, common: dict):
@@ -146,6 +198,9 @@ def main() -> None:
     parser.add_argument("--max-epochs", type=int, default=None, help="(fit's 200; --quick 40)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (all cores)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 seed, 40 epochs")
+    parser.add_argument(
+        "--folds", type=int, default=5, help="cross-fitted folds; 0: one validation split (5)"
+    )
     args = parser.parse_args()
 
     names = [name.strip() for name in args.datasets.split(",") if name.strip()]
@@ -158,10 +213,18 @@ def main() -> None:
     threads = set_threads(args.threads)
     threadpool_limits(limits=threads)  # scikit-learn's and LightGBM's pools too
     print(header("network vs best classical model vs fit --ensemble, test metric", threads))
+    if args.folds == 1 or args.folds < 0:
+        parser.error("--folds: 0 (one validation split) or at least 2")
+    how = (
+        f"fit --ensemble --folds {args.folds}: one cross-fit per seed; seconds: the network "
+        "and classical sides over all folds, and the whole cross-fit"
+        if args.folds
+        else "fit --ensemble on one validation split; three fits per seed; seconds per whole fit"
+    )
     print(
         f"# {'quick run' if args.quick else 'full run'}: {len(seeds)} seed(s) {seeds}; "
         f"80/20 stratified train/test split per seed; max_epochs "
-        f"{max_epochs or 'fit default (200)'}; medians over seeds; seconds per whole fit"
+        f"{max_epochs or 'fit default (200)'}; medians over seeds\n# {how}"
     )
 
     rows, verdicts = [], []
@@ -172,7 +235,10 @@ def main() -> None:
         for seed in seeds:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # convergence chatter from the heads
-                runs.append(run_seed(dataset, frame, seed, options))
+                if args.folds:
+                    runs.append(run_seed_cross_fitted(dataset, frame, seed, options, args.folds))
+                else:
+                    runs.append(run_seed(dataset, frame, seed, options))
             got = runs[-1]
             print(
                 f"  {name} seed {seed}: "
