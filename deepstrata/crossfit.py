@@ -143,8 +143,8 @@ def cross_fit(prepared: Prepared, *, run, resume, progress, callbacks) -> CrossF
         seconds["network"] += time.perf_counter() - started
         started = time.perf_counter()
         for head in heads:
-            if head == "svm" and len(fit_rows) > MAX_ROWS:
-                skipped[head] = f"more than {MAX_ROWS} training rows"
+            if head == "svm" and len(heads) > 1 and len(fit_rows) > MAX_ROWS:
+                skipped[head] = f"more than {MAX_ROWS} training rows"  # --head svm: as asked
                 continue
             member = train_features(side, fit_rows, stop_rows, progress=None, heads=(head,)).member
             classical.setdefault(head, []).append(member)

@@ -175,3 +175,12 @@ def test_cli_fit_ensemble_folds_prints_folds_and_the_verdict(cli, churn_csv, tmp
     verdict = json.loads((tmp_path / "bundle" / "metrics.json").read_text())["ensemble"]
     assert f"ensemble with {verdict['classical']}: {verdict['reason']}" in result.out
     assert "3-fold cross-validation" in result.out
+
+
+def test_the_svm_is_skipped_above_its_size_and_said_so(monkeypatch):
+    monkeypatch.setattr("deepstrata.classical.svm.MAX_ROWS", 20)
+    frame = make_churn_frame(rows=60, seed=2)
+    model = deepstrata.fit(frame, target="churned", ensemble=True, folds=FOLDS, **FAST_FIT)
+    heads = {row["head"]: row for row in model.metrics["ensemble"]["classical_heads"]}
+    assert heads["svm"] == {"head": "svm", "skipped": "more than 20 training rows"}
+    assert model.metrics["ensemble"]["classical"] in ("logreg", "gbm")
