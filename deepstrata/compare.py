@@ -501,7 +501,7 @@ def _say(line: str) -> None:
 def render_html(result: CompareResult) -> str:
     """compare.html: inline CSS, the plot as a data: URI, every string escaped (the report's
     pieces: :mod:`deepstrata.evaluate.html`, :mod:`deepstrata.evaluate.plots`)."""
-    from deepstrata.evaluate.html import CSS, Html, esc, image, note, table
+    from deepstrata.evaluate.html import CSP, CSS, Html, esc, image, note, table
     from deepstrata.evaluate.plots import learning_curve_png
 
     header, rows = result.table()
@@ -515,7 +515,7 @@ def render_html(result: CompareResult) -> str:
     return (
         "<!DOCTYPE html>\n"
         f'<html lang="en"><head><meta charset="utf-8"><title>{esc(f"compare: {result.target}")}'
-        f"</title><style>{CSS}</style></head><body><header><h1>{esc(result.data)}: "
+        f"</title>{CSP}<style>{CSS}</style></head><body><header><h1>{esc(result.data)}: "
         f"{esc(result.target)}</h1></header>"
         + note(
             f"Task {result.task}; test {result.metric} ({direction} is better) on "

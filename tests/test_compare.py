@@ -199,6 +199,7 @@ def test_the_page_is_self_contained_and_escaped(tmp_path):
     assert "<script" not in page and "<i>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "a&amp;b.csv" in page
     assert "http://" not in page and "https://" not in page and "<link" not in page
+    assert "default-src 'none'; img-src data:" in page  # the report's CSP: nothing loads
     sources = page.split('src="')[1:]
     assert len(sources) == 1 and sources[0].startswith("data:image/png;base64,")
     png = base64.b64decode(sources[0].split('"')[0].removeprefix("data:image/png;base64,"))

@@ -23,7 +23,7 @@ from typing import Annotated, Any
 import typer
 
 from deepstrata.errors import BundleError
-from deepstrata.evaluate.html import CSS, Html, Section, esc, fmt, image, note, table
+from deepstrata.evaluate.html import CSP, CSS, Html, Section, esc, fmt, image, note, table
 
 REPORT = "report.html"
 PREDICTIONS = "validation_predictions.csv"
@@ -432,10 +432,7 @@ def page(bundle: Inputs, sections: list[Section]) -> str:
         "<!DOCTYPE html>\n"
         f'<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        # Nothing but inline style and embedded images may load, even if escaping ever failed.
-        '<meta http-equiv="Content-Security-Policy" '
-        "content=\"default-src 'none'; img-src data:; style-src 'unsafe-inline'\">"
-        f"<style>{CSS}</style></head><body><header><h1>Predict <code>{esc(bundle.target)}</code></h1>"
+        f"{CSP}<style>{CSS}</style></head><body><header><h1>Predict <code>{esc(bundle.target)}</code></h1>"
         f'<p class="subtitle">{esc(subtitle)}</p></header>'
         f"<nav><ol>{contents}</ol></nav><main>{body}</main>"
         f"<footer>written by deepstrata {esc(bundle.config.get('versions', {}).get('deepstrata', ''))}</footer>"
