@@ -87,6 +87,8 @@ def run_demo(out: Path, *, max_epochs: int = 200, seed: int = 0) -> dict:
         f"  deepstrata evaluate {bundle} {test_csv}\n"
         f"  deepstrata predict {bundle} {test_csv} -o {out / 'all_predictions.csv'} --proba --overwrite\n"
         f"  deepstrata compare {train_csv} --target species    # the network against classical models\n"
+        f"  deepstrata fit {train_csv} --target species --ensemble --folds 5 -o {out / 'ensemble'}"
+        "  # network + classical, cross-fitted\n"
         f"  deepstrata serve {bundle}                           # predictions over HTTP",
         soft_wrap=True,
     )
