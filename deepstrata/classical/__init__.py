@@ -42,6 +42,7 @@ True
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -243,14 +244,26 @@ def task_outputs(task: str, scores: np.ndarray) -> np.ndarray:
     return scores[:, 0] if task in ("binary", "regression") else scores
 
 
-def state_meta(head: Any, hyperparameters: dict[str, Any]) -> dict[str, Any]:
+def hyperparameters(head: Any) -> dict[str, Any]:
+    """The head's constructor arguments besides task, num_classes and seed, read back from
+    the attributes that store them (as scikit-learn's ``get_params``); tuples as lists."""
+    names = inspect.signature(type(head).__init__).parameters
+    values = {
+        name: getattr(head, name)
+        for name in names
+        if name not in ("self", "task", "num_classes", "seed")
+    }
+    return {name: list(v) if isinstance(v, tuple) else v for name, v in values.items()}
+
+
+def state_meta(head: Any) -> dict[str, Any]:
     """The ``meta`` entries every head writes: name, task, classes, seed, hyperparameters."""
     return {
         "head": head.name,
         "task": head.task,
         "num_classes": head.num_classes,
         "seed": head.seed,
-        "hyperparameters": hyperparameters,
+        "hyperparameters": hyperparameters(head),
     }
 
 

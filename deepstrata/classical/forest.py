@@ -197,15 +197,7 @@ class ForestHead:
     def state(self) -> tuple[dict, dict[str, np.ndarray]]:
         """``(meta, arrays)``: settings; the trees' roots and node arrays."""
         check_fitted(self, "value_")
-        hyperparameters = {
-            "n_estimators": self.n_estimators,
-            "max_depth": self.max_depth,
-            "min_samples_leaf": self.min_samples_leaf,
-            "max_features": self.max_features,
-            "extra_trees": self.extra_trees,
-            "num_threads": self.num_threads,
-        }
-        meta = state_meta(self, hyperparameters) | {"num_features": self.num_features_}
+        meta = state_meta(self) | {"num_features": self.num_features_}
         arrays = {
             "roots": self.roots_,
             "left": self.left_,

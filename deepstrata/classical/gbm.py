@@ -193,18 +193,7 @@ class GBMHead:
     def state(self) -> tuple[dict, dict[str, np.ndarray]]:
         """``(meta, {})``: settings, rounds and the LightGBM text model, all in ``meta``."""
         check_fitted(self, "booster_")
-        hyperparameters = {
-            "learning_rate": self.learning_rate,
-            "num_leaves": self.num_leaves,
-            "min_data_in_leaf": self.min_data_in_leaf,
-            "max_bin": self.max_bin,
-            "feature_fraction": self.feature_fraction,
-            "max_rounds": self.max_rounds,
-            "early_stopping_rounds": self.early_stopping_rounds,
-            "fixed_rounds": self.fixed_rounds,
-            "num_threads": self.num_threads,
-        }
-        meta = state_meta(self, hyperparameters) | {
+        meta = state_meta(self) | {
             "rounds": self.rounds_,
             "min_data_in_leaf_used": self.min_data_in_leaf_,
             "num_features": self.num_features_,

@@ -124,7 +124,7 @@ class LinearHead:
     def state(self) -> tuple[dict, dict[str, np.ndarray]]:
         """``(meta, arrays)``: JSON-ready settings and the mean, scale, coef, intercept arrays."""
         check_fitted(self, "coef_")
-        meta = state_meta(self, {"C": self.C, "alpha": self.alpha, "max_iter": self.max_iter})
+        meta = state_meta(self)
         arrays = {
             "mean": self.mean_,
             "scale": self.scale_,

@@ -195,17 +195,7 @@ class MLPHead:
     def state(self) -> tuple[dict, dict[str, np.ndarray]]:
         """``(meta, arrays)``: settings and epochs; mean, scale and ``network.*`` weights."""
         check_fitted(self, "network_")
-        hyperparameters = {
-            "hidden_dims": list(self.hidden_dims),
-            "dropout": self.dropout,
-            "learning_rate": self.learning_rate,
-            "weight_decay": self.weight_decay,
-            "batch_size": self.batch_size,
-            "max_epochs": self.max_epochs,
-            "patience": self.patience,
-            "fixed_epochs": self.fixed_epochs,
-        }
-        meta = state_meta(self, hyperparameters) | {
+        meta = state_meta(self) | {
             "in_dim": len(self.mean_),
             "epochs": self.epochs_,
             "best_epoch": self.best_epoch_,

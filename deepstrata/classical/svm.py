@@ -187,8 +187,7 @@ class SVMHead:
     def state(self) -> tuple[dict, dict[str, np.ndarray]]:
         """``(meta, arrays)``: settings and ``gamma``; mean, scale, support vectors, coefficients."""
         check_fitted(self, "dual_coef_")
-        hyperparameters = {"C": self.C, "gamma": self.gamma, "epsilon": self.epsilon}
-        meta = state_meta(self, hyperparameters) | {"fitted_gamma": self.gamma_}
+        meta = state_meta(self) | {"fitted_gamma": self.gamma_}
         arrays = {
             "mean": self.mean_,
             "scale": self.scale_,

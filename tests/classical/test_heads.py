@@ -184,6 +184,22 @@ def test_new_head_passes_hyperparameters_and_the_state_keeps_them():
         SVMHead.from_state(meta, {})
 
 
+@pytest.mark.parametrize("name", HEADS)
+def test_the_state_keeps_every_constructor_argument(name):
+    import inspect
+
+    from deepstrata.classical import check_state, state_meta
+
+    head = new_head(name, task="binary", num_classes=2, seed=4)
+    meta = state_meta(head)
+    arguments = set(inspect.signature(type(head).__init__).parameters) - {
+        "self", "task", "num_classes", "seed",
+    }  # fmt: skip
+    assert set(meta["hyperparameters"]) == arguments
+    again = check_state(type(head), meta)
+    assert state_meta(again) == meta
+
+
 def test_every_head_is_registered_under_its_name():
     from deepstrata import classical
 
