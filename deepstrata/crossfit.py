@@ -121,11 +121,13 @@ def cross_fit(prepared: Prepared, *, run, resume, progress, callbacks) -> CrossF
             column=cfg.target,
             hint="use fewer folds (--folds), add rows or merge rare classes",
         )
+    skipped = {}  # decided once, so that every fold fits the same heads
+    if len(heads) > 1 and max(len(fit) for fit, _, _ in splits) > MAX_ROWS:
+        skipped["svm"] = f"more than {MAX_ROWS} training rows"  # --head svm: as asked
+    heads = tuple(head for head in heads if head not in skipped)
     networks: list[Trained] = []
-    outputs: dict[str, list] = {"network": [None] * len(encoded)}
-    classical: dict[str, list] = {}
-    skipped: dict[str, str] = {}
-    fold_of = np.zeros(len(encoded), dtype=np.int64)
+    classical: dict[str, list] = {head: [] for head in heads}
+    outputs: dict[str, list[np.ndarray]] = {name: [] for name in ("network", *heads)}
     seconds = {"network": 0.0, "classical": 0.0}
     for number, (fit_rows, stop_rows, held_out) in enumerate(splits, start=1):
         if progress.enabled:
@@ -139,24 +141,19 @@ def cross_fit(prepared: Prepared, *, run, resume, progress, callbacks) -> CrossF
         directory = run.path / f"fold-{number}" if run else None
         trained = train_fold(prepared, fit_rows, stop_rows, directory, resume, progress, callbacks)
         networks.append(trained)
-        _place(outputs["network"], held_out, held_out_outputs(prepared, trained.member, held_out))
+        outputs["network"].append(held_out_outputs(prepared, trained.member, held_out))
         seconds["network"] += time.perf_counter() - started
         started = time.perf_counter()
         for head in heads:
-            if head == "svm" and len(heads) > 1 and len(fit_rows) > MAX_ROWS:
-                skipped[head] = f"more than {MAX_ROWS} training rows"  # --head svm: as asked
-                continue
             member = train_features(side, fit_rows, stop_rows, progress=None, heads=(head,)).member
-            classical.setdefault(head, []).append(member)
-            _place(
-                outputs.setdefault(head, [None] * len(encoded)),
-                held_out,
-                held_out_outputs(side, member, held_out),
-            )
+            classical[head].append(member)
+            outputs[head].append(held_out_outputs(side, member, held_out))
         seconds["classical"] += time.perf_counter() - started
-        fold_of[held_out] = number
 
-    stacked = {name: np.stack(rows) for name, rows in outputs.items()}
+    held_out = np.concatenate([rows for _, _, rows in splits])
+    order = np.argsort(held_out)  # the folds' outputs, back in row order
+    stacked = {name: np.concatenate(values)[order] for name, values in outputs.items()}
+    fold_of = np.repeat(np.arange(1, cfg.folds + 1), [len(rows) for _, _, rows in splits])[order]
     losses = {head: float(np.mean(row_losses(task, stacked[head], encoded))) for head in classical}
     head = min(losses, key=losses.get)
     verdict = weigh(task, stacked["network"], stacked[head], encoded, scored_on="out-of-fold")
@@ -175,11 +172,6 @@ def cross_fit(prepared: Prepared, *, run, resume, progress, callbacks) -> CrossF
     }
     verdict["reason"] += f" ({cfg.folds} folds, {len(encoded)} rows)"
     return CrossFit(networks, classical[head], stacked["network"], stacked[head], fold_of, verdict)
-
-
-def _place(target: list, rows: np.ndarray, values: np.ndarray) -> None:
-    for row, value in zip(rows, values):
-        target[row] = value
 
 
 def cross_fitted_ensemble(prepared: Prepared, *, run, resume, progress, callbacks) -> Model:
