@@ -7,7 +7,7 @@ Palmer penguins (344, 3 species, missing values, two category columns).
 
 Per data set and seed: a stratified 80/20 train/test split drawn by the seed, then
 on the training rows what ``fit(train, ensemble=True, folds=5)`` does
-(``deepstrata.crossfit``): on each of 5 folds a network and the classical models are
+(``deepstrata.recipes.crossfit``): on each of 5 folds a network and the classical models are
 trained on the other folds (stopping early on an inner split of them) and predict the
 held-out fold; the classical head with the lowest out-of-fold loss is the classical
 side, and the weight and the verdict are chosen on every row's out-of-fold outputs.
@@ -125,11 +125,11 @@ def run_seed_cross_fitted(
     dataset: Dataset, frame: pd.DataFrame, seed: int, options: dict, folds: int
 ) -> dict:
     """One split, one cross-fit, three models from it (see the module doc)."""
-    from deepstrata.api import _prepare
     from deepstrata.config import FitConfig
-    from deepstrata.crossfit import cross_fit
     from deepstrata.data.sources import read_table
-    from deepstrata.fitting import assemble
+    from deepstrata.recipes.crossfit import cross_fit
+    from deepstrata.recipes.prepare import assemble
+    from deepstrata.recipes.prepare import prepare as _prepare
     from deepstrata.seeding import preserved_random_state
     from deepstrata.train.progress import Progress
 
@@ -164,13 +164,13 @@ def classical_alone(train: pd.DataFrame, head: str, common: dict):
     trains beside the network (same rows, split, features and head), without the network.
     ``fit(strategy="features")`` would do it, but refuses tables with no image or text
     column, so this goes through the steps ``fit`` takes (deepstrata.api._single)."""
-    from deepstrata.api import _prepare
     from deepstrata.config import FitConfig
     from deepstrata.data.sources import read_table
     from deepstrata.data.split import train_validation_split
-    from deepstrata.ensemble import classical_side
-    from deepstrata.features import train_features
-    from deepstrata.fitting import assemble
+    from deepstrata.recipes.ensemble import classical_side
+    from deepstrata.recipes.features import train_features
+    from deepstrata.recipes.prepare import assemble
+    from deepstrata.recipes.prepare import prepare as _prepare
     from deepstrata.seeding import preserved_random_state
     from deepstrata.train.progress import Progress
 

@@ -80,8 +80,8 @@ from deepstrata.data.files import CACHE, decode_workers
 from deepstrata.data.folders import read_folder
 from deepstrata.datasets.raw import digit_images
 from deepstrata.kinds import encoder_options
-from deepstrata.model import build_member
-from deepstrata.network import Network
+from deepstrata.model.member import build_member
+from deepstrata.model.network import Network
 from deepstrata.preprocess.image import ImagePreprocessor
 from deepstrata.seeding import generator, seed_everything
 from deepstrata.train.batches import auto_batch_size, take

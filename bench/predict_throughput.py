@@ -35,8 +35,9 @@ from _common import clock, footer, header, median, percentile, set_threads
 
 import deepstrata
 from deepstrata.data.sources import read_table
-from deepstrata.heads import point_predictions
-from deepstrata.kinds import group_by_kind, transform_frame
+from deepstrata.kinds import group_by_kind
+from deepstrata.preprocess.frame import transform_frame
+from deepstrata.tasks import point_predictions
 from deepstrata.train.batches import EVAL_CHUNK, forward_in_chunks
 
 SEED = 0

@@ -42,7 +42,7 @@ from predict_throughput import make_frame
 
 import deepstrata
 from deepstrata.data.sources import read_table
-from deepstrata.kinds import transform_frame
+from deepstrata.preprocess.frame import transform_frame
 
 SEED = 0
 TARGET_P99_MS = 10.0
@@ -51,7 +51,7 @@ BACKENDS = ("torch", "onnx")
 CLI = """
 import sys
 from deepstrata.cli import app, main
-from deepstrata.serve.commands import export, serve
+from deepstrata.cli.serve import export, serve
 names = {command.name or command.callback.__name__ for command in app.registered_commands}
 for command in (serve, export):
     if command.__name__ not in names:
@@ -209,7 +209,7 @@ def main() -> None:
     seconds = args.seconds or (2.0 if args.quick else 5.0)
     repeats = args.repeats or (1 if args.quick else 3)
 
-    from deepstrata.serve.commands import default_threads
+    from deepstrata.cli.serve import default_threads
 
     threads = set_threads(args.threads or default_threads())
     print(header("deepstrata serve: HTTP latency and throughput, PyTorch vs ONNX", threads))
@@ -219,7 +219,7 @@ def main() -> None:
         make_frame(fit_rows, seed=SEED), target="label", max_epochs=2, progress=False, seed=SEED
     )
     bundle = model.save(folder / "bundle")
-    from deepstrata.serve.onnx import export_onnx, with_onnx_networks
+    from deepstrata.export.onnx import export_onnx, with_onnx_networks
 
     record = export_onnx(bundle)
     onnx_model = with_onnx_networks(model, bundle)

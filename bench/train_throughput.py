@@ -74,7 +74,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from deepstrata.encoders.dense import DenseEncoder
-from deepstrata.network import Network
+from deepstrata.model.network import Network
 from deepstrata.seeding import generator
 from deepstrata.train.callbacks import MetricsLog
 from deepstrata.train.checkpoint import has_checkpoint

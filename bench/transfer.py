@@ -82,7 +82,7 @@ import deepstrata
 from deepstrata.classical import new_head
 from deepstrata.data.sources import read_table
 from deepstrata.datasets.raw import digit_images, drug_reviews, movie_reviews
-from deepstrata.kinds import transform_frame
+from deepstrata.preprocess.frame import transform_frame
 from deepstrata.train.callbacks import Callback
 
 LEARNING_RATE = 1e-3  # finetune and scratch: an explicit rate skips the range test

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from deepstrata.version import __version__
+
 __all__ = ["Model", "__version__", "fit", "load"]
 
 if TYPE_CHECKING:

@@ -1,169 +1,396 @@
 """The feature-kind registry: the one place where a kind meets its code.
 
-A kind is one preprocessor (``preprocess/<kind>.py``) and one encoder
-(``encoders/<kind>.py``). Adding a kind means adding those two files and one
-entry here; the schema, network builder, trainer and bundle need no change.
-A contract test runs over every entry.
+A kind is a preprocessor (``preprocess/<kind>.py``), an encoder (``encoders/<kind>.py``)
+and one :class:`Kind` entry below. From the entry follow everything else that differs by
+kind: its ``fit`` flags and their defaults (``options``), the file extensions of a folder
+of such files, how a value arrives over HTTP, the synthetic values an ONNX export is
+checked on, how the report shows a value, and the block it gives a classical model under
+``--strategy features``. The schema, configuration, command line, server, exporter,
+report and network builder read the entry; none of them lists kinds.
+
+The code is named as ``"module:attribute"`` and imported on first use (as a plugin
+registry does), so this module, and with it ``deepstrata --help``, needs neither torch
+nor pandas. ``deepstrata.testing.check_kind`` checks an entry end to end (fit, state,
+encoder, HTTP field, ONNX sample); ``tests/test_common.py`` runs it over every kind.
+
+>>> get("text").preprocessor.__name__
+'TextPreprocessor'
+>>> default("text_max_length")
+128
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import importlib
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
 
-import numpy as np
-import pandas as pd
-import torch
-from torch import nn
+from deepstrata.errors import ConfigError
+from deepstrata.options import AtLeast, Choice, Each, Interval, Lazy, MultipleOf, Option
 
-from deepstrata.data.sources import Table
-from deepstrata.encoders.audio import build_audio_encoder
-from deepstrata.encoders.category import CategoryEncoder
-from deepstrata.encoders.dense import DenseEncoder
-from deepstrata.encoders.image import build_image_encoder
-from deepstrata.encoders.pretrained import pretrained_name, uses_pretrained
-from deepstrata.encoders.text import build_text_encoder
-from deepstrata.preprocess.audio import AudioPreprocessor
-from deepstrata.preprocess.base import Preprocessor
-from deepstrata.preprocess.boolean import BooleanPreprocessor
-from deepstrata.preprocess.category import CategoryPreprocessor
-from deepstrata.preprocess.datetime import DatetimePreprocessor
-from deepstrata.preprocess.image import ImagePreprocessor
-from deepstrata.preprocess.number import NumberPreprocessor
-from deepstrata.preprocess.text import TextPreprocessor
+__all__ = ["KINDS", "Kind", "default", "encoder_options", "get", "group_by_kind", "options"]
+
+# What an encoder that may be pretrained reads besides its kind's options: the strategy,
+# the network per kind ({"image": "efficientnet-lite0"}, set by the fit) and the
+# pretrained layers' rate factor.
+PRETRAINED_OPTIONS = ("strategy", "pretrained", "pretrained_lr_scale")
 
 
 @dataclass(frozen=True)
 class Kind:
-    """A kind's code. ``options`` are FitConfig fields as a dict (missing keys: defaults).
+    """One kind of column and where its code is.
 
-    ``encoder_options`` names the fields the encoder reads; they are stored with the
-    bundle's architecture so that loading rebuilds the same modules. ``files``: the
-    column holds paths to files, whose preprocessor can list the unreadable ones
-    (``bad_files``) for ``--skip-bad-files``.
+    ``preprocessor``, ``encoder``, ``features``, ``http`` and ``sample`` name code as
+    ``"module:attribute"``; the properties of the same names import it.
+
+    - ``preprocessor``: a :class:`~deepstrata.preprocess.base.Preprocessor` class with
+      ``from_options(options)``;
+    - ``encoder``: ``build(fitted preprocessors, options) -> nn.Module`` with ``out_dim``;
+    - ``features``: the same for ``--strategy features`` (fixed features for a classical
+      model), or ``None`` when the kind has none;
+    - ``http``: a :class:`~deepstrata.preprocess.base.HttpField` (a JSON value in, the
+      value the preprocessor takes out, its JSON Schema);
+    - ``sample``: ``sample(fitted preprocessor, rng, rows) -> list`` of raw values spread
+      over what it was fitted on, missing values included (the ONNX export's check);
+    - ``show``: how the report shows a value: ``plain``, ``number`` (to 6 digits), ``text``
+      (cut short), ``image`` (a thumbnail) or ``file`` (the file's path);
+    - ``files``: values are paths to files (decoded once, ``--skip-bad-files``);
+    - ``pretrained``: a registered pretrained network can encode it (``--strategy``);
+    - ``extensions``: file name endings of such files in a folder of files;
+    - ``options``: its ``fit`` options; ``reads``: other options its encoder reads.
     """
 
     name: str
-    preprocessor: type[Preprocessor]
-    new_preprocessor: Callable[[dict], Preprocessor]  # options -> unfitted preprocessor
-    build_encoder: Callable[[Sequence[Preprocessor], dict], nn.Module]  # fitted columns, options
-    encoder_options: tuple[str, ...] = ()
+    preprocessor_ref: str
+    encoder_ref: str
+    http_ref: str
+    sample_ref: str
+    examples_ref: str
+    features_ref: str | None = None
+    show: str = "plain"
     files: bool = False
+    pretrained: bool = False
+    extensions: tuple[str, ...] = ()
+    options: tuple[Option, ...] = ()
+    reads: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def preprocessor(self):
+        return _load(self.preprocessor_ref)
+
+    @property
+    def build_encoder(self):
+        return _load(self.encoder_ref)
+
+    @property
+    def build_features(self):
+        """The features-mode block builder, or None: no fixed features for this kind."""
+        return _load(self.features_ref) if self.features_ref else None
+
+    @property
+    def http(self):
+        return _load(self.http_ref)
+
+    @property
+    def sample(self):
+        return _load(self.sample_ref)
+
+    @property
+    def examples(self):
+        """``examples(rng, rows, folder) -> list``: raw training values (files written into
+        ``folder``), what :func:`deepstrata.testing.check_kind` fits on."""
+        return _load(self.examples_ref)
+
+    @property
+    def encoder_options(self) -> tuple[str, ...]:
+        """Option names its encoder reads: stored with a bundle's architecture, so that
+        loading builds the same modules."""
+        return tuple(o.name for o in self.options if o.encoder) + self.reads
+
+    def new_preprocessor(self, options: dict):
+        """An unfitted preprocessor for a fit with ``options`` (missing keys: defaults)."""
+        return self.preprocessor.from_options(with_defaults(options))
 
 
-# What an encoder that may be pretrained reads: the strategy, the network per kind
-# ({"image": "efficientnet-lite0"}, set by the fit) and the pretrained layers' rate factor.
-PRETRAINED_OPTIONS = ("strategy", "pretrained", "pretrained_lr_scale")
+def _dense(name: str, **kw) -> Kind:
+    """Number, boolean and date columns: one float block each, passed on as it is."""
+    return Kind(
+        name,
+        preprocessor_ref=f"deepstrata.preprocess.{name}:{name.capitalize()}Preprocessor",
+        encoder_ref="deepstrata.encoders.dense:build_dense_encoder",
+        features_ref="deepstrata.encoders.dense:build_dense_encoder",
+        http_ref=f"deepstrata.preprocess.{name}:HTTP",
+        sample_ref=f"deepstrata.preprocess.{name}:sample",
+        examples_ref=f"deepstrata.preprocess.{name}:examples",
+        **kw,
+    )
 
 
-def image_size(options: dict) -> int:
-    """``image_size`` when set; else 224 for a pretrained network (its training size), 64."""
-    if options.get("image_size"):
-        return options["image_size"]
-    return 224 if uses_pretrained(options) else 64
-
-
-def _dense(pres: Sequence[Preprocessor], options: dict) -> nn.Module:
-    return DenseEncoder(width=sum(p.width for p in pres))
-
-
-REGISTRY: dict[str, Kind] = {
+KINDS: dict[str, Kind] = {
     kind.name: kind
     for kind in (
-        Kind("number", NumberPreprocessor, lambda o: NumberPreprocessor(), _dense),
-        Kind("boolean", BooleanPreprocessor, lambda o: BooleanPreprocessor(), _dense),
-        Kind("datetime", DatetimePreprocessor, lambda o: DatetimePreprocessor(), _dense),
+        _dense("number", show="number"),
+        _dense("boolean"),
+        _dense("datetime"),
         Kind(
             "category",
-            CategoryPreprocessor,
-            lambda o: CategoryPreprocessor(min_count=o.get("min_category_count", 2)),
-            lambda pres, o: CategoryEncoder(cardinalities=[p.cardinality for p in pres]),
+            preprocessor_ref="deepstrata.preprocess.category:CategoryPreprocessor",
+            encoder_ref="deepstrata.encoders.category:build_category_encoder",
+            features_ref="deepstrata.encoders.category:build_one_hot",
+            http_ref="deepstrata.preprocess.category:HTTP",
+            sample_ref="deepstrata.preprocess.category:sample",
+            examples_ref="deepstrata.preprocess.category:examples",
+            options=(
+                Option(
+                    "min_category_count",
+                    2,
+                    "Categories: values seen fewer times share the unknown bucket.",
+                    AtLeast(1),
+                    group="data",
+                ),
+            ),
         ),
         Kind(
             "text",
-            TextPreprocessor,
-            lambda o: TextPreprocessor(
-                max_length=o.get("text_max_length", 128),
-                vocabulary_size=o.get("text_vocabulary", 8000),
-                pretrained=pretrained_name("text", o) if uses_pretrained(o) else None,
-            ),
-            build_text_encoder,
-            encoder_options=(
-                "text_encoder",
-                "text_layers",
-                "text_heads",
-                "text_width",
-                "text_token_dropout",
-                *PRETRAINED_OPTIONS,
+            preprocessor_ref="deepstrata.preprocess.text:TextPreprocessor",
+            encoder_ref="deepstrata.encoders.text:build_text_encoder",
+            features_ref="deepstrata.encoders.text:build_text_encoder",
+            http_ref="deepstrata.preprocess.text:HTTP",
+            sample_ref="deepstrata.preprocess.text:sample",
+            examples_ref="deepstrata.preprocess.text:examples",
+            show="text",
+            pretrained=True,
+            extensions=(".txt",),
+            reads=PRETRAINED_OPTIONS,
+            options=(
+                Option(
+                    "text_encoder",
+                    "transformer",
+                    "Text: transformer | bag | cnn.",
+                    Choice("transformer", "bag", "cnn"),
+                    encoder=True,
+                    group="text",
+                ),
+                Option("text_max_length", 128, "Text: tokens kept.", AtLeast(1), group="text"),
+                Option(
+                    "text_vocabulary",
+                    8000,
+                    "Text: subword vocabulary size.",
+                    AtLeast(10),
+                    group="text",
+                ),
+                Option(
+                    "text_layers",
+                    2,
+                    "Text: transformer layers.",
+                    AtLeast(1),
+                    encoder=True,
+                    group="text",
+                ),
+                Option(
+                    "text_heads",
+                    4,
+                    "Text: attention heads.",
+                    AtLeast(1),
+                    encoder=True,
+                    group="text",
+                ),
+                Option(
+                    "text_width",
+                    64,
+                    "Text: model width (a multiple of --text-heads).",
+                    Each(AtLeast(1), MultipleOf("text_heads")),
+                    encoder=True,
+                    group="text",
+                ),
+                Option(
+                    "text_token_dropout",
+                    0.1,
+                    "Text: chance of dropping each token in training.",
+                    Interval(0, 1, open="high"),
+                    encoder=True,
+                    group="text",
+                ),
             ),
         ),
         Kind(
             "image",
-            ImagePreprocessor,
-            lambda o: ImagePreprocessor(
-                size=image_size(o),
-                resize=o.get("image_resize", "crop"),
-                max_pixels=o.get("max_image_pixels", 50_000_000),
-                workers=o.get("decode_workers"),
-            ),
-            build_image_encoder,
-            encoder_options=("image_width", "image_depth", "image_augment", *PRETRAINED_OPTIONS),
+            preprocessor_ref="deepstrata.preprocess.image:ImagePreprocessor",
+            encoder_ref="deepstrata.encoders.image:build_image_encoder",
+            features_ref="deepstrata.encoders.image:build_image_encoder",
+            http_ref="deepstrata.preprocess.image:HTTP",
+            sample_ref="deepstrata.preprocess.image:sample",
+            examples_ref="deepstrata.preprocess.image:examples",
+            show="image",
             files=True,
+            pretrained=True,
+            extensions=(".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"),
+            reads=PRETRAINED_OPTIONS,
+            options=(
+                Option(
+                    "image_size",
+                    None,
+                    "Images: pixels per side.",
+                    Interval(8, 1024),
+                    type="int",
+                    optional=True,
+                    group="image",
+                    extra={"shown": "64; 224 pretrained"},
+                ),
+                Option(
+                    "image_resize",
+                    "crop",
+                    "Images: crop | pad | squash to a square.",
+                    Choice("crop", "pad", "squash"),
+                    group="image",
+                ),
+                Option(
+                    "image_augment",
+                    "crop,flip,rotate,color",
+                    "Images: any of crop,flip,rotate,color, or none.",
+                    Choice("crop", "flip", "rotate", "color", several=True),
+                    encoder=True,
+                    group="image",
+                    extra={"shown": "all four"},
+                ),
+                Option(
+                    "image_width",
+                    32,
+                    "Images: CNN channels in its first stage.",
+                    AtLeast(1),
+                    encoder=True,
+                    group="image",
+                ),
+                Option(
+                    "image_depth",
+                    3,
+                    "Images: CNN stages of residual blocks.",
+                    AtLeast(1),
+                    encoder=True,
+                    group="image",
+                ),
+                Option(
+                    "max_image_pixels",
+                    50_000_000,
+                    "Images: larger ones are refused.",
+                    AtLeast(64),
+                    group="image",
+                ),
+            ),
         ),
         Kind(
             "audio",
-            AudioPreprocessor,
-            lambda o: AudioPreprocessor(
-                sample_rate=o.get("sample_rate", 16000),
-                seconds=o.get("audio_seconds", 1.0),
-                n_mels=o.get("audio_mels", 64),
-                workers=o.get("decode_workers"),
-            ),
-            build_audio_encoder,
-            encoder_options=("audio_width", "audio_depth", "spec_augment"),
+            preprocessor_ref="deepstrata.preprocess.audio:AudioPreprocessor",
+            encoder_ref="deepstrata.encoders.audio:build_audio_encoder",
+            http_ref="deepstrata.preprocess.audio:HTTP",
+            sample_ref="deepstrata.preprocess.audio:sample",
+            examples_ref="deepstrata.preprocess.audio:examples",
+            show="file",
             files=True,
+            extensions=(".wav", ".flac", ".ogg"),
+            options=(
+                Option(
+                    "sample_rate",
+                    16000,
+                    "Audio: resampled to.",
+                    Interval(8000, 192000, unit="Hz"),
+                    group="audio",
+                ),
+                Option(
+                    "audio_seconds",
+                    1.0,
+                    "Audio: clips cut or padded to.",
+                    Interval(0.1, 60, unit="seconds"),
+                    group="audio",
+                ),
+                Option(
+                    "audio_mels",
+                    64,
+                    "Audio: mel bands.",
+                    Each(AtLeast(1), Lazy("deepstrata.preprocess.audio:check_mel_bands")),
+                    group="audio",
+                ),
+                Option("spec_augment", True, "Audio: SpecAugment.", encoder=True, group="audio"),
+                Option(
+                    "audio_width",
+                    32,
+                    "Audio: CNN channels in its first stage.",
+                    AtLeast(1),
+                    encoder=True,
+                    group="audio",
+                ),
+                Option(
+                    "audio_depth", 3, "Audio: CNN stages.", AtLeast(1), encoder=True, group="audio"
+                ),
+            ),
         ),
     )
 }
 
+REGISTRY = KINDS  # the name earlier releases used
+FILE_KINDS = tuple(name for name, kind in KINDS.items() if kind.files)
 
-def encoder_options(kinds: Sequence[str], options: dict) -> dict:
+
+def get(name: str) -> Kind:
+    """The entry of kind ``name``; ConfigError listing the kinds for an unknown one."""
+    try:
+        return KINDS[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown kind {name!r}; expected one of {', '.join(KINDS)}", option="--column"
+        ) from None
+
+
+def options() -> dict[str, Option]:
+    """Every kind's options by name, in registry order."""
+    return {option.name: option for kind in KINDS.values() for option in kind.options}
+
+
+@cache
+def _defaults() -> dict[str, Any]:
+    from deepstrata.config import OPTIONS
+
+    return {name: option.default for name, option in OPTIONS.items()}
+
+
+def default(name: str):
+    """The declared default of the option ``name`` (a kind's or a general one)."""
+    return _defaults()[name]
+
+
+def with_defaults(options: dict) -> dict:
+    """``options`` with every declared option it lacks at its default (an older bundle's
+    architecture, or a partial dict from ``embed``)."""
+    return {**_defaults(), **options}
+
+
+def encoder_options(kinds, options: dict) -> dict:
     """The options the encoders of ``kinds`` read, picked from ``options`` (for the bundle)."""
     return {
         name: options[name]
         for kind in kinds
-        for name in REGISTRY[kind].encoder_options
+        for name in KINDS[kind].encoder_options
         if name in options
     }
 
 
-def group_by_kind(preprocessors: dict[str, Preprocessor]) -> dict[str, list[str]]:
+def group_by_kind(preprocessors: dict) -> dict[str, list[str]]:
     """Column names per kind, in registry order then column order (a stable layout)."""
     groups: dict[str, list[str]] = {}
-    for kind in REGISTRY:
+    for kind in KINDS:
         names = [name for name, pre in preprocessors.items() if pre.kind == kind]
         if names:
             groups[kind] = names
     return groups
 
 
-def transform_frame(
-    preprocessors: dict[str, Preprocessor], frame: pd.DataFrame, table: Table
-) -> dict[str, torch.Tensor]:
-    """Every input column through its preprocessor; one tensor per kind.
+def extension_kinds() -> dict[str, str]:
+    """File name ending -> kind, for the kinds whose files a folder can hold."""
+    return {ext: name for name, kind in KINDS.items() for ext in kind.extensions}
 
-    Returns ``{kind: (rows, total width of that kind's columns)}``: float32 for
-    dense kinds, int64 for ids. Raises DataError naming the first missing column.
-    """
-    missing = [name for name in preprocessors if name not in frame.columns]
-    if missing:
-        raise table.error(
-            f"input column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))} "
-            f"missing (the model was trained with: {', '.join(preprocessors)})",
-            column=missing[0],
-        )
-    blocks = {}
-    for kind, names in group_by_kind(preprocessors).items():
-        arrays = [preprocessors[name].transform(frame[name], table) for name in names]
-        blocks[kind] = torch.from_numpy(np.ascontiguousarray(np.concatenate(arrays, axis=1)))
-    return blocks
+
+def _load(reference: str):
+    module, _, attribute = reference.partition(":")
+    return getattr(importlib.import_module(module), attribute)

@@ -17,6 +17,7 @@ so an integer column is never taken for an id nor a 0/1 column for a boolean.
 
 from __future__ import annotations
 
+import inspect
 import numbers
 import warnings
 
@@ -24,10 +25,11 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils import check_random_state
-from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from deepstrata.api import Model, fit
+from deepstrata.config import OPTIONS as CONFIG_OPTIONS
 from deepstrata.errors import DataWarning
 
 __all__ = ["DeepClassifier", "DeepRegressor"]
@@ -39,37 +41,34 @@ TARGET = "y"  # the target column's name; inputs are x0, x1, ... so it never col
 MIN_PREDICT_ROWS = 64
 
 
+# The FitConfig options that are estimator parameters (those an array of numbers can use),
+# with their declared defaults; lists become tuples (a parameter's default must not be a
+# mutable object shared by every instance).
+OPTIONS = [option for option in CONFIG_OPTIONS.values() if option.sklearn]
+PARAMETERS = {
+    **{o.name: tuple(o.default) if isinstance(o.default, list) else o.default for o in OPTIONS},
+    "random_state": 0,  # -> seed; None or a RandomState draws one
+    "verbose": False,  # -> progress
+}
+
+
 class _DeepEstimator(BaseEstimator):
     """Parameters and the fit/predict plumbing that both estimators share.
 
-    Parameters mirror :class:`deepstrata.config.FitConfig` (same names, same
-    defaults), except ``random_state`` (-> ``seed``) and ``verbose`` (-> ``progress``).
+    Parameters are :class:`deepstrata.config.FitConfig`'s options marked for scikit-learn
+    (same names, same defaults: :data:`PARAMETERS`), plus ``random_state`` (-> ``seed``)
+    and ``verbose`` (-> ``progress``).
     """
 
-    def __init__(
-        self,
-        *,
-        hidden_dims: tuple[int, ...] = (256, 128),
-        dropout: float = 0.1,
-        learning_rate: float | str = "auto",
-        weight_decay: float = 1e-4,
-        batch_size: int | None = None,
-        max_epochs: int = 200,
-        patience: int = 20,
-        validation_fraction: float = 0.2,
-        random_state: int | np.random.RandomState | None = 0,
-        verbose: bool = False,
-    ) -> None:
-        self.hidden_dims = hidden_dims
-        self.dropout = dropout
-        self.learning_rate = learning_rate
-        self.weight_decay = weight_decay
-        self.batch_size = batch_size
-        self.max_epochs = max_epochs
-        self.patience = patience
-        self.validation_fraction = validation_fraction
-        self.random_state = random_state
-        self.verbose = verbose
+    def __init__(self, **parameters) -> None:
+        unknown = sorted(set(parameters) - set(PARAMETERS))
+        if unknown:
+            raise TypeError(
+                f"{type(self).__name__} got unexpected parameter(s) {', '.join(unknown)}; "
+                f"its parameters are {', '.join(PARAMETERS)}"
+            )
+        for name, value in {**PARAMETERS, **parameters}.items():
+            setattr(self, name, value)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -85,6 +84,7 @@ class _DeepEstimator(BaseEstimator):
             ensure_all_finite="allow-nan",  # NaN is a missing value; inf is an error
             ensure_min_samples=2,  # one row for training, one for validation
             y_numeric=isinstance(self, RegressorMixin),
+            multi_output=np.ndim(y) == 2,  # a multilabel indicator (classifier)
         )
 
     def _fit_model(self, X: np.ndarray, target: np.ndarray, *, task: str) -> Model:
@@ -112,14 +112,10 @@ class _DeepEstimator(BaseEstimator):
             task=task,
             columns=dict.fromkeys(names, "number"),
             ignore=empty,
-            hidden_dims=list(self.hidden_dims),
-            dropout=self.dropout,
-            learning_rate=self.learning_rate,
-            weight_decay=self.weight_decay,
-            batch_size=self.batch_size,
-            max_epochs=self.max_epochs,
-            patience=self.patience,
-            validation_fraction=self.validation_fraction,
+            **{
+                o.name: list(v) if isinstance(v := getattr(self, o.name), tuple) else v
+                for o in OPTIONS
+            },
             seed=_seed(self.random_state),
             progress=bool(self.verbose),
         )
@@ -143,7 +139,10 @@ class DeepClassifier(ClassifierMixin, _DeepEstimator):
     stratified by class, for early stopping), ``random_state`` (an int is the
     deepstrata seed: same seed, same machine, same weights) and ``verbose``.
 
-    Fitted attributes: ``classes_`` (sorted labels, y's dtype), ``n_features_in_``,
+    ``y`` may be a 2-D 0/1 indicator (multilabel: each row any number of labels).
+
+    Fitted attributes: ``classes_`` (sorted labels, y's dtype; multilabel: the label
+    columns ``0 .. L-1``), ``n_features_in_``,
     ``feature_names_in_`` (when X is a DataFrame with string column names) and
     ``model_`` (the :class:`deepstrata.api.Model`; ``model_.save(path)`` writes a bundle).
 
@@ -157,6 +156,8 @@ class DeepClassifier(ClassifierMixin, _DeepEstimator):
     def fit(self, X, y) -> DeepClassifier:
         X, y = self._validate(X, y)
         check_classification_targets(y)
+        if type_of_target(y) == "multilabel-indicator":
+            return self._fit_multilabel(X, y)
         self.classes_, codes = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError(
@@ -166,8 +167,21 @@ class DeepClassifier(ClassifierMixin, _DeepEstimator):
         self.model_ = self._fit_model(X, codes.astype(np.int64), task=task)
         return self
 
+    def _fit_multilabel(self, X: np.ndarray, y: np.ndarray) -> DeepClassifier:
+        """A 2-D 0/1 ``y``: one sigmoid per column (label), as scikit-learn's MLPClassifier."""
+        self.classes_ = np.arange(y.shape[1])
+        target = np.empty(len(y), dtype=object)
+        target[:] = [[str(k) for k in np.flatnonzero(row)] for row in y]
+        self.model_ = self._fit_model(X, target, task="multilabel")
+        return self
+
+    @property
+    def _multilabel(self) -> bool:
+        return self.model_.spec.prediction == "labels"
+
     def predict_proba(self, X) -> np.ndarray:
-        """``(n_samples, n_classes)`` probabilities, columns in the order of ``classes_``."""
+        """``(n_samples, n_classes)`` probabilities, columns in the order of ``classes_``
+        (multilabel: each label's own probability)."""
         frame, rows = self._frame(X)
         proba = self.model_.predict_proba(frame)[:rows]
         ordered = np.empty_like(proba)
@@ -175,7 +189,15 @@ class DeepClassifier(ClassifierMixin, _DeepEstimator):
         return ordered
 
     def predict(self, X) -> np.ndarray:
-        """Labels from ``classes_`` (y's dtype), the most probable for each sample."""
+        """Labels from ``classes_`` (y's dtype), the most probable for each sample; for a
+        multilabel ``y``, the ``(n_samples, n_labels)`` 0/1 indicator (each label at the
+        threshold chosen on the validation rows)."""
+        if self._multilabel:
+            frame, rows = self._frame(X)
+            indicator = np.zeros((rows, len(self.classes_)), dtype=np.int64)
+            for row, labels in enumerate(self.model_.predict(frame)[:rows]):
+                indicator[row, np.asarray(labels, dtype=np.int64)] = 1
+            return indicator
         proba = self.predict_proba(X)
         return self.classes_[np.argmax(proba, axis=1)]
 
@@ -213,3 +235,15 @@ def _seed(random_state) -> int:
             raise ValueError(f"random_state must be a non-negative int, got {random_state}")
         return int(random_state)
     return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+
+
+# scikit-learn reads an estimator's parameters from its __init__'s signature.
+_DeepEstimator.__init__.__signature__ = inspect.Signature(
+    [
+        inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+        *(
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
+            for name, default in PARAMETERS.items()
+        ),
+    ]
+)

@@ -25,10 +25,10 @@ import torch
 
 import deepstrata
 import deepstrata.datasets
+from deepstrata.calibrate.temperature import expected_calibration_error
 from deepstrata.data.sources import read_table
 from deepstrata.data.split import train_validation_split
 from deepstrata.errors import CheckpointError, ConfigError, DataWarning
-from deepstrata.evaluate.calibration import expected_calibration_error
 from deepstrata.train.callbacks import Callback
 from deepstrata.train.checkpoint import CHECKPOINT_FILE
 from deepstrata.train.run import RUN_FILE, fingerprint

@@ -1,11 +1,19 @@
-"""Write a bundle atomically: temporary sibling directory, then rename."""
+"""Write a bundle atomically: temporary sibling directory, then rename.
+
+:func:`atomic_directory` is the one way a finished directory is put in place: bundles,
+re-rendered reports, compare outputs and ONNX exports are all built in a private
+sibling and renamed over the target only when complete, so a crash leaves the old
+directory whole and never half of a new one.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -47,29 +55,39 @@ def write_bundle(
         )
     if target.exists() and not target.is_dir():
         raise BundleError("exists and is not a directory", path=str(target))
-    staging = staging_directory(target)
+    for name in files or {}:
+        if (
+            name in (CONFIG, WEIGHTS, METRICS, "manifest.json")
+            or "/" in name
+            or name.startswith(".")
+        ):
+            raise ValueError(f"{name!r} cannot be an extra bundle file")
     try:
-        _dump(staging / CONFIG, config)
-        tensors = {name: t.detach().cpu().contiguous() for name, t in weights.items()}
-        save_file(tensors, str(staging / WEIGHTS), metadata={"format": "pt"})
-        _dump(staging / METRICS, metrics)
-        for name, content in (files or {}).items():
-            if (
-                name in (CONFIG, WEIGHTS, METRICS, "manifest.json")
-                or "/" in name
-                or name.startswith(".")
-            ):
-                raise ValueError(f"{name!r} cannot be an extra bundle file")
-            (staging / name).write_bytes(content)
-        write_manifest(staging, versions=versions)
-        publish(staging, target)
+        with atomic_directory(target) as staging:
+            _dump(staging / CONFIG, config)
+            tensors = {name: t.detach().cpu().contiguous() for name, t in weights.items()}
+            save_file(tensors, str(staging / WEIGHTS), metadata={"format": "pt"})
+            _dump(staging / METRICS, metrics)
+            for name, content in (files or {}).items():
+                (staging / name).write_bytes(content)
+            write_manifest(staging, versions=versions)
     except OSError as error:  # a full disk, a permission: the user's to fix, not a bug
-        shutil.rmtree(staging, ignore_errors=True)
         raise BundleError(f"could not write the bundle: {error}", path=str(target)) from error
+    return target
+
+
+@contextlib.contextmanager
+def atomic_directory(target: Path) -> Iterator[Path]:
+    """A private directory beside ``target`` to build its next version in; when the block
+    ends without an error it becomes ``target`` (see :func:`publish`), otherwise it is
+    removed and ``target`` is left as it was."""
+    staging = staging_directory(Path(target))
+    try:
+        yield staging
+        publish(staging, Path(target))
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return target
 
 
 def staging_directory(target: Path) -> Path:

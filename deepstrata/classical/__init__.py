@@ -11,7 +11,7 @@ Every head keeps one contract:
   (N,) class indices 0..K-1 (``"binary"``, ``"multiclass"``) or standardised values
   (``"regression"``); ``validation`` an optional ``(features, target)`` pair that GBM
   and MLP use for early stopping. Returns the head;
-- ``outputs(features)``: raw outputs in :mod:`deepstrata.heads`'s convention, so
+- ``outputs(features)``: raw outputs in :mod:`deepstrata.tasks`'s convention, so
   ``probabilities`` and ``point_predictions`` there work on them: binary (N,)
   scores (> 0 means class 1), multiclass (N, K) scores (argmax is the class),
   regression (N,) values in the target's standardised units;
@@ -123,21 +123,44 @@ def _head_class(name: str):
 # Shared by the heads: input checks, standardisation, output shapes.
 
 
+def is_regression(task: str) -> bool:
+    """The task's target is a number: a regressor, not a classifier (see deepstrata.tasks)."""
+    from deepstrata import tasks
+
+    return not tasks.get(task).classifier
+
+
+def single_score(task: str) -> bool:
+    """A classifier whose raw output is one score per row (> 0: the second class)."""
+    from deepstrata import tasks
+
+    spec = tasks.get(task)
+    return spec.classifier and spec.raw_width(2) == 1
+
+
 def check_task(task: str, num_classes: int) -> int:
     """The number of classes the target can take: 2 for binary, K for multiclass, 0."""
-    from deepstrata.data.schema import TASKS
+    from deepstrata import tasks
 
-    if task not in TASKS:
-        raise ConfigError(f"expected one of {', '.join(TASKS)}, got {task!r}", option="--task")
-    if task == "binary":
+    if task not in tasks.TASKS:
+        raise ConfigError(
+            f"expected one of {', '.join(tasks.TASKS)}, got {task!r}", option="--task"
+        )
+    if not tasks.get(task).classical:
+        raise ConfigError(
+            f"the classical heads predict one class or value per row; the {task} task needs "
+            "a network (--strategy scratch or finetune, no --ensemble)",
+            option="--head",
+        )
+    if is_regression(task):
+        return 0
+    if single_score(task):
         if num_classes not in (0, 2):
-            raise ValueError(f"a binary task has 2 classes, got num_classes={num_classes}")
+            raise ValueError(f"a {task} task has 2 classes, got num_classes={num_classes}")
         return 2
-    if task == "multiclass":
-        if num_classes < 2:
-            raise ValueError(f"a multiclass task needs num_classes >= 2, got {num_classes}")
-        return num_classes
-    return 0
+    if num_classes < 2:
+        raise ValueError(f"a {task} task needs num_classes >= 2, got {num_classes}")
+    return num_classes
 
 
 def check_features(
@@ -167,7 +190,7 @@ def check_target(target: np.ndarray, *, task: str, num_classes: int, rows: int) 
     array = np.asarray(target)
     if array.shape != (rows,):
         raise DataError(f"expected a target of shape ({rows},), got shape {array.shape}")
-    if task == "regression":
+    if is_regression(task):
         values = array.astype(np.float64)
         if not np.isfinite(values).all():
             raise DataError("the regression target contains NaN or infinity")
@@ -202,7 +225,7 @@ def check_fit_inputs(
     if len(features) < 2:
         raise DataError(f"a {head.name} head needs at least 2 training rows, got {len(features)}")
     target = check_target(target, task=head.task, num_classes=num_classes, rows=len(features))
-    if head.task != "regression" and len(np.unique(target)) < 2:
+    if not is_regression(head.task) and len(np.unique(target)) < 2:
         raise DataError(
             f"the training rows hold one class only ({int(target[0])}); "
             "a classifier needs at least two"
@@ -241,7 +264,9 @@ def standardisation(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def task_outputs(task: str, scores: np.ndarray) -> np.ndarray:
     """(N, M) scores -> the network heads' shapes: (N,) for binary and regression, else (N, K)."""
-    return scores[:, 0] if task in ("binary", "regression") else scores
+    from deepstrata import tasks
+
+    return tasks.get(task).classical_outputs(scores)
 
 
 def hyperparameters(head: Any) -> dict[str, Any]:

@@ -21,6 +21,8 @@ from deepstrata.classical import (
     check_fitted,
     check_state,
     check_task,
+    is_regression,
+    single_score,
     state_meta,
     task_outputs,
 )
@@ -39,7 +41,7 @@ class ForestHead:
     """Random forest (``extra_trees=False``) or extra-trees, classifier or regressor.
 
     Class scores are the logarithms of the trees' mean leaf frequencies (floored at
-    ``PROBABILITY_FLOOR``; binary: ``log(p1 / p0)``), so :func:`deepstrata.heads.probabilities`
+    ``PROBABILITY_FLOOR``; binary: ``log(p1 / p0)``), so :func:`deepstrata.tasks.probabilities`
     gives back scikit-learn's ``predict_proba``; regression outputs are the mean
     of the trees' leaf values. ``max_features`` of ``None`` is scikit-learn's default
     per task (``"sqrt"`` for classifiers, all columns for regressors). Trees take
@@ -109,7 +111,7 @@ class ForestHead:
             feature.append(np.where(leaf, 0, tree.feature))  # a leaf's -2 would index
             threshold.append(tree.threshold)
             leaf_values = tree.value[:, 0, :]  # (nodes, classes present) or (nodes, 1)
-            if self.task == "regression":
+            if is_regression(self.task):
                 value.append(leaf_values)
             else:
                 # Counts or fractions depending on the scikit-learn version: normalised,
@@ -147,7 +149,7 @@ class ForestHead:
 
         from deepstrata.classical.gbm import default_threads
 
-        regression = self.task == "regression"
+        regression = is_regression(self.task)
         if self.extra_trees:
             cls = ExtraTreesRegressor if regression else ExtraTreesClassifier
         else:
@@ -185,10 +187,10 @@ class ForestHead:
                 node = np.where(inner, child, node)
                 inner = self.left_[node] != -1
             mean[start : start + rows] = self.value_[node].mean(axis=1)  # (n, M)
-        if self.task == "regression":
+        if is_regression(self.task):
             return task_outputs(self.task, mean)
         scores = np.log(np.maximum(mean, PROBABILITY_FLOOR))
-        if self.task == "binary":
+        if single_score(self.task):
             return scores[:, 1] - scores[:, 0]
         absent = ~(self.value_ > 0).any(axis=0)  # classes no training row had
         scores[:, absent] = ABSENT_CLASS_SCORE

@@ -16,6 +16,8 @@ from deepstrata.classical import (
     check_fit_inputs,
     check_fitted,
     check_state,
+    is_regression,
+    single_score,
     state_meta,
     task_outputs,
 )
@@ -175,7 +177,7 @@ class GBMHead:
             "num_threads": num_threads,
             "verbose": -1,
         }
-        if self.task == "multiclass":
+        if not (is_regression(self.task) or single_score(self.task)):
             params["num_class"] = self.num_classes
         return params
 

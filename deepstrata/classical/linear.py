@@ -17,6 +17,8 @@ from deepstrata.classical import (
     check_fit_inputs,
     check_fitted,
     check_state,
+    is_regression,
+    single_score,
     standardisation,
     state_meta,
     task_outputs,
@@ -79,7 +81,7 @@ class LinearHead:
                 raise ConfigError(f"expected a positive number, got {value!r}", option=option)
         mean, scale = standardisation(features)
         standardised = (features - mean) / scale
-        if self.task == "regression":
+        if is_regression(self.task):
             from sklearn.linear_model import Ridge
 
             model = Ridge(alpha=self.alpha).fit(standardised, target)
@@ -98,7 +100,7 @@ class LinearHead:
 
         model = LogisticRegression(C=self.C, max_iter=self.max_iter, random_state=self.seed)
         model.fit(standardised, target)
-        if self.task == "binary":
+        if single_score(self.task):
             return model.coef_, model.intercept_  # (1, D), (1,): score > 0 means class 1
         present = model.classes_
         coef = np.zeros((self.num_classes, standardised.shape[1]))

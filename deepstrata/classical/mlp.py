@@ -1,7 +1,7 @@
 """``mlp``: a small PyTorch MLP on standardised features, stored as its ``state_dict``.
 
 The network is the project's :class:`~deepstrata.nn.mlp.MLP` block under the
-network heads' output layer and loss (:func:`deepstrata.heads.build_head`), so its
+network heads' output layer and loss (:func:`deepstrata.tasks.build_head`), so its
 outputs and losses are exactly those of a deepstrata network's head.
 """
 
@@ -20,14 +20,15 @@ from deepstrata.classical import (
     check_fit_inputs,
     check_fitted,
     check_state,
+    is_regression,
     standardisation,
     state_meta,
     task_outputs,
 )
 from deepstrata.errors import ConfigError
-from deepstrata.heads import build_head
 from deepstrata.nn.mlp import MLP
 from deepstrata.seeding import generator, preserved_random_state
+from deepstrata.tasks import build_head
 
 # Rows per forward pass in ``outputs``: bounds memory on large inputs.
 _OUTPUT_ROWS = 8192
@@ -179,7 +180,7 @@ class MLPHead:
         self, features: np.ndarray, target: np.ndarray, mean: np.ndarray, scale: np.ndarray
     ) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.from_numpy(((features - mean) / scale).astype(np.float32))  # (N, D)
-        if self.task == "regression":
+        if is_regression(self.task):
             return x, torch.from_numpy(target.astype(np.float32))  # (N,)
         return x, torch.from_numpy(target)  # (N,) int64; the binary loss casts to float
 

@@ -27,6 +27,8 @@ from deepstrata.classical import (
     check_fit_inputs,
     check_fitted,
     check_state,
+    is_regression,
+    single_score,
     standardisation,
     state_meta,
     task_outputs,
@@ -150,10 +152,10 @@ class SVMHead:
             # decision_function: positive means the second class (here 1).
             return model.support_, model.dual_coef_[0], float(model.intercept_[0])
 
-        if self.task == "regression":
+        if is_regression(self.task):
             model = SVR(kernel="rbf", C=self.C, gamma=gamma, epsilon=self.epsilon)
             return [parts(model.fit(standardised, target))]
-        if self.task == "binary":
+        if single_score(self.task):
             return [parts(classifier().fit(standardised, target))]
         models = []
         for label in range(self.num_classes):

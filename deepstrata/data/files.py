@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from deepstrata.data.folders import is_folder
-from deepstrata.data.sources import Table
+from deepstrata.data.table import Table
 from deepstrata.errors import ConfigError
 
 Decode = Callable[[Path], np.ndarray]

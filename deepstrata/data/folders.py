@@ -23,13 +23,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from deepstrata.data.sources import TABLE_SUFFIXES, Table
+from deepstrata.data.table import TABLE_SUFFIXES, Table
 from deepstrata.errors import DataError, DataWarning
+from deepstrata.kinds import KINDS
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg")
-TEXT_EXTENSIONS = (".txt",)
-EXTENSIONS = {"image": IMAGE_EXTENSIONS, "audio": AUDIO_EXTENSIONS, "text": TEXT_EXTENSIONS}
+# kind -> the file name endings of its files (each kind's entry says: deepstrata.kinds)
+EXTENSIONS = {name: kind.extensions for name, kind in KINDS.items() if kind.extensions}
+IMAGE_EXTENSIONS, AUDIO_EXTENSIONS = EXTENSIONS["image"], EXTENSIONS["audio"]
 LABEL = "label"
 
 

@@ -15,23 +15,23 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
-from deepstrata.data.folders import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS
+from deepstrata import kinds as kind_registry
 from deepstrata.errors import ConfigError, DataError, DataWarning
+from deepstrata.tasks import TASKS, infer_task
+from deepstrata.values import FALSE_WORDS, TRUE_WORDS
 
-KINDS = ("number", "category", "boolean", "datetime", "text", "image", "audio")
-FILE_KINDS = ("image", "audio")  # columns of paths to files
+__all__ = ["FILE_KINDS", "KINDS", "TASKS", "Feature", "Schema", "infer_schema", "infer_task"]
+
+KINDS = tuple(kind_registry.KINDS)
+FILE_KINDS = kind_registry.FILE_KINDS  # columns of paths to files
 ROLES = ("input", "target", "ignore")
-TASKS = ("binary", "multiclass", "regression")
 
-TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1", "1.0"})
-FALSE_WORDS = frozenset({"false", "f", "no", "n", "0", "0.0"})
 _ID_NAME = re.compile(r"(^id$|_id$|^id_|uuid|guid|^key$|^index$)", re.IGNORECASE)
 _DATE_LIKE = re.compile(r"^\s*\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?")
 
 # Thresholds, named so that docs and tests can refer to them.
 NUMERIC_SHARE = 0.9  # a text column whose values parse as numbers this often is a number
 PATH_SHARE = 0.9  # a text column whose values end in an image (audio) extension this often
-CLASSIFICATION_MAX_CLASSES = 30  # integer targets with at most this many values are classes
 TEXT_MIN_MEAN_WORDS = 4.0  # strings averaging this many words are free text
 
 
@@ -117,25 +117,7 @@ def infer_schema(
     'binary'
     """
     columns = dict(columns or {})
-    for name, kind in columns.items():
-        if name not in frame.columns:
-            raise ConfigError(_missing_column_message(name, frame.columns), option="--column")
-        if kind not in KINDS:
-            raise ConfigError(
-                f"unknown kind {kind!r} for column {name!r}; expected one of {', '.join(KINDS)}",
-                option="--column",
-            )
-    for name in ignore:
-        if name not in frame.columns:
-            raise ConfigError(_missing_column_message(name, frame.columns), option="--ignore")
-    if target is not None and target not in frame.columns:
-        raise DataError(
-            f"target column {target!r} not found; columns are: {', '.join(map(str, frame.columns))}",
-            file=source,
-            column=target,
-            hint="pass the right name with --target",
-        )
-
+    _check_names(frame, target=target, columns=columns, ignore=ignore, source=source)
     features = []
     for name in frame.columns:
         column = frame[name]
@@ -146,7 +128,16 @@ def infer_schema(
             feature.reason = "the target"
         elif name in ignore:
             feature.role, feature.reason = "ignore", "ignored by request"
-            feature.kind = columns.get(name) or _infer_kind(column)[0]
+            nested = nested_type(column.dropna())
+            feature.kind = columns.get(name) or ("category" if nested else _infer_kind(column)[0])
+        elif nested := nested_type(column.dropna()):
+            raise DataError(
+                f"the column holds {nested} values (a nested Parquet or JSON column), which "
+                "no kind of input takes",
+                file=source,
+                column=name,
+                hint=f"leave it out with --ignore {name}, or flatten it into columns of its own",
+            )
         elif name in columns:
             feature.kind, feature.reason = columns[name], "set by --column"
             if feature.missing == len(column):
@@ -174,54 +165,27 @@ def infer_schema(
     return schema
 
 
-def infer_task(
-    target: pd.Series,
-    *,
-    task: str | None = None,
-    source: str | None = None,
-    column: str | None = None,
-) -> str:
-    """binary / multiclass / regression from the target values (``task`` overrides)."""
-    values = target.dropna()
-    if values.empty:
-        raise DataError(
-            "the target has no values (every row is missing)", file=source, column=column
-        )
-    if task is not None and task not in TASKS:
-        raise ConfigError(
-            f"unknown task {task!r}; expected one of {', '.join(TASKS)}", option="--task"
-        )
-    unique = values.nunique()
-    if task == "regression":
-        if not ptypes.is_numeric_dtype(values) or ptypes.is_bool_dtype(values):
-            raise DataError(
-                "regression needs a numeric target",
-                file=source,
-                column=column,
-                hint="use --task binary or --task multiclass",
+def _check_names(frame, *, target, columns, ignore, source) -> None:
+    """ConfigError (DataError for the target) naming a column that is not in ``frame``, or
+    an unknown kind, before anything is inferred."""
+    for name, kind in columns.items():
+        if name not in frame.columns:
+            raise ConfigError(_missing_column_message(name, frame.columns), option="--column")
+        if kind not in KINDS:
+            raise ConfigError(
+                f"unknown kind {kind!r} for column {name!r}; expected one of {', '.join(KINDS)}",
+                option="--column",
             )
-        return task
-    if unique < 2:
+    for name in ignore:
+        if name not in frame.columns:
+            raise ConfigError(_missing_column_message(name, frame.columns), option="--ignore")
+    if target is not None and target not in frame.columns:
         raise DataError(
-            f"the target has a single value ({values.iloc[0]!r}); a model needs at least two classes",
+            f"target column {target!r} not found; columns are: {', '.join(map(str, frame.columns))}",
             file=source,
-            column=column,
+            column=target,
+            hint="pass the right name with --target",
         )
-    if task is not None:
-        if task == "binary" and unique != 2:
-            raise DataError(
-                f"--task binary needs 2 classes, the target has {unique}",
-                file=source,
-                column=column,
-            )
-        return task
-    if ptypes.is_bool_dtype(values) or unique == 2:
-        return "binary"
-    if ptypes.is_float_dtype(values) and not np.all(np.mod(values.to_numpy(), 1) == 0):
-        return "regression"
-    if ptypes.is_numeric_dtype(values):
-        return "multiclass" if unique <= CLASSIFICATION_MAX_CLASSES else "regression"
-    return "multiclass"
 
 
 def format_schema(schema: Schema) -> list[list[str]]:
@@ -234,6 +198,8 @@ def format_schema(schema: Schema) -> list[list[str]]:
 
 def _describe(name: str, column: pd.Series) -> Feature:
     values = column.dropna()
+    if nested_type(values):  # lists and structs: count and show them as text
+        values = values.map(str)
     examples = [_short(v) for v in values.drop_duplicates().head(3).tolist()]
     return Feature(
         name=str(name),
@@ -242,6 +208,19 @@ def _describe(name: str, column: pd.Series) -> Feature:
         unique=int(values.nunique()),
         examples=examples,
     )
+
+
+def nested_type(values: pd.Series) -> str | None:
+    """``"list"`` or ``"struct"`` when the cells hold lists or mappings (Parquet's nested
+    types, JSON arrays and objects), else None."""
+    if not (ptypes.is_object_dtype(values) and len(values)):
+        return None
+    first = values.iloc[0]
+    if isinstance(first, dict):
+        return "struct"
+    if isinstance(first, list | tuple | np.ndarray):
+        return "list"
+    return None
 
 
 def _short(value: object, limit: int = 24) -> str:
@@ -294,7 +273,8 @@ def _infer_kind(column: pd.Series) -> tuple[str, str]:
         and lowered & FALSE_WORDS
     ):
         return "boolean", f"only {' / '.join(sorted(lowered))}"
-    for kind, extensions in (("image", IMAGE_EXTENSIONS), ("audio", AUDIO_EXTENSIONS)):
+    for kind in FILE_KINDS:
+        extensions = kind_registry.KINDS[kind].extensions
         lowered_paths = text.str.lower().str.strip()
         if float(lowered_paths.str.endswith(extensions).mean()) >= PATH_SHARE:
             found = lowered_paths.str.extract(r"(\.[a-z0-9]+)$")[0].value_counts().index[:3]

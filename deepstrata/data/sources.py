@@ -31,17 +31,16 @@ import io
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from deepstrata.data.table import TABLE_SUFFIXES, Table
 from deepstrata.errors import DataError
 
 __all__ = ["TABLE_SUFFIXES", "Table", "read_table"]
 
-TABLE_SUFFIXES = (".csv", ".tsv", ".tab", ".txt", ".parquet", ".pq", ".jsonl", ".ndjson")
 
 _DELIMITERS = {".csv": ",", ".txt": ",", ".tsv": "\t", ".tab": "\t"}
 _DELIMITER_NAMES = {",": "comma", "\t": "tab"}
@@ -51,45 +50,6 @@ _FRAME_SOURCE = "<DataFrame>"
 _QUOTE = '"'
 _UTF8_BOM = b"\xef\xbb\xbf"
 _SUPPORTED = "supported: " + ", ".join(TABLE_SUFFIXES)
-
-
-@dataclass(frozen=True, eq=False)
-class Table:
-    """A parsed table and the place each of its rows came from.
-
-    ``frame`` has one row per data row and a ``RangeIndex`` 0..n-1. ``source``
-    is the file path as the user gave it, or ``"<DataFrame>"``. ``lines`` is an
-    int64 array of shape ``(n,)``: the 1-based physical line on which each data
-    row starts, for text files; ``None`` for Parquet files and DataFrames.
-
-    ``eq=False``: tables compare and hash by identity, since comparing the
-    frames field by field has no single truth value.
-
-    >>> table = read_table(pd.DataFrame({"age": [31, 45]}))
-    >>> str(table.error("expected a number, got 'abc'", column="age", position=1))
-    "<DataFrame>, row 2, column 'age': expected a number, got 'abc'"
-    """
-
-    frame: pd.DataFrame
-    source: str
-    lines: np.ndarray | None
-
-    def location(self, position: int) -> dict:
-        """Where the row at 0-based ``position`` is: ``{"row": int, "line": int | None}``."""
-        line = None if self.lines is None else int(self.lines[position])
-        return {"row": int(position) + 1, "line": line}
-
-    def error(
-        self,
-        message: str,
-        *,
-        column: str | None = None,
-        position: int | None = None,
-        hint: str | None = None,
-    ) -> DataError:
-        """A :class:`DataError` to raise, naming this source, ``column`` and row ``position``."""
-        where = {"row": None, "line": None} if position is None else self.location(position)
-        return DataError(message, file=self.source, column=column, hint=hint, **where)
 
 
 def read_table(data: str | os.PathLike | pd.DataFrame | Table) -> Table:
@@ -122,7 +82,7 @@ def read_table(data: str | os.PathLike | pd.DataFrame | Table) -> Table:
     if not path.exists():
         raise DataError("file not found", file=source, hint=f"looked for {path.resolve()}")
     if path.is_dir():
-        from deepstrata.data.folders import read_folder  # imports Table from here
+        from deepstrata.data.folders import read_folder  # folders read files; tables come first
 
         return read_folder(source)
     suffix = path.suffix.lower()

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from deepstrata.kinds import with_defaults
 from deepstrata.nn.conv import ResNet, stem_stride_for
 from deepstrata.nn.spectrogram import SpecAugment
 from deepstrata.preprocess.audio import AudioPreprocessor
@@ -58,12 +59,13 @@ class AudioEncoder(nn.Module):
 def build_audio_encoder(preprocessors: Sequence[AudioPreprocessor], options: dict) -> AudioEncoder:
     """The audio kind's encoder for its fitted :class:`AudioPreprocessor` columns.
 
-    Options read: ``audio_width`` (32, the ResNet's first-stage channels),
-    ``audio_depth`` (3 stages) and ``spec_augment`` (True).
+    Options read: ``audio_width`` (the ResNet's first-stage channels), ``audio_depth``
+    (its stages) and ``spec_augment``; a missing one is its default.
     """
+    options = with_defaults(options)
     return AudioEncoder(
         shapes=[(p.n_mels, p.frames) for p in preprocessors],
-        width=options.get("audio_width", 32),
-        depth=options.get("audio_depth", 3),
-        spec_augment=options.get("spec_augment", True),
+        width=options["audio_width"],
+        depth=options["audio_depth"],
+        spec_augment=options["spec_augment"],
     )

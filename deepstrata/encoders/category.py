@@ -1,4 +1,5 @@
-"""Categories: one embedding table per column, concatenated."""
+"""Categories: one embedding table per column, concatenated (a network learns them); for
+a classical model under ``--strategy features``, one-hot indicators instead."""
 
 from __future__ import annotations
 
@@ -26,3 +27,27 @@ class CategoryEncoder(nn.Module):
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
         # codes: (B, C) -> C tensors of (B, D_c) -> (B, sum D_c)
         return torch.cat([emb(codes[:, i]) for i, emb in enumerate(self.embeddings)], dim=1)
+
+
+def build_category_encoder(preprocessors, options: dict) -> CategoryEncoder:
+    return CategoryEncoder(cardinalities=[p.cardinality for p in preprocessors])
+
+
+class OneHot(nn.Module):
+    """``(B, C)`` int64 category ids -> ``(B, sum of cardinalities)`` float indicators."""
+
+    def __init__(self, *, cardinalities: Sequence[int]) -> None:
+        super().__init__()
+        self.cardinalities = list(cardinalities)
+        self.out_dim = sum(self.cardinalities)
+
+    def forward(self, codes: torch.Tensor) -> torch.Tensor:
+        columns = [
+            nn.functional.one_hot(codes[:, i], n).float() for i, n in enumerate(self.cardinalities)
+        ]
+        return torch.cat(columns, dim=1) if columns else codes.new_zeros(len(codes), 0).float()
+
+
+def build_one_hot(preprocessors, options: dict) -> OneHot:
+    """The features-mode block of a kind's category columns."""
+    return OneHot(cardinalities=[p.cardinality for p in preprocessors])

@@ -19,3 +19,8 @@ class DenseEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x
+
+
+def build_dense_encoder(preprocessors, options: dict) -> DenseEncoder:
+    """The encoder of a dense kind's columns (number, boolean, datetime), side by side."""
+    return DenseEncoder(width=sum(p.width for p in preprocessors))

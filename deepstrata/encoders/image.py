@@ -19,11 +19,10 @@ import torch
 from torch import nn
 
 from deepstrata.encoders.pretrained import ImagePixels, build_pretrained_encoder, uses_pretrained
+from deepstrata.kinds import with_defaults
 from deepstrata.nn.augment import TRANSFORMS, ImageAugment
 from deepstrata.nn.conv import ResNet, stem_stride_for
 from deepstrata.preprocess.image import ImagePreprocessor
-
-DEFAULT_AUGMENT = ",".join(TRANSFORMS)
 
 
 class ImageColumnEncoder(nn.Module):
@@ -117,11 +116,11 @@ def build_image_encoder(
     encodes every column (see :mod:`deepstrata.encoders.pretrained`); otherwise a
     ResNet per column is trained from scratch.
 
-    Reads ``image_width`` (32), ``image_depth`` (3) and ``image_augment``
-    (``"crop,flip,rotate,color"``; ``"none"`` or ``""`` turns it off).
+    Reads ``image_width``, ``image_depth`` and ``image_augment`` (``"none"`` or ``""``
+    turns it off); a missing one is its default (:mod:`deepstrata.kinds`).
     """
-    options = options or {}
-    augment = parse_augment(options.get("image_augment", DEFAULT_AUGMENT))
+    options = with_defaults(options or {})
+    augment = parse_augment(options["image_augment"])
     if uses_pretrained(options):  # features: the backbone runs once, so nothing to augment
         if options.get("strategy") == "features":
             augment = ()
@@ -131,7 +130,7 @@ def build_image_encoder(
         sizes=[pre.size for pre in preprocessors],
         means=[pre.mean for pre in preprocessors],
         stds=[pre.std for pre in preprocessors],
-        width=options.get("image_width", 32),
-        depth=options.get("image_depth", 3),
+        width=options["image_width"],
+        depth=options["image_depth"],
         augment=augment,
     )

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from deepstrata.kinds import with_defaults
 from deepstrata.nn.augment import ImageAugment
 
 
@@ -65,6 +66,7 @@ class PretrainedEncoder(nn.Module):
 
 
 def uses_pretrained(options: dict) -> bool:
+    """A pretrained network encodes the kind (a bundle without a strategy predates them)."""
     return options.get("strategy", "scratch") in ("finetune", "features")
 
 
@@ -86,5 +88,5 @@ def build_pretrained_encoder(
         network=name,
         widths=widths,
         prepare=prepare,
-        lr_scale=options.get("pretrained_lr_scale", 0.1),
+        lr_scale=with_defaults(options)["pretrained_lr_scale"],
     )

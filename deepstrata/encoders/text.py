@@ -25,10 +25,13 @@ from torch import nn
 
 from deepstrata.encoders.pretrained import build_pretrained_encoder, uses_pretrained
 from deepstrata.errors import ConfigError
+from deepstrata.kinds import get as kind
+from deepstrata.kinds import with_defaults
 from deepstrata.nn.attention import TransformerEncoder
 from deepstrata.preprocess.text import PAD, TextPreprocessor
 
-TEXT_ENCODERS = ("transformer", "bag", "cnn")
+TEXT_ENCODERS = kind("text").options[0].constraint.choices  # transformer, cnn, bag
+TEXT_DROPOUT = 0.1  # inside the transformer and the CNN (not an option)
 
 
 def masked_mean(x: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
@@ -42,8 +45,11 @@ def without_trailing_padding(ids: torch.Tensor) -> torch.Tensor:
     """``(B, T) -> (B, T')``: columns after the batch's longest text dropped (at least one).
 
     Texts in tables are often far shorter than ``max_length``; attention and
-    convolutions over padding cost time and change nothing (padding is masked).
+    convolutions over padding cost time and change nothing (padding is masked). An
+    exported graph (ONNX) keeps every column: its shapes cannot depend on the data.
     """
+    if torch.compiler.is_exporting():
+        return ids
     used = int((ids != PAD).any(dim=0).nonzero().max()) + 1 if (ids != PAD).any() else 1
     return ids if used == ids.shape[1] else ids[:, :used]
 
@@ -275,27 +281,28 @@ class ConvTextEncoder(nn.Module):
 def build_text_encoder(preprocessors: Sequence[TextPreprocessor], options: dict) -> nn.Module:
     """The encoder for a kind's text columns, chosen by ``options["text_encoder"]``.
 
-    Options read (defaults): ``text_encoder`` ("transformer"; or "bag", "cnn"),
-    ``text_width`` (64: embedding and model width), ``text_layers`` (2) and
-    ``text_heads`` (4) for the transformer, ``text_dropout`` (0.1) for the
-    transformer and the CNN. With ``strategy`` finetune or features the pretrained
-    network (all-MiniLM-L6-v2) encodes every column instead.
+    Options read: ``text_encoder`` (transformer, bag or cnn), ``text_width`` (the
+    embedding and model width), ``text_layers`` and ``text_heads`` for the transformer,
+    ``text_token_dropout``; a missing one is its default (:mod:`deepstrata.kinds`). With
+    ``strategy`` finetune or features the pretrained network (all-MiniLM-L6-v2) encodes
+    every column instead.
     """
+    options = with_defaults(options)
     if uses_pretrained(options):
         return build_pretrained_encoder("text", [pre.width for pre in preprocessors], options)
-    choice = options.get("text_encoder", "transformer")
+    choice = options["text_encoder"]
     common = {
         "vocabulary_sizes": [pre.vocabulary_size for pre in preprocessors],
         "lengths": [pre.width for pre in preprocessors],
-        "width": options.get("text_width", 64),
+        "width": options["text_width"],
+        "token_dropout": options["text_token_dropout"],
     }
-    dropout = options.get("text_dropout", 0.1)
-    common["token_dropout"] = options.get("text_token_dropout", 0.0)
+    dropout = TEXT_DROPOUT
     if choice == "transformer":
         return TransformerTextEncoder(
             **common,
-            layers=options.get("text_layers", 2),
-            heads=options.get("text_heads", 4),
+            layers=options["text_layers"],
+            heads=options["text_heads"],
             dropout=dropout,
         )
     if choice == "cnn":

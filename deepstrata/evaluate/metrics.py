@@ -1,7 +1,9 @@
 """Metrics per task, computed with scikit-learn's reference implementations.
 
 Classification: accuracy, balanced accuracy, macro F1, ROC AUC (one-vs-rest,
-macro, for several classes), log loss. Regression: RMSE, MAE, R².
+macro, for several classes), log loss. Multilabel: micro and macro F1, Hamming loss,
+subset accuracy, ROC AUC (macro over labels with both values present), log loss (mean
+binary cross-entropy). Regression: RMSE, MAE, R².
 A metric that is undefined on the given rows (ROC AUC with one class present)
 is reported as NaN rather than failing the whole evaluation.
 """
@@ -15,7 +17,16 @@ import numpy as np
 
 CLASSIFICATION = ("accuracy", "balanced_accuracy", "f1_macro", "roc_auc", "log_loss")
 REGRESSION = ("rmse", "mae", "r2")
-HIGHER_IS_BETTER = {"accuracy", "balanced_accuracy", "f1_macro", "roc_auc", "r2"}
+MULTILABEL = ("f1_micro", "f1_macro", "hamming_loss", "subset_accuracy", "roc_auc", "log_loss")
+HIGHER_IS_BETTER = {
+    "accuracy",
+    "balanced_accuracy",
+    "f1_macro",
+    "f1_micro",
+    "subset_accuracy",
+    "roc_auc",
+    "r2",
+}
 
 
 def classification_metrics(y_true: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
@@ -64,3 +75,26 @@ def regression_metrics(y_true: np.ndarray, predicted: np.ndarray) -> dict[str, f
         "mae": float(metrics.mean_absolute_error(y_true, predicted)),
         "r2": float(metrics.r2_score(y_true, predicted)) if len(y_true) > 1 else math.nan,
     }
+
+
+def multilabel_metrics(
+    labels: np.ndarray, probabilities: np.ndarray, predicted: np.ndarray
+) -> dict[str, float]:
+    """``labels`` and ``predicted``: (n, L) 0/1; ``probabilities``: (n, L), each label's own."""
+    from sklearn import metrics
+
+    truth = (np.asarray(labels) > 0.5).astype(np.int64)
+    predicted = np.asarray(predicted).astype(np.int64)
+    p = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-15, 1 - 1e-15)
+    both = [k for k in range(truth.shape[1]) if 0 < truth[:, k].sum() < len(truth)]
+    result = {
+        "f1_micro": float(metrics.f1_score(truth, predicted, average="micro", zero_division=0)),
+        "f1_macro": float(metrics.f1_score(truth, predicted, average="macro", zero_division=0)),
+        "hamming_loss": float(metrics.hamming_loss(truth, predicted)),
+        "subset_accuracy": float(metrics.accuracy_score(truth, predicted)),
+        "roc_auc": float(np.mean([metrics.roc_auc_score(truth[:, k], p[:, k]) for k in both]))
+        if both
+        else math.nan,
+        "log_loss": float(-(truth * np.log(p) + (1 - truth) * np.log1p(-p)).mean()),
+    }
+    return {name: result[name] for name in MULTILABEL}

@@ -32,9 +32,10 @@ import soundfile
 import torch
 
 from deepstrata.data.files import BadFile, decode_column, read_files
-from deepstrata.data.sources import Table
+from deepstrata.data.table import Table
+from deepstrata.kinds import default
 from deepstrata.nn.spectrogram import log_mel_spectrogram, mel_filterbank
-from deepstrata.preprocess.base import Preprocessor
+from deepstrata.preprocess.base import Preprocessor, file_field
 
 WINDOW_SECONDS = 0.025  # 400 samples at 16 kHz: the usual speech analysis window
 HOP_SECONDS = 0.010
@@ -122,9 +123,9 @@ class AudioPreprocessor(Preprocessor):
     def __init__(
         self,
         *,
-        sample_rate: int = 16000,
-        seconds: float = 1.0,
-        n_mels: int = 64,
+        sample_rate: int = default("sample_rate"),
+        seconds: float = default("audio_seconds"),
+        n_mels: int = default("audio_mels"),
         workers: int | None = None,
     ) -> None:
         self.sample_rate = sample_rate
@@ -189,6 +190,15 @@ class AudioPreprocessor(Preprocessor):
         }
 
     @classmethod
+    def from_options(cls, options: dict) -> AudioPreprocessor:
+        return cls(
+            sample_rate=options["sample_rate"],
+            seconds=options["audio_seconds"],
+            n_mels=options["audio_mels"],
+            workers=options["decode_workers"],
+        )
+
+    @classmethod
     def from_state(cls, state: dict) -> AudioPreprocessor:
         pre = cls(
             sample_rate=state["sample_rate"], seconds=state["seconds"], n_mels=state["n_mels"]
@@ -222,3 +232,34 @@ class AudioPreprocessor(Preprocessor):
                 f"got {self.seconds!r}"
             )
         mel_filterbank(n_fft=n_fft, n_mels=self.n_mels, sample_rate=self.sample_rate)  # may raise
+
+
+def check_mel_bands(n_mels: int, values: dict) -> str | None:
+    """--audio-mels: narrow mel bands at a low rate can hold no frequency bin at all."""
+    sample_rate = values.get("sample_rate") or default("sample_rate")
+    try:
+        n_fft, _ = frame_settings(sample_rate)
+        mel_filterbank(n_fft=n_fft, n_mels=n_mels, sample_rate=sample_rate)
+    except ValueError as error:
+        return str(error)
+    return None
+
+
+HTTP = file_field("audio")
+
+
+def sample(pre: AudioPreprocessor, rng, rows: int) -> list:
+    """Missing: the preprocessor's fill value (silence)."""
+    return [None] * rows
+
+
+def examples(rng, rows: int, folder) -> list:
+    """Raw training values for checks (:func:`deepstrata.testing.check_kind`): paths to
+    short WAV files written into ``folder``, one missing."""
+    values: list = []
+    for row in range(rows):
+        path = Path(folder) / f"clip-{row}.wav"
+        soundfile.write(path, rng.normal(0, 0.1, 4000 + 500 * row).astype(np.float32), 16000)
+        values.append(str(path))
+    values[1] = None
+    return values

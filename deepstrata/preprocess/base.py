@@ -10,13 +10,19 @@ functions from this module, never implementation through inheritance.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import math
+import re
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-from deepstrata.data.sources import Table
+from deepstrata.data.table import Table
 
 
 class Preprocessor(ABC):
@@ -44,6 +50,12 @@ class Preprocessor(ABC):
     @abstractmethod
     def from_state(cls, state: dict) -> Preprocessor:
         """Rebuild a fitted preprocessor from ``state()``."""
+
+    @classmethod
+    def from_options(cls, options: dict) -> Preprocessor:
+        """An unfitted preprocessor for a fit with ``options`` (every option present: see
+        :func:`deepstrata.kinds.with_defaults`). Kinds with options override this."""
+        return cls()
 
 
 def first_position(mask: np.ndarray) -> int:
@@ -105,3 +117,90 @@ def to_float(column: pd.Series, table: Table, *, what: str = "a number") -> np.n
             hint="replace infinities with a value or leave the cell empty (missing)",
         )
     return values
+
+
+# -- values arriving over HTTP (see deepstrata.serve.records) ---------------------------------
+
+
+class ValueRefused(ValueError):
+    """A request's value that a kind cannot take; ``expected`` says what it takes."""
+
+    def __init__(self, expected: str) -> None:
+        super().__init__(expected)
+        self.expected = expected
+
+
+@dataclass(frozen=True)
+class HttpField:
+    """How a kind's value arrives in a JSON request.
+
+    ``parse(value, limits)``: the value the preprocessor takes (None for null), or
+    :class:`ValueRefused`; ``schema(categories, limits)``: its JSON Schema (null is added
+    by the server); ``describe(categories, limits)``: a sentence for the OpenAPI page;
+    ``numeric``: the column is float64 with NaN for missing (else objects). ``limits`` is
+    the server's settings (``max_text_chars``, ``max_file_bytes``)."""
+
+    parse: Callable[[Any, Any], Any]
+    schema: Callable[[list[str], Any], dict]
+    describe: Callable[[list[str], Any], str]
+    numeric: bool = False
+
+
+def plain_description(kind: str) -> Callable[[list[str], Any], str]:
+    return lambda categories, limits: f"{kind}; null is missing."
+
+
+_BASE64 = re.compile(rb"^[A-Za-z0-9+/]*={0,2}$")
+MEDIA_TYPES = {"image": "image/*", "audio": "audio/*"}
+
+
+def base64_length(size: int) -> int:
+    """Characters of the base64 text of ``size`` bytes."""
+    return 4 * math.ceil(size / 3)
+
+
+def file_field(kind: str) -> HttpField:
+    """A file's bytes, base64-encoded, at most ``limits.max_file_bytes`` decoded."""
+
+    def parse(value, limits) -> bytes | None:
+        if value is None:
+            return None
+        limit = limits.max_file_bytes
+        expected = f"the {kind} file's bytes as a base64 string"
+        if not isinstance(value, str):
+            raise ValueRefused(expected)
+        encoded = value.encode("ascii", errors="replace")
+        if len(encoded) > base64_length(limit):
+            raise ValueRefused(
+                f"a {kind} of at most {limit} bytes (base64: {base64_length(limit)})"
+            )
+        if not _BASE64.match(encoded) or len(encoded) % 4:
+            raise ValueRefused(expected)
+        try:
+            data = base64.b64decode(encoded, validate=True)
+        except binascii.Error:
+            raise ValueRefused(expected) from None
+        if not data or len(data) > limit:
+            raise ValueRefused(f"a non-empty {kind} of at most {limit} bytes")
+        return data
+
+    def schema(categories, limits) -> dict:
+        return {
+            "type": "string",
+            "contentEncoding": "base64",
+            "contentMediaType": MEDIA_TYPES.get(kind, "application/octet-stream"),
+            "maxLength": base64_length(limits.max_file_bytes),
+        }
+
+    def describe(categories, limits) -> str:
+        return (
+            f"{kind} file, base64-encoded, at most {limits.max_file_bytes} bytes decoded; "
+            "null is missing."
+        )
+
+    return HttpField(parse, schema, describe)
+
+
+def missing(rng, rows: int, share: float = 0.1) -> np.ndarray:
+    """``(rows,)`` bool: which synthetic values are missing (every kind takes missing ones)."""
+    return rng.random(rows) < share

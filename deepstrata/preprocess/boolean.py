@@ -5,9 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from deepstrata.data.schema import FALSE_WORDS, TRUE_WORDS
-from deepstrata.data.sources import Table
-from deepstrata.preprocess.base import Preprocessor, raise_at
+from deepstrata.data.table import Table
+from deepstrata.preprocess.base import (
+    HttpField,
+    Preprocessor,
+    ValueRefused,
+    missing,
+    plain_description,
+    raise_at,
+)
+from deepstrata.values import FALSE_WORDS, TRUE_WORDS
 
 
 def to_sign(column: pd.Series, table: Table) -> np.ndarray:
@@ -59,3 +66,36 @@ class BooleanPreprocessor(Preprocessor):
         pre = cls()
         pre.flag_missing = state["flag_missing"]
         return pre
+
+
+def _parse(value, limits) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str) and len(value) <= 8:
+        word = value.strip().lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+    raise ValueRefused("true or false (or yes/no, 1/0)")
+
+
+def _schema(categories, limits) -> dict:
+    words = sorted(TRUE_WORDS | FALSE_WORDS)
+    return {"anyOf": [{"type": "boolean"}, {"type": "string", "enum": words}]}
+
+
+HTTP = HttpField(_parse, _schema, plain_description("boolean"))
+
+
+def sample(pre: BooleanPreprocessor, rng, rows: int) -> list:
+    values = rng.integers(0, 2, rows)
+    return [None if m else bool(v) for v, m in zip(values, missing(rng, rows))]
+
+
+def examples(rng, rows: int, folder) -> list:
+    """Raw training values for checks (:func:`deepstrata.testing.check_kind`)."""
+    words = ["yes", "no", "Yes", "no", "true", "0"]
+    values = [words[i] for i in rng.integers(0, len(words), rows)]
+    values[1] = None
+    return values

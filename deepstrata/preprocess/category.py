@@ -15,36 +15,25 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from deepstrata.data.sources import Table
+from deepstrata.data.table import Table
 from deepstrata.errors import DataWarning
-from deepstrata.preprocess.base import Preprocessor
+from deepstrata.kinds import default
+from deepstrata.preprocess.base import HttpField, Preprocessor, ValueRefused, missing
+from deepstrata.values import category_strings
 
 UNKNOWN, MISSING, FIRST = 0, 1, 2
 # Up to this many rows, a dict lookup beats pandas' vectorised one: for a single row
 # pandas' fixed per-call cost (~50 µs) is most of a category column's share of predict.
 FEW_ROWS = 16
-
-
-def category_strings(column: pd.Series) -> pd.Series:
-    """Values as strings, stable across file formats (``3`` and ``3.0`` are one value)."""
-    if column.dtype == "str":
-        # Strings already, NaN where missing (pandas' default for text): strip only.
-        return column.str.strip()
-    present = column.dropna()
-    if pd.api.types.is_float_dtype(present) and np.all(np.mod(present.to_numpy(), 1) == 0):
-        text = present.astype("int64").astype(str)
-    elif pd.api.types.is_bool_dtype(present):
-        text = present.map({True: "true", False: "false"})
-    else:
-        text = present.astype(str).str.strip()
-    return text.reindex(column.index)
+MAX_CATEGORY_CHARS = 1000  # a request's category text
+SHOWN_CATEGORIES = 50  # the OpenAPI examples list at most this many training categories
 
 
 class CategoryPreprocessor(Preprocessor):
     kind = "category"
     dtype = "int64"
 
-    def __init__(self, *, min_count: int = 2) -> None:
+    def __init__(self, *, min_count: int = default("min_category_count")) -> None:
         self.min_count = min_count
         self._set_vocabulary([])
 
@@ -96,7 +85,59 @@ class CategoryPreprocessor(Preprocessor):
         return {"min_count": self.min_count, "vocabulary": self.vocabulary}
 
     @classmethod
+    def from_options(cls, options: dict) -> CategoryPreprocessor:
+        return cls(min_count=options["min_category_count"])
+
+    @classmethod
     def from_state(cls, state: dict) -> CategoryPreprocessor:
         pre = cls(min_count=state["min_count"])
         pre._set_vocabulary(list(state["vocabulary"]))
         return pre
+
+
+def _parse(value, limits) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str) and len(value) <= MAX_CATEGORY_CHARS:
+        return value.strip()  # as deepstrata.values.category_strings does
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise ValueRefused(f"a string of at most {MAX_CATEGORY_CHARS} characters or an integer")
+
+
+def _schema(categories, limits) -> dict:
+    schema = {
+        "anyOf": [{"type": "string", "maxLength": MAX_CATEGORY_CHARS}, {"type": "integer"}],
+        "x-categories": categories,
+    }
+    if categories:
+        schema["examples"] = categories[:SHOWN_CATEGORIES]
+    return schema
+
+
+def _describe(categories, limits) -> str:
+    if not categories:
+        return "category; null is missing."
+    shown = ", ".join(categories[:SHOWN_CATEGORIES])
+    more = len(categories) - SHOWN_CATEGORIES
+    return (
+        f"category seen in training: {shown}{f' (and {more} more)' if more > 0 else ''}. "
+        "Another value is answered with a warning and treated as unknown; null is missing."
+    )
+
+
+HTTP = HttpField(_parse, _schema, _describe)
+
+
+def sample(pre: CategoryPreprocessor, rng, rows: int) -> list:
+    """The training categories, an unseen value and missing ones."""
+    choices = [*pre.vocabulary, "an unseen value"]
+    picked = [choices[i] for i in rng.integers(0, len(choices), rows)]
+    return [None if m else v for v, m in zip(picked, missing(rng, rows))]
+
+
+def examples(rng, rows: int, folder) -> list:
+    """Raw training values for checks (:func:`deepstrata.testing.check_kind`)."""
+    values = [["a", "b", "c", "d"][i] for i in rng.integers(0, 4, rows)]
+    values[1] = None
+    return values

@@ -10,8 +10,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from deepstrata.data.sources import Table
-from deepstrata.preprocess.base import Preprocessor, raise_at
+from deepstrata.data.table import Table
+from deepstrata.preprocess.base import (
+    HttpField,
+    Preprocessor,
+    ValueRefused,
+    missing,
+    plain_description,
+    raise_at,
+)
+
+MAX_DATETIME_CHARS = 64  # a request's date text
 
 
 def to_datetime(column: pd.Series, table: Table) -> pd.Series:
@@ -92,3 +101,43 @@ class DatetimePreprocessor(Preprocessor):
         pre.year_mean, pre.year_scale = state["year_mean"], state["year_scale"]
         pre.has_time, pre.flag_missing = state["has_time"], state["flag_missing"]
         return pre
+
+
+def _parse(value, limits) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str) and len(value) <= MAX_DATETIME_CHARS:
+        try:
+            parsed = pd.to_datetime(value, format="mixed", utc=True)
+        except (ValueError, TypeError, OverflowError):
+            parsed = None
+        if parsed is not None and not pd.isna(parsed):
+            return value
+    raise ValueRefused("a date or time such as '2024-05-31' or '2024-05-31T14:00:00Z'")
+
+
+def _schema(categories, limits) -> dict:
+    return {
+        "type": "string",
+        "maxLength": MAX_DATETIME_CHARS,
+        "examples": ["2024-05-31", "2024-05-31T14:00:00Z"],
+    }
+
+
+HTTP = HttpField(_parse, _schema, plain_description("datetime"))
+
+
+def sample(pre: DatetimePreprocessor, rng, rows: int) -> list:
+    """Dates around the training years; some missing."""
+    years = pre.year_mean + pre.year_scale * rng.normal(0, 1.5, rows)
+    stamps = pd.to_datetime((years - 1970) * 365.2425 * 86400, unit="s")
+    return [None if m else s.isoformat() for s, m in zip(stamps, missing(rng, rows))]
+
+
+def examples(rng, rows: int, folder) -> list:
+    """Raw training values for checks (:func:`deepstrata.testing.check_kind`)."""
+    days = rng.integers(0, 2000, rows)
+    stamps = pd.Timestamp("2020-01-01") + pd.to_timedelta(days, unit="D")
+    values = [s.strftime("%Y-%m-%d") for s in stamps]
+    values[1] = None
+    return values

@@ -30,8 +30,12 @@ import pandas as pd
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from deepstrata.data.files import BadFile, decode_column, read_files
-from deepstrata.data.sources import Table
-from deepstrata.preprocess.base import Preprocessor
+from deepstrata.data.table import Table
+from deepstrata.kinds import default
+from deepstrata.preprocess.base import Preprocessor, file_field
+
+SCRATCH_SIZE = 64  # pixels per side from scratch (--image-size unset)
+PRETRAINED_SIZE = 224  # and for a pretrained network: the size it was trained at
 
 RESIZE_POLICIES = ("crop", "pad", "squash")
 PAD_GREY = 128
@@ -147,9 +151,9 @@ class ImagePreprocessor(Preprocessor):
     def __init__(
         self,
         *,
-        size: int = 64,
-        resize: str = "crop",
-        max_pixels: int = 50_000_000,
+        size: int = SCRATCH_SIZE,
+        resize: str = default("image_resize"),
+        max_pixels: int = default("max_image_pixels"),
         workers: int | None = None,
     ) -> None:
         self.size = size
@@ -206,6 +210,15 @@ class ImagePreprocessor(Preprocessor):
         }
 
     @classmethod
+    def from_options(cls, options: dict) -> ImagePreprocessor:
+        return cls(
+            size=image_size(options),
+            resize=options["image_resize"],
+            max_pixels=options["max_image_pixels"],
+            workers=options["decode_workers"],
+        )
+
+    @classmethod
     def from_state(cls, state: dict) -> ImagePreprocessor:
         pre = cls(size=state["size"], resize=state["resize"], max_pixels=state["max_pixels"])
         pre.mean = [float(m) for m in state["mean"]]
@@ -231,3 +244,32 @@ class ImagePreprocessor(Preprocessor):
         return decode_column(
             column, table, self._decoder(), key=self._key(), what="image", workers=self.workers
         )
+
+
+def image_size(options: dict) -> int:
+    """``image_size`` when set; else 224 for a pretrained network (its training size), 64."""
+    from deepstrata.encoders.pretrained import uses_pretrained
+
+    if options.get("image_size"):
+        return options["image_size"]
+    return PRETRAINED_SIZE if uses_pretrained(options) else SCRATCH_SIZE
+
+
+HTTP = file_field("image")
+
+
+def sample(pre: ImagePreprocessor, rng, rows: int) -> list:
+    """Missing: the preprocessor's fill value (the export's check adds random pixels)."""
+    return [None] * rows
+
+
+def examples(rng, rows: int, folder) -> list:
+    """Raw training values for checks (:func:`deepstrata.testing.check_kind`): paths to
+    small PNG files written into ``folder``, one missing."""
+    values: list = []
+    for row in range(rows):
+        path = Path(folder) / f"image-{row}.png"
+        Image.fromarray(rng.integers(0, 255, (10, 12, 3), dtype=np.uint8)).save(path)
+        values.append(str(path))
+    values[1] = None
+    return values

@@ -8,11 +8,20 @@ produce an activation the network has never seen.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
-from deepstrata.data.sources import Table
-from deepstrata.preprocess.base import Preprocessor, to_float
+from deepstrata.data.table import Table
+from deepstrata.preprocess.base import (
+    HttpField,
+    Preprocessor,
+    ValueRefused,
+    missing,
+    plain_description,
+    to_float,
+)
 
 IQR_TO_STD = 1.349  # the IQR of a standard normal distribution
 
@@ -72,3 +81,35 @@ class NumberPreprocessor(Preprocessor):
             state["flag_missing"],
         )
         return pre
+
+
+def _parse(value, limits) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueRefused("a number")
+    try:
+        number = float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        number = math.inf
+    if not math.isfinite(number):
+        raise ValueRefused("a finite number")
+    return number
+
+
+HTTP = HttpField(
+    _parse, lambda categories, limits: {"type": "number"}, plain_description("number"), numeric=True
+)
+
+
+def sample(pre: NumberPreprocessor, rng, rows: int) -> list:
+    """Around the training median, two spreads either way; some missing."""
+    values = pre.center + pre.scale * rng.normal(0, 2, rows)
+    return np.where(missing(rng, rows), np.nan, values).tolist()
+
+
+def examples(rng, rows: int, folder) -> list:
+    """Raw training values for checks (:func:`deepstrata.testing.check_kind`)."""
+    values = rng.normal(10, 5, rows).round(3).tolist()
+    values[1] = None
+    return values

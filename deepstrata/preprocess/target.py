@@ -1,13 +1,23 @@
-"""The target: class labels <-> indices, or a standardised regression value."""
+"""The target: what a row's target value becomes for training, and back.
+
+A :class:`TargetEncoder` holds what one fit learnt of its target (the classes, or the
+mean and spread of a number) and leaves the task-specific part to the task
+(:mod:`deepstrata.tasks`): class indices, label indicators or standardised values.
+
+>>> import pandas as pd
+>>> encoder = TargetEncoder("binary").fit(pd.Series(["no", "yes", "no"]), None)
+>>> encoder.classes, encoder.encode(pd.Series(["yes"]), None).tolist()
+(['no', 'yes'], [1])
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from deepstrata.data.sources import Table
-from deepstrata.preprocess.base import raise_at, to_float
-from deepstrata.preprocess.category import category_strings
+from deepstrata import tasks
+from deepstrata.data.table import Table
+from deepstrata.preprocess.base import raise_at
 
 
 class TargetEncoder:
@@ -15,44 +25,28 @@ class TargetEncoder:
 
     def __init__(self, task: str) -> None:
         self.task = task
+        self.spec = tasks.get(task)
         self.classes: list[str] = []
         self.mean = 0.0
         self.std = 1.0
 
     @property
     def is_classification(self) -> bool:
-        return self.task != "regression"
+        return self.spec.classifier
 
     def fit(self, column: pd.Series, table: Table) -> TargetEncoder:
-        if self.is_classification:
-            self.classes = sorted(category_strings(column).dropna().unique().tolist(), key=_natural)
-        else:
-            values = to_float(column, table)
-            self.mean, self.std = float(np.nanmean(values)), float(np.nanstd(values)) or 1.0
+        self.spec.fit_target(self, column, _failing(table, column))
         return self
 
     def encode(self, column: pd.Series, table: Table) -> np.ndarray:
-        """int64 class indices, or float32 standardised values. Missing -> DataError."""
+        """Labels (see :mod:`deepstrata.tasks.base`); a missing value is a DataError."""
         if column.isna().any():
             raise_at(table, column, column.isna().to_numpy(), "the target is missing")
-        if self.is_classification:
-            codes = pd.Index(self.classes).get_indexer(category_strings(column))
-            if (codes < 0).any():
-                raise_at(
-                    table,
-                    column,
-                    codes < 0,
-                    "target value {value} is not one of the classes the model was trained on "
-                    f"({', '.join(self.classes)})",
-                )
-            return codes.astype(np.int64)
-        return ((to_float(column, table) - self.mean) / self.std).astype(np.float32)
+        return self.spec.encode(self, column, _failing(table, column))
 
     def decode(self, values: np.ndarray) -> np.ndarray:
-        """Class indices -> labels (in the target's original type where possible), or values."""
-        if self.is_classification:
-            return np.asarray(self.labels(), dtype=object)[values]
-        return values * self.std + self.mean
+        """Point predictions -> target values (in the target's original type where possible)."""
+        return self.spec.decode(self, values)
 
     def labels(self) -> list:
         """Classes as the user wrote them: ints stay ints, "yes" stays "yes"."""
@@ -71,9 +65,10 @@ class TargetEncoder:
         return encoder
 
 
-def _natural(value: str) -> tuple:
-    """Sort "2" before "10" when every class is a number."""
-    try:
-        return (0, float(value), value)
-    except ValueError:
-        return (1, 0.0, value)
+def _failing(table: Table, column: pd.Series):
+    """``fail(mask, message, hint=None)``: the DataError at the first row flagged."""
+
+    def fail(mask: np.ndarray, message: str, hint: str | None = None) -> None:
+        raise_at(table, column, np.asarray(mask), message, hint=hint)
+
+    return fail

@@ -28,8 +28,9 @@ import numpy as np
 import pandas as pd
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 
-from deepstrata.data.sources import Table
-from deepstrata.preprocess.base import Preprocessor
+from deepstrata.data.table import Table
+from deepstrata.kinds import default
+from deepstrata.preprocess.base import HttpField, Preprocessor, ValueRefused, missing
 
 PAD, UNKNOWN = 0, 1
 PAD_TOKEN, UNKNOWN_TOKEN = "[PAD]", "[UNK]"
@@ -142,7 +143,11 @@ class TextPreprocessor(Preprocessor):
     dtype = "int64"
 
     def __init__(
-        self, *, max_length: int = 128, vocabulary_size: int = 8000, pretrained: str | None = None
+        self,
+        *,
+        max_length: int = default("text_max_length"),
+        vocabulary_size: int = default("text_vocabulary"),
+        pretrained: str | None = None,
     ) -> None:
         self.max_length = max_length
         self.vocabulary_limit = vocabulary_size
@@ -229,6 +234,16 @@ class TextPreprocessor(Preprocessor):
         }
 
     @classmethod
+    def from_options(cls, options: dict) -> TextPreprocessor:
+        from deepstrata.encoders.pretrained import pretrained_name, uses_pretrained
+
+        return cls(
+            max_length=options["text_max_length"],
+            vocabulary_size=options["text_vocabulary"],
+            pretrained=pretrained_name("text", options) if uses_pretrained(options) else None,
+        )
+
+    @classmethod
     def from_state(cls, state: dict) -> TextPreprocessor:
         if state.get("format") != STATE_FORMAT:
             written_by = (
@@ -247,3 +262,33 @@ class TextPreprocessor(Preprocessor):
         pre = cls(max_length=state["max_length"], vocabulary_size=state["vocabulary_size"])
         pre._use(Tokenizer.from_str(state["tokenizer"]))
         return pre
+
+
+def _parse(value, limits) -> str | None:
+    if value is None or (isinstance(value, str) and len(value) <= limits.max_text_chars):
+        return value
+    raise ValueRefused(f"a string of at most {limits.max_text_chars} characters")
+
+
+HTTP = HttpField(
+    _parse,
+    lambda categories, limits: {"type": "string", "maxLength": limits.max_text_chars},
+    lambda categories, limits: "text; null is missing.",
+)
+
+SAMPLE_WORDS = ("good", "bad", "price", "fast", "slow", "the", "service", "broken")
+
+
+def sample(pre: TextPreprocessor, rng, rows: int) -> list:
+    """Short texts of common words (some unknown to the tokenizer); some missing."""
+    return [
+        None if m else " ".join(rng.choice(SAMPLE_WORDS, rng.integers(1, 12)))
+        for m in missing(rng, rows)
+    ]
+
+
+def examples(rng, rows: int, folder) -> list:
+    """Raw training values for checks (:func:`deepstrata.testing.check_kind`)."""
+    values = [" ".join(rng.choice(SAMPLE_WORDS, rng.integers(2, 9))) for _ in range(rows)]
+    values[1] = None
+    return values

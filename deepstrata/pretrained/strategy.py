@@ -10,19 +10,24 @@ and why):
 3. Up to ``SMALL_DATA_ROWS`` labelled rows, or no GPU: **features**. With little data a
    network trained from nothing loses to one that learnt from millions of examples,
    and features cost one pass of the pretrained network (cached) instead of a
-   backward pass per epoch: on a CPU, fine-tuning takes minutes per epoch.
+   backward pass per epoch: on a CPU, fine-tuning takes minutes per epoch. A task the
+   classical heads cannot serve (multilabel) is fine-tuned instead.
 4. Otherwise (a GPU and more rows): **finetune**.
 """
 
 from __future__ import annotations
 
+from deepstrata.config import STRATEGIES
 from deepstrata.data.schema import Schema
 from deepstrata.errors import ConfigError
+from deepstrata.kinds import KINDS
 from deepstrata.pretrained.registry import default_for
 
-STRATEGIES = ("auto", "scratch", "finetune", "features")
+__all__ = ["STRATEGIES", "TABULAR", "choose_strategy", "pretrained_kinds"]
+
 SMALL_DATA_ROWS = 10_000
-TABULAR = ("number", "boolean", "datetime", "category")  # features passes these on as they are
+# Kinds whose features need no network: features passes them on as they are.
+TABULAR = tuple(n for n, kind in KINDS.items() if kind.features_ref and not kind.pretrained)
 
 
 def pretrained_kinds(schema: Schema) -> dict[str, str]:
@@ -35,8 +40,11 @@ def pretrained_kinds(schema: Schema) -> dict[str, str]:
     return found
 
 
-def choose_strategy(schema: Schema, rows: int, requested: str, device: str) -> tuple[str, str]:
-    """``(strategy, reason)`` for ``requested`` (one of STRATEGIES) on this schema."""
+def choose_strategy(
+    schema: Schema, rows: int, requested: str, device: str, *, classical: bool = True
+) -> tuple[str, str]:
+    """``(strategy, reason)`` for ``requested`` (one of STRATEGIES) on this schema;
+    ``classical``: the task has classical heads (else features is never chosen)."""
     from deepstrata.pretrained.registry import get
 
     kinds = pretrained_kinds(schema)
@@ -48,6 +56,12 @@ def choose_strategy(schema: Schema, rows: int, requested: str, device: str) -> t
             raise ConfigError(
                 f"no input column has a pretrained network (kinds with one: image, text; "
                 f"this data has {', '.join(sorted({f.kind for f in schema.inputs}))})",
+                option="--strategy",
+            )
+        if requested == "features" and not classical:
+            raise ConfigError(
+                f"features puts a classical head on the embeddings, and classical heads do "
+                f"not serve the {schema.task} task: use --strategy finetune or scratch",
                 option="--strategy",
             )
         if requested == "features" and others:
@@ -73,6 +87,11 @@ def choose_strategy(schema: Schema, rows: int, requested: str, device: str) -> t
         return "finetune", (
             f"pretrained networks ({names}) fine-tuned beside a {', '.join(others)} "
             "encoder trained from scratch"
+        )
+    if not classical:
+        return "finetune", (
+            f"pretrained networks ({names}) fine-tuned: classical heads do not serve the "
+            f"{schema.task} task"
         )
     if rows <= SMALL_DATA_ROWS or device != "cuda":
         why = (

@@ -11,8 +11,8 @@ One concept per module:
   token, concurrency, body size, timeout, metrics, JSON errors);
 - :mod:`~deepstrata.serve.app`: the FastAPI application and its endpoints;
 - :mod:`~deepstrata.serve.server`: uvicorn with a graceful, readiness-aware shutdown;
-- :mod:`~deepstrata.serve.onnx`: export to ONNX, checked against PyTorch, and the ONNX backend;
-- :mod:`~deepstrata.serve.commands`: the two CLI commands.
+- :mod:`~deepstrata.export.onnx`: export to ONNX, checked against PyTorch, and the ONNX backend;
+- :mod:`~deepstrata.cli.serve`: the two CLI commands.
 
 Nothing is imported here: the CLI imports ``commands`` without FastAPI or torch.
 """

@@ -1,8 +1,8 @@
-"""Records in, predictions out: the server's one path into a :class:`~deepstrata.model.Model`.
+"""Records in, predictions out: the server's one path into a :class:`~deepstrata.model.model.Model`.
 
 The forward pass goes through ``Model.outputs_of``, the path ``Model.predict`` takes, so
 an ensemble's members are combined exactly as in Python (the ONNX backend swaps only
-each member's network, see :mod:`deepstrata.serve.onnx`). Warnings are worked out per
+each member's network, see :mod:`deepstrata.export.onnx`). Warnings are worked out per
 record here rather than caught from the preprocessors, because a micro-batch mixes the
 records of several callers and each must see only its own.
 """
@@ -17,11 +17,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from deepstrata.data.schema import FILE_KINDS
 from deepstrata.data.sources import read_table
 from deepstrata.errors import DataWarning
-from deepstrata.heads import point_predictions
-from deepstrata.model import Model
+from deepstrata.kinds import FILE_KINDS
+from deepstrata.model.model import Model
 from deepstrata.preprocess.category import CategoryPreprocessor
 from deepstrata.serve.records import category_vocabulary
 
@@ -30,7 +29,7 @@ class Predictor:
     """A loaded model and what the server needs to know about it.
 
     ``backend`` is ``"torch"`` or ``"onnx"`` (the model's networks already swapped, see
-    :func:`deepstrata.serve.onnx.with_onnx_networks`); it is only reported here.
+    :func:`deepstrata.export.onnx.with_onnx_networks`); it is only reported here.
     """
 
     def __init__(self, model: Model, *, backend: str = "torch") -> None:
@@ -38,7 +37,7 @@ class Predictor:
         self.backend = backend
         self.schema = model.schema
         self.task = model.task
-        self.classes = None if model.task == "regression" else list(model.classes)
+        self.classes = list(model.classes) if model.spec.classifier else None
         inputs = model.schema.inputs
         self.categories = {
             f.name: category_vocabulary([m.preprocessors[f.name] for m in model.members])
@@ -68,8 +67,8 @@ class Predictor:
 
     def answers(self, outputs: np.ndarray) -> dict:
         """``{"predictions": [...], "classes"?, "probabilities"?}`` of raw ``outputs``."""
-        labels = self.model.target_encoder.decode(point_predictions(self.task, outputs))
-        answer: dict = {"predictions": [_plain(v) for v in np.asarray(labels).tolist()]}
+        labels = self.model.decode(outputs)  # labels, label lists (multilabel) or values
+        answer: dict = {"predictions": [_plain(v) for v in labels.tolist()]}
         if self.classes is not None:
             probabilities = self.model.probabilities_of(outputs)  # (B, K)
             names = [str(label) for label in self.classes]
@@ -169,7 +168,9 @@ def _decoding_in_process(model: Model) -> Model:
 
 
 def _plain(value):
-    """A NumPy scalar as the Python value JSON can hold."""
+    """A NumPy scalar (or a list of them) as the Python value JSON can hold."""
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
     return value.item() if isinstance(value, np.generic) else value
 
 

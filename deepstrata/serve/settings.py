@@ -17,7 +17,7 @@ deepstrata.errors.ConfigError: --timeout: expected a number of seconds above 0, 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 from deepstrata.errors import ConfigError
 
@@ -25,22 +25,37 @@ TOKEN_ENV = "DEEPSTRATA_SERVE_TOKEN"
 MIN_TOKEN_LENGTH = 16  # a bearer token shorter than this is guessable
 
 
+def _setting(default, help: str):
+    """A limit with the help its ``deepstrata serve`` flag shows (the flag is made from it)."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass(frozen=True)
 class ServeSettings:
     """Limits of one server. ``token``: the bearer token /predict, /schema, /metrics and
     /openapi.json require (None: no authentication; /livez and /readyz are always open)."""
 
-    max_body_bytes: int = 8 * 1024 * 1024  # bytes of a request body, counted as read
-    max_records: int = 1024  # records in one /predict request
-    max_concurrency: int = 64  # requests being answered at once (health probes excepted)
-    timeout: float = 10.0  # seconds from a request's arrival to its answer
-    max_batch_rows: int = 256  # rows gathered into one forward pass
-    batch_wait_ms: float = 2.0  # how long a batch waits for requests already on their way
-    max_file_bytes: int = 4 * 1024 * 1024  # one image or audio field, decoded
-    max_text_chars: int = 100_000  # one text field
+    max_body_bytes: int = _setting(8 * 1024 * 1024, "Largest request body, counted as read (413).")
+    max_records: int = _setting(1024, "Most records in one request (413).")
+    max_concurrency: int = _setting(
+        64, "Requests answered at once (health probes excepted); more get 503 at once."
+    )
+    timeout: float = _setting(10.0, "Seconds a request may take, arrival to answer (504).")
+    max_batch_rows: int = _setting(256, "Rows of concurrent requests run as one forward pass.")
+    batch_wait_ms: float = _setting(
+        2.0, "Milliseconds a batch waits for requests already arriving."
+    )
+    max_file_bytes: int = _setting(4 * 1024 * 1024, "Largest image or audio field, decoded (422).")
+    max_text_chars: int = _setting(100_000, "Longest text field, in characters (422).")
     token: str | None = None
-    graceful_timeout: float = 30.0  # seconds in-flight requests get after SIGTERM
-    drain_delay: float = 0.0  # seconds between SIGTERM (readiness 503) and closing the port
+    graceful_timeout: float = _setting(
+        30.0, "Seconds in-flight requests get to finish after SIGTERM."
+    )
+    drain_delay: float = _setting(
+        0.0,
+        "Seconds between SIGTERM (readiness turns 503) and closing the port, for a load "
+        "balancer to notice.",
+    )
 
     def validate(self) -> ServeSettings:
         """Raise ConfigError naming the flag of the first invalid value; returns self."""

@@ -29,12 +29,15 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import torch
 
-if TYPE_CHECKING:  # pragma: no cover
-    from deepstrata.train.trainer import History, Trainer
+from deepstrata.train.history import History
+
+# The trainer calls the events with itself as ``trainer`` (a deepstrata.train.trainer.Trainer;
+# typed Any here so that this module, which the trainer imports, imports nothing back).
+Trainer = Any
 
 EVENTS = ("on_fit_start", "on_batch_end", "on_epoch_end", "on_fit_end")
 

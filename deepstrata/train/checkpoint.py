@@ -38,6 +38,7 @@ from safetensors.torch import load, save_file
 
 from deepstrata.bundle.manifest import sha256_of
 from deepstrata.errors import CheckpointError
+from deepstrata.train.history import History
 
 CHECKPOINT_FILE = "checkpoint.json"
 FORMAT_VERSION = 1
@@ -292,3 +293,51 @@ def _fsync_directory(directory: Path) -> None:
             os.fsync(descriptor)
         finally:
             os.close(descriptor)
+
+
+def prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The tensors whose names start with ``prefix``, without it."""
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def restore(saved: tuple[dict, dict], *, network, optimizer, schedule, scaler, loop) -> None:
+    """Put a trainer back exactly where the checkpoint ``saved`` (from
+    :func:`load_checkpoint`) was taken: the weights, the optimizer, schedule and loss
+    scaler, every random generator, and the loop's state (``loop``: the trainer's
+    :class:`~deepstrata.train.trainer.Loop`, its position, best weights, counters and
+    history)."""
+    tensors, state = saved
+    network.load_state_dict(prefixed(tensors, "model."))
+    optimizer.load_state_dict(
+        optimizer_state_from_flat(tensors, state["optimizer"], prefix="optimizer.")
+    )
+    schedule.load_state_dict(state["schedule"])
+    if state["scaler"]:
+        scaler.load_state_dict(state["scaler"])
+    restore_generators({"order": loop.order, "mix": loop.mix}, tensors, prefix="generator.")
+    restore_rng_state(tensors, "rng.")
+    loop.mix_rng.bit_generator.state = state["mix_rng"]
+    loop.best_state = prefixed(tensors, "best.") or None
+    loop.history = History.from_dict(state["history"])
+    loop.since_best, loop.seconds = state["since_best"], state["seconds"]
+    loop.epoch, loop.batch = state["epoch"], state["batch"]
+    loop.loss_sum, loop.seen = float(state["loss_sum"]), state["seen"]
+
+
+def load_matching(directory: Path, settings: dict) -> tuple[dict, dict]:
+    """The checkpoint in ``directory``, which must have been made with ``settings`` (what an
+    exact resume needs to agree on): a CheckpointError listing every difference otherwise."""
+    tensors, state = load_checkpoint(directory)
+    different = {
+        key: (state["settings"].get(key), value)
+        for key, value in settings.items()
+        if state["settings"].get(key) != value
+    }
+    if different:
+        listed = ", ".join(f"{k}: {old!r} then, {new!r} now" for k, (old, new) in different.items())
+        raise CheckpointError(
+            f"the checkpoint was made with other settings ({listed}); an exact resume "
+            "needs the same data and options",
+            path=str(directory),
+        )
+    return tensors, state

@@ -23,10 +23,11 @@ its wiggles are no evidence, and the suggestion is AdamW's common default 1e-3.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -132,7 +133,7 @@ def range_test(
 
     >>> import torch
     >>> from deepstrata.encoders.dense import DenseEncoder
-    >>> from deepstrata.network import Network
+    >>> from deepstrata.model.network import Network
     >>> _ = torch.manual_seed(0)
     >>> net = Network(encoders={"number": DenseEncoder(width=3)}, hidden_dims=[16], dropout=0.0)
     >>> x = torch.randn(256, 3)
@@ -154,63 +155,20 @@ def range_test(
                 f"invalid value {locals()[option]!r} for the learning-rate range test",
                 option=option,
             )
-
-    on_cuda = torch.cuda.is_available() and any(p.is_cuda for p in network.parameters())
-    cpu_rng = torch.get_rng_state()
-    cuda_rng = torch.cuda.get_rng_state_all() if on_cuda else None
-    weights = {name: value.detach().clone() for name, value in network.state_dict().items()}
-    grads = [None if p.grad is None else p.grad.detach().clone() for p in network.parameters()]
-    modes = [module.training for module in network.modules()]
-
-    schedule = np.geomspace(start_lr, end_lr, num_steps)
-    rows = next(iter(inputs.values())).shape[0]
-    batches = generator(seed, stream=2)
-    order, position = torch.randperm(rows, generator=batches), 0
-    learning_rates: list[float] = []
-    losses: list[float] = []
-    smoothed: list[float] = []
-    average, best = 0.0, math.inf
-    stopped = "the sweep ended"
-    try:
+    with _restored(network):
         network.train()
-        optimizer = make_optimizer(float(schedule[0]))
-        for step, lr in enumerate(schedule):
-            for group in optimizer.param_groups:
-                group["lr"] = float(lr) * group.get("lr_scale", 1.0)
-            # A fresh pass when the rest would make a short batch: short batches are noisier.
-            if position + batch_size > rows and position > 0:
-                order, position = torch.randperm(rows, generator=batches), 0
-            index = order[position : position + batch_size]  # (B,)
-            position += batch_size
-            loss = loss_fn(
-                network({kind: block[index] for kind, block in inputs.items()}), target[index]
-            )
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                stopped = f"the loss became non-finite at learning rate {lr:.2g}"
-                break
-            average = smoothing * average + (1 - smoothing) * value
-            current = average / (1 - smoothing ** (step + 1))
-            learning_rates.append(float(lr))
-            losses.append(value)
-            smoothed.append(current)
-            if current > divergence * best:
-                stopped = f"the loss diverged at learning rate {lr:.2g}"
-                break
-            best = min(best, current)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-    finally:
-        network.load_state_dict(weights)
-        for parameter, grad in zip(network.parameters(), grads):
-            parameter.grad = grad
-        for module, mode in zip(network.modules(), modes):
-            module.training = mode
-        torch.set_rng_state(cpu_rng)
-        if cuda_rng is not None:
-            torch.cuda.set_rng_state_all(cuda_rng)
-
+        learning_rates, losses, smoothed, stopped = _sweep(
+            network,
+            loss_fn,
+            inputs,
+            target,
+            optimizer=make_optimizer(float(start_lr)),
+            schedule=np.geomspace(start_lr, end_lr, num_steps),
+            batch_size=batch_size,
+            smoothing=smoothing,
+            divergence=divergence,
+            seed=seed,
+        )
     if len(smoothed) < MIN_POINTS:
         raise TrainingError(
             f"the learning-rate range test recorded only {len(smoothed)} finite losses (at least "
@@ -260,3 +218,81 @@ def suggest(learning_rates: list[float], smoothed: list[float]) -> tuple[float, 
         f"fallback: the smoothed loss never kept falling for {MIN_VALLEY} steps, so the "
         f"suggestion is the lr at its lowest point (step {lowest}, {learning_rates[lowest]:.2g}) / 10"
     )
+
+
+@contextlib.contextmanager
+def _restored(network: nn.Module) -> Iterator[None]:
+    """Inside, train as you like: the weights, gradients, modes and torch random state
+    (CPU and CUDA) come back after."""
+    on_cuda = torch.cuda.is_available() and any(p.is_cuda for p in network.parameters())
+    cpu_rng = torch.get_rng_state()
+    cuda_rng = torch.cuda.get_rng_state_all() if on_cuda else None
+    weights = {name: value.detach().clone() for name, value in network.state_dict().items()}
+    grads = [None if p.grad is None else p.grad.detach().clone() for p in network.parameters()]
+    modes = [module.training for module in network.modules()]
+    try:
+        yield
+    finally:
+        network.load_state_dict(weights)
+        for parameter, grad in zip(network.parameters(), grads):
+            parameter.grad = grad
+        for module, mode in zip(network.modules(), modes):
+            module.training = mode
+        torch.set_rng_state(cpu_rng)
+        if cuda_rng is not None:
+            torch.cuda.set_rng_state_all(cuda_rng)
+
+
+def _sweep(
+    network,
+    loss_fn,
+    inputs,
+    target,
+    *,
+    optimizer,
+    schedule,
+    batch_size,
+    smoothing,
+    divergence,
+    seed,
+):
+    """One training step per rate of ``schedule``: ``(rates, losses, smoothed losses, why
+    the sweep stopped)``; it stops early when the loss turns non-finite or diverges."""
+    rows = next(iter(inputs.values())).shape[0]
+    batches = generator(seed, stream=2)
+    order, position = torch.randperm(rows, generator=batches), 0
+    learning_rates: list[float] = []
+    losses: list[float] = []
+    smoothed: list[float] = []
+    average, best = 0.0, math.inf
+    for step, lr in enumerate(schedule):
+        for group in optimizer.param_groups:
+            group["lr"] = float(lr) * group.get("lr_scale", 1.0)
+        # A fresh pass when the rest would make a short batch: short batches are noisier.
+        if position + batch_size > rows and position > 0:
+            order, position = torch.randperm(rows, generator=batches), 0
+        index = order[position : position + batch_size]  # (B,)
+        position += batch_size
+        loss = loss_fn(
+            network({kind: block[index] for kind, block in inputs.items()}), target[index]
+        )
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            return (
+                learning_rates,
+                losses,
+                smoothed,
+                f"the loss became non-finite at learning rate {lr:.2g}",
+            )
+        average = smoothing * average + (1 - smoothing) * value
+        current = average / (1 - smoothing ** (step + 1))
+        learning_rates.append(float(lr))
+        losses.append(value)
+        smoothed.append(current)
+        if current > divergence * best:
+            return learning_rates, losses, smoothed, f"the loss diverged at learning rate {lr:.2g}"
+        best = min(best, current)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return learning_rates, losses, smoothed, "the sweep ended"

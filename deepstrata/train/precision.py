@@ -22,11 +22,19 @@ from collections.abc import Callable
 
 import torch
 
+from deepstrata.config import DEVICES, PRECISIONS
 from deepstrata.errors import ConfigError
 
-PRECISIONS = ("32", "bf16", "fp16", "auto")
+__all__ = [
+    "DEVICES",
+    "PRECISIONS",
+    "autocast",
+    "choose_precision",
+    "reduced_precision",
+    "resolve_device",
+]
+
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-DEVICES = ("auto", "cpu", "cuda", "mps")
 MIN_SPEEDUP = 1.10  # a reduced precision must win by this much to be chosen
 
 

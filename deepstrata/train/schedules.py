@@ -41,9 +41,10 @@ from typing import Literal
 import torch
 from torch.optim import lr_scheduler
 
+from deepstrata.config import SCHEDULES
 from deepstrata.errors import ConfigError
 
-SCHEDULES = ("onecycle", "cosine", "constant", "plateau")
+__all__ = ["SCHEDULES", "Schedule", "build_schedule"]
 
 
 class Schedule:
@@ -152,36 +153,47 @@ def build_schedule(
 
     if name == "constant":
         return Schedule(name, optimizer)
-
     if name == "plateau":
-        if not 0.0 < plateau_factor < 1.0:
-            raise ConfigError(
-                f"expected 0 < factor < 1, got {plateau_factor}", option="--plateau-factor"
-            )
-        if plateau_patience < 0:
-            raise ConfigError(f"expected >= 0, got {plateau_patience}", option="--plateau-patience")
-        scheduler = lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="min", factor=plateau_factor, patience=plateau_patience
-        )
-        return Schedule(name, optimizer, scheduler, step_on="epoch")
-
+        return _plateau(optimizer, plateau_factor, plateau_patience)
     if name == "cosine":
-        if not 0.0 <= warmup_fraction < 1.0:
-            raise ConfigError(
-                f"expected 0 <= fraction < 1, got {warmup_fraction}", option="--warmup-fraction"
-            )
-        warmup_steps = round(warmup_fraction * total_steps)
+        return _cosine(optimizer, total_steps, warmup_fraction)
+    return _onecycle(optimizer, total_steps, pct_start, peaks)
 
-        # A plain function: LambdaLR saves None for it, so its state stays JSON.
-        def factor(step: int) -> float:
-            if step < warmup_steps:  # from peak/(warmup+1), so no step runs at lr 0
-                return (step + 1) / (warmup_steps + 1)
-            progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-            return 0.5 * (1.0 + math.cos(math.pi * progress))
 
-        scheduler = lr_scheduler.LambdaLR(optimizer, factor)
-        return Schedule(name, optimizer, scheduler, step_on="batch")
+def _plateau(optimizer, factor: float, patience: int) -> Schedule:
+    """Divide the rate by ``1 / factor`` when validation loss stalls ``patience`` epochs."""
+    if not 0.0 < factor < 1.0:
+        raise ConfigError(f"expected 0 < factor < 1, got {factor}", option="--plateau-factor")
+    if patience < 0:
+        raise ConfigError(f"expected >= 0, got {patience}", option="--plateau-patience")
+    scheduler = lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="min", factor=factor, patience=patience
+    )
+    return Schedule("plateau", optimizer, scheduler, step_on="epoch")
 
+
+def _cosine(optimizer, total_steps: int, warmup_fraction: float) -> Schedule:
+    """Linear warm-up over ``warmup_fraction`` of the steps, then cosine decay to 0."""
+    if not 0.0 <= warmup_fraction < 1.0:
+        raise ConfigError(
+            f"expected 0 <= fraction < 1, got {warmup_fraction}", option="--warmup-fraction"
+        )
+    warmup_steps = round(warmup_fraction * total_steps)
+
+    # A plain function: LambdaLR saves None for it, so its state stays JSON.
+    def factor(step: int) -> float:
+        if step < warmup_steps:  # from peak/(warmup+1), so no step runs at lr 0
+            return (step + 1) / (warmup_steps + 1)
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    scheduler = lr_scheduler.LambdaLR(optimizer, factor)
+    return Schedule("cosine", optimizer, scheduler, step_on="batch")
+
+
+def _onecycle(optimizer, total_steps: int, pct_start: float, peaks: list[float]) -> Schedule:
+    """Warm up to each group's peak over ``pct_start`` of the steps, then anneal (cosine),
+    with Adam's beta1 cycling the other way."""
     if not 0.0 < pct_start < 1.0:
         raise ConfigError(f"expected 0 < fraction < 1, got {pct_start}", option="--pct-start")
     if pct_start * total_steps == 1.0:
@@ -200,7 +212,7 @@ def build_schedule(
     # Step total_steps - 1 is the last planned one (rate = the minimum); later steps would
     # raise "Tried to step X times" or climb back up, so they are skipped.
     return Schedule(
-        name,
+        "onecycle",
         optimizer,
         scheduler,
         step_on="batch",

@@ -19,10 +19,9 @@ early-stopping state and the history.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,7 +41,9 @@ from deepstrata.train.batches import (
     to_device,
 )
 from deepstrata.train.callbacks import Callback
+from deepstrata.train.history import History
 from deepstrata.train.lr_finder import RangeTest, range_test
+from deepstrata.train.optimizer import parameter_groups, preserved_training_state
 from deepstrata.train.precision import autocast, choose_precision
 from deepstrata.train.schedules import build_schedule
 
@@ -50,76 +51,20 @@ HIGHER_IS_BETTER = frozenset({"accuracy"})  # monitored metrics to maximise
 
 
 @dataclass
-class History:
-    epochs: list[dict] = field(default_factory=list)
-    best_epoch: int = 0
-    best_validation_loss: float = float("inf")  # the loss at the best epoch
-    stopped: str = ""  # why training ended
-    seconds: float = 0.0
-    monitor: str = "loss"  # what picked the best epoch: the loss or a validation metric
-    best_score: float = float("inf")  # the monitored value at the best epoch, lower is better
+class Loop:
+    """The loop's state: with the modules, all an exact resume needs (see checkpoint.restore)."""
 
-    def to_dict(self) -> dict:
-        return {
-            "epochs": self.epochs,
-            "best_epoch": self.best_epoch,
-            "best_validation_loss": self.best_validation_loss,
-            "monitor": self.monitor,
-            "best_score": self.best_score,
-            "stopped": self.stopped,
-            "seconds": self.seconds,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict) -> History:
-        return cls(**data)
-
-
-def parameter_groups(network: nn.Module, weight_decay: float, learning_rate: float) -> list[dict]:
-    """AdamW groups: weight decay on weight matrices only, and each module's ``lr_scale``.
-
-    Decaying biases and norm gains shrinks them towards zero for no regularising
-    benefit (they do not scale with width). A module with an ``lr_scale`` attribute (a
-    pretrained backbone) trains its parameters at that fraction of the learning rate;
-    the group keeps the factor as ``lr_scale`` for the range test. Frozen parameters
-    are included, so that unfreezing them later needs no new optimizer; AdamW skips a
-    parameter without a gradient.
-    """
-    scales: dict[int, float] = {}
-    for module in network.modules():  # parents first, so an inner lr_scale wins
-        scale = getattr(module, "lr_scale", None)
-        if scale is not None:
-            scales.update((id(p), float(scale)) for p in module.parameters())
-    buckets: dict[tuple[float, bool], list[nn.Parameter]] = {}
-    for parameter in network.parameters():
-        key = (scales.get(id(parameter), 1.0), parameter.ndim > 1)
-        buckets.setdefault(key, []).append(parameter)
-    groups = []
-    for (scale, decays), params in sorted(
-        buckets.items(), key=lambda item: (-item[0][0], not item[0][1])
-    ):
-        groups.append(
-            {
-                "params": params,
-                "weight_decay": weight_decay if decays else 0.0,
-                "lr": learning_rate * scale,
-                "lr_scale": scale,
-            }
-        )
-    return groups
-
-
-@contextlib.contextmanager
-def preserved_training_state(network: nn.Module) -> Iterator[None]:
-    """Trial steps inside (a probe, a sweep); weights, mode and torch RNG come back after."""
-    weights = {k: v.detach().clone() for k, v in network.state_dict().items()}
-    was_training = network.training
-    with torch.random.fork_rng(devices=[]):
-        try:
-            yield
-        finally:
-            network.load_state_dict(weights)
-            network.train(was_training)
+    order: torch.Generator  # data order, independent of init
+    mix: torch.Generator  # mixup partners
+    mix_rng: np.random.Generator  # mixup weights (Beta draws)
+    history: History = field(default_factory=History)
+    best_state: dict[str, torch.Tensor] | None = None
+    since_best: int = 0
+    epoch: int = 1  # where a resumed run goes on: this epoch, at this batch (a step boundary)
+    batch: int = 0
+    loss_sum: float = 0.0  # the epoch's training loss so far, summed over rows
+    seen: int = 0
+    seconds: float = 0.0  # spent before this process (a resumed run)
 
 
 class Trainer:
@@ -252,212 +197,210 @@ class Trainer:
         resume: bool = False,
     ) -> History:
         """Train; with ``resume`` continue exactly from the checkpoint in ``checkpoint_dir``."""
-        device = self.device
-        network = self.network.to(device)
-        inputs = {k: to_device(v, device) for k, v in inputs.items()}
-        target = to_device(target, device)
-        if validation is not None:
-            validation = (
-                {k: to_device(v, device) for k, v in validation[0].items()},
-                to_device(validation[1], device),
-            )
+        network = self.network.to(self.device)
+        inputs, target, validation = self._on_device(inputs, target, validation)
         rows = rows_of(inputs)
         row_values = sum(block[0].numel() for block in inputs.values())
         batch_size = min(self.batch_size or auto_batch_size(rows, row_values), rows)
-        batches = math.ceil(rows / batch_size)
-        accumulate = self.gradient_accumulation
-        steps_per_epoch = math.ceil(batches / accumulate)
-        settings = self._settings(rows, batch_size)
-
+        steps = math.ceil(math.ceil(rows / batch_size) / self.gradient_accumulation)
+        settings = self._settings_now = self._settings(rows, batch_size)
         saved = self._read_checkpoint(settings) if resume else None
-        if saved is not None:
-            learning_rate, precision = saved[1]["learning_rate"], saved[1]["precision"]
-            sweep, self.precision_probe = saved[1]["range_test"], saved[1]["precision_probe"]
-            self.range_test = RangeTest.from_dict(sweep) if sweep is not None else None
-        else:
-            learning_rate = self._choose_learning_rate(inputs, target, batch_size)
-            precision = self._choose_precision(inputs, target, batch_size, learning_rate)
-        self.chosen_learning_rate, self.chosen_precision = learning_rate, precision
-
-        optimizer = self.optimizer = self._new_optimizer(learning_rate)
-        schedule = self.schedule = build_schedule(
-            self.schedule_name, optimizer, total_steps=self.max_epochs * steps_per_epoch
+        rate, precision = self._choose(saved, inputs, target, batch_size)
+        self.optimizer = self._new_optimizer(rate)
+        self.schedule = build_schedule(
+            self.schedule_name, self.optimizer, total_steps=self.max_epochs * steps
         )
         # fp16 needs loss scaling; disabled, the scaler passes everything straight through.
-        scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-        order_generator = generator(self.seed, stream=1)  # data order, independent of init
-        mix_generator = generator(self.seed, stream=3)  # mixup partners
-        mix_rng = numpy_rng(self.seed, stream=3)  # mixup weights (Beta draws)
-        self.history = history = History()
-        best_state: dict[str, torch.Tensor] | None = None
-        since_best, first_epoch, first_batch = 0, 1, 0
-        loss_sum, seen, elapsed_before = 0.0, 0, 0.0
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=precision == "fp16")
+        loop = self.loop = Loop(
+            generator(self.seed, stream=1),
+            generator(self.seed, stream=3),
+            numpy_rng(self.seed, stream=3),
+        )
         if saved is not None:
-            tensors, state = saved
-            network.load_state_dict(_prefixed(tensors, "model."))
-            optimizer.load_state_dict(
-                ckpt.optimizer_state_from_flat(tensors, state["optimizer"], prefix="optimizer.")
+            ckpt.restore(
+                saved,
+                network=network,
+                optimizer=self.optimizer,
+                schedule=self.schedule,
+                scaler=self.scaler,
+                loop=loop,
             )
-            schedule.load_state_dict(state["schedule"])
-            if state["scaler"]:
-                scaler.load_state_dict(state["scaler"])
-            ckpt.restore_generators(
-                {"order": order_generator, "mix": mix_generator}, tensors, prefix="generator."
-            )
-            ckpt.restore_rng_state(tensors, "rng.")
-            mix_rng.bit_generator.state = state["mix_rng"]
-            best_state = _prefixed(tensors, "best.") or None
-            history = self.history = History.from_dict(state["history"])
-            since_best, elapsed_before = state["since_best"], state["seconds"]
-            first_epoch, first_batch = state["epoch"], state["batch"]
-            loss_sum = float(state["loss_sum"])
-            seen = state["seen"]
-
-        start = time.perf_counter() - elapsed_before
-        deadline = start + self.time_limit if self.time_limit else math.inf
-        last_checkpoint = time.perf_counter()
+        self.history, resume_at = loop.history, (loop.epoch, loop.batch)
+        self._start = time.perf_counter() - loop.seconds
+        deadline = self._start + self.time_limit if self.time_limit else math.inf
+        self._last_checkpoint = time.perf_counter()
         self.stop_training = False
         for callback in self.callbacks:
             callback.on_fit_start(self)
-
-        def save(epoch: int, batch: int, order_state: torch.Tensor) -> None:
-            """Checkpoint 'about to run batch `batch` of epoch `epoch`'."""
-            self._write_checkpoint(
-                settings=settings,
-                learning_rate=learning_rate,
-                precision=precision,
-                position=(epoch, batch),
-                order_state=order_state,
-                generators={"mix": mix_generator},
-                mix_rng=mix_rng,
-                scaler=scaler,
-                best_state=best_state,
-                since_best=since_best,
-                loss_sum=loss_sum,
-                seen=seen,
-                seconds=time.perf_counter() - start,
-            )
-
         # Gradients left on the network (a probe's, a caller's backward) must not
         # leak into the first step; a checkpoint is only ever taken with none held.
-        optimizer.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad(set_to_none=True)
         try:
-            epoch = first_epoch
-            for epoch in range(first_epoch, self.max_epochs + 1):
-                if history.stopped:  # resumed from the checkpoint of a finished run
+            for epoch in range(resume_at[0], self.max_epochs + 1):
+                if loop.history.stopped:  # resumed from the checkpoint of a finished run
                     break
-                epoch_start = time.perf_counter()
-                network.train()
-                order_state = order_generator.get_state()  # a mid-epoch resume replays this shuffle
-                order = torch.randperm(rows, generator=order_generator).to(device)
-                if epoch != first_epoch or first_batch == 0:
-                    loss_sum, seen = 0.0, 0
-                out_of_time = False
-                for batch in range(first_batch if epoch == first_epoch else 0, batches):
-                    index = order[batch * batch_size : (batch + 1) * batch_size]
-                    batch_inputs, batch_target = take(inputs, index), target[index]
-                    with autocast(device, precision):
-                        if self.mixup > 0:
-                            # Manifold mixup: blend encoded features and the two targets' losses.
-                            weight = float(mix_rng.beta(self.mixup, self.mixup))
-                            partner = torch.randperm(len(index), generator=mix_generator).to(device)
-                            output = network(batch_inputs, mix=(partner, weight))
-                            loss = weight * self.loss_fn(output, batch_target) + (
-                                1 - weight
-                            ) * self.loss_fn(output, batch_target[partner])
-                        else:
-                            output = network(batch_inputs)
-                            loss = self.loss_fn(output, batch_target)
-                    value = loss.item()  # one read per step: the finiteness check and the sum
-                    if not math.isfinite(value):
-                        raise self._non_finite(epoch, batch // accumulate + 1, "training loss")
-                    # The mean over the step's micro-batches; a last group short of
-                    # `accumulate` batches averages over the batches it has.
-                    group = min(accumulate, batches - batch // accumulate * accumulate)
-                    scaler.scale(loss / group if group > 1 else loss).backward()
-                    loss_sum += value * len(index)
-                    seen += len(index)
-                    if (batch + 1) % accumulate and batch + 1 < batches:
-                        continue  # accumulate more gradient before stepping
-                    if self.gradient_clip is not None:
-                        scaler.unscale_(optimizer)  # clip the true gradient, not the scaled one
-                        nn.utils.clip_grad_norm_(network.parameters(), self.gradient_clip)
-                    scaler.step(optimizer)
-                    scaler.update()
-                    optimizer.zero_grad(set_to_none=True)
-                    schedule.after_batch()
-                    for callback in self.callbacks:
-                        callback.on_batch_end(self, epoch, batch // accumulate + 1, loss.detach())
-                    if time.perf_counter() > deadline:
-                        out_of_time = True
-                        break
-                    if (
-                        self.checkpoint_dir is not None
-                        and batch + 1 < batches
-                        and time.perf_counter() - last_checkpoint >= self.checkpoint_interval
-                    ):
-                        save(epoch, batch + 1, order_state)
-                        last_checkpoint = time.perf_counter()
-
-                record = {
-                    "epoch": epoch,
-                    "loss": loss_sum / max(seen, 1),
-                    "learning_rate": optimizer.param_groups[0]["lr"],
-                }
-                if validation is not None:
-                    val_inputs, val_target = validation
-                    val_output = forward_in_chunks(network, val_inputs)
-                    record["val_loss"] = float(self.eval_loss_fn(val_output, val_target))
-                    if self.metric_fn is not None:
-                        metrics = self.metric_fn(val_output, val_target)
-                        record.update({f"val_{k}": v for k, v in metrics.items()})
-                record["seconds"] = time.perf_counter() - epoch_start
-                monitored = record.get("val_loss", record["loss"])
-                if not math.isfinite(monitored):
-                    raise self._non_finite(epoch, steps_per_epoch, "validation loss")
-                history.epochs.append(record)
-
-                # Early stopping and the weights kept follow the loss, or a validation
-                # metric: on small data the loss can bottom out while the model is still
-                # near the class prior, and keep rising (overconfidence, which
-                # calibration removes later) while accuracy still improves.
-                score = self._score(record)
-                history.monitor = self.monitor
-                if score < history.best_score - self.min_delta:
-                    history.best_score, history.best_epoch, since_best = score, epoch, 0
-                    history.best_validation_loss = monitored
-                    best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
-                else:
-                    since_best += 1
-                schedule.after_epoch(monitored)
-                for callback in self.callbacks:
-                    callback.on_epoch_end(self, record)
-
-                if out_of_time:
-                    history.stopped = f"time limit ({self.time_limit:g}s) reached in epoch {epoch}"
-                elif since_best >= self.patience:
-                    history.stopped = f"early stopping: no improvement for {self.patience} epochs"
-                elif self.stop_training:
-                    history.stopped = f"stopped by a callback after epoch {epoch}"
-                elif epoch == self.max_epochs:
-                    history.stopped = f"reached max epochs ({self.max_epochs})"
+                first = resume_at[1] if epoch == resume_at[0] else 0
+                record, out_of_time = self._train_epoch(
+                    epoch, first, inputs, target, batch_size, deadline
+                )
+                self._validate(record, validation, steps)
+                self._early_stop(record, out_of_time)
                 if self.checkpoint_dir is not None:
-                    save(epoch + 1, 0, order_generator.get_state())
-                    last_checkpoint = time.perf_counter()
-                if history.stopped:
+                    self._save((epoch + 1, 0), loop.order.get_state())
+                if loop.history.stopped:
                     break
         except BaseException:
             if self.progress is not None:
                 self.progress.close()
             raise
-
-        if best_state is not None:
-            network.load_state_dict(best_state)
+        if loop.best_state is not None:
+            network.load_state_dict(loop.best_state)
         network.eval()
-        history.seconds = time.perf_counter() - start
+        loop.history.seconds = time.perf_counter() - self._start
         for callback in self.callbacks:
-            callback.on_fit_end(self, history)
-        return history
+            callback.on_fit_end(self, loop.history)
+        return loop.history
+
+    def _on_device(self, inputs: Inputs, target: torch.Tensor, validation) -> tuple:
+        """Every tensor on the training device (on CUDA from pinned memory)."""
+
+        def move(block: Inputs) -> Inputs:
+            return {k: to_device(v, self.device) for k, v in block.items()}
+
+        if validation is not None:
+            validation = (move(validation[0]), to_device(validation[1], self.device))
+        return move(inputs), to_device(target, self.device), validation
+
+    def _choose(self, saved, inputs: Inputs, target: torch.Tensor, batch_size: int) -> tuple:
+        """The learning rate and precision: a resumed run's recorded ones, else chosen now."""
+        if saved is not None:
+            state = saved[1]
+            self.range_test = (
+                RangeTest.from_dict(state["range_test"]) if state["range_test"] else None
+            )
+            self.precision_probe = state["precision_probe"]
+            rate, precision = state["learning_rate"], state["precision"]
+        else:
+            rate = self._choose_learning_rate(inputs, target, batch_size)
+            precision = self._choose_precision(inputs, target, batch_size, rate)
+        self.chosen_learning_rate, self.chosen_precision = rate, precision
+        return rate, precision
+
+    def _train_epoch(self, epoch, first, inputs, target, batch_size, deadline) -> tuple[dict, bool]:
+        """One pass over the shuffled rows from batch ``first``: per optimizer step, the
+        forward and backward passes of its micro-batches (gradient accumulation: their mean
+        gradient), then clipping, the step and the schedule. Returns the epoch's record and
+        whether the time limit cut it short."""
+        loop, network, accumulate = self.loop, self.network, self.gradient_accumulation
+        self._epoch_start = time.perf_counter()
+        network.train()
+        order_state = loop.order.get_state()  # a mid-epoch resume replays this shuffle
+        rows = rows_of(inputs)
+        order = torch.randperm(rows, generator=loop.order).to(self.device)
+        batches = math.ceil(rows / batch_size)
+        if first == 0:
+            loop.loss_sum, loop.seen = 0.0, 0
+        for step in range(first // accumulate, math.ceil(batches / accumulate)):
+            micro = range(step * accumulate, min((step + 1) * accumulate, batches))
+            for batch in micro:
+                index = order[batch * batch_size : (batch + 1) * batch_size]
+                loss = self._backward(inputs, target, index, len(micro), epoch, step + 1)
+            self._step()
+            for callback in self.callbacks:
+                callback.on_batch_end(self, epoch, step + 1, loss.detach())
+            if time.perf_counter() > deadline:
+                return self._record(epoch), True
+            due = time.perf_counter() - self._last_checkpoint >= self.checkpoint_interval
+            if self.checkpoint_dir is not None and micro.stop < batches and due:
+                self._save((epoch, micro.stop), order_state)
+        return self._record(epoch), False
+
+    def _backward(self, inputs, target, index, group: int, epoch: int, step: int) -> torch.Tensor:
+        """Forward and backward of one micro-batch (rows ``index``); the loss is divided by
+        the step's ``group`` of micro-batches so that their gradients add up to the mean."""
+        batch_inputs, batch_target = take(inputs, index), target[index]
+        loop = self.loop
+        with autocast(self.device, self.chosen_precision):
+            if self.mixup > 0:
+                # Manifold mixup: blend encoded features and the two targets' losses.
+                weight = float(loop.mix_rng.beta(self.mixup, self.mixup))
+                partner = torch.randperm(len(index), generator=loop.mix).to(self.device)
+                output = self.network(batch_inputs, mix=(partner, weight))
+                loss = weight * self.loss_fn(output, batch_target) + (1 - weight) * self.loss_fn(
+                    output, batch_target[partner]
+                )
+            else:
+                output = self.network(batch_inputs)
+                loss = self.loss_fn(output, batch_target)
+        value = loss.item()  # one read per step: the finiteness check and the sum
+        if not math.isfinite(value):
+            raise self._non_finite(epoch, step, "training loss")
+        self.scaler.scale(loss / group if group > 1 else loss).backward()
+        loop.loss_sum += value * len(index)
+        loop.seen += len(index)
+        return loss
+
+    def _step(self) -> None:
+        """Clip (the true gradient, unscaled), step, zero the gradients, advance the schedule."""
+        if self.gradient_clip is not None:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.network.parameters(), self.gradient_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.schedule.after_batch()
+
+    def _record(self, epoch: int) -> dict:
+        loop = self.loop
+        return {
+            "epoch": epoch,
+            "loss": loop.loss_sum / max(loop.seen, 1),
+            "learning_rate": self.optimizer.param_groups[0]["lr"],
+        }
+
+    def _validate(self, record: dict, validation, steps: int) -> None:
+        """The validation loss and metrics into the epoch's record; a non-finite one stops."""
+        if validation is not None:
+            val_inputs, val_target = validation
+            val_output = forward_in_chunks(self.network, val_inputs)
+            record["val_loss"] = float(self.eval_loss_fn(val_output, val_target))
+            if self.metric_fn is not None:
+                metrics = self.metric_fn(val_output, val_target)
+                record.update({f"val_{k}": v for k, v in metrics.items()})
+        record["seconds"] = time.perf_counter() - self._epoch_start
+        if not math.isfinite(record.get("val_loss", record["loss"])):
+            raise self._non_finite(record["epoch"], steps, "validation loss")
+        self.loop.history.epochs.append(record)
+
+    def _early_stop(self, record: dict, out_of_time: bool) -> None:
+        """Keep the best weights so far; decide whether (and why) training ends here.
+
+        Early stopping and the weights kept follow the loss, or a validation metric: on
+        small data the loss can bottom out while the model is still near the class prior,
+        and keep rising (overconfidence, which calibration removes later) while accuracy
+        still improves."""
+        loop, history, epoch = self.loop, self.loop.history, record["epoch"]
+        monitored = record.get("val_loss", record["loss"])
+        score = self._score(record)
+        history.monitor = self.monitor
+        if score < history.best_score - self.min_delta:
+            history.best_score, history.best_epoch, loop.since_best = score, epoch, 0
+            history.best_validation_loss = monitored
+            loop.best_state = {k: v.detach().clone() for k, v in self.network.state_dict().items()}
+        else:
+            loop.since_best += 1
+        self.schedule.after_epoch(monitored)
+        for callback in self.callbacks:
+            callback.on_epoch_end(self, record)
+        if out_of_time:
+            history.stopped = f"time limit ({self.time_limit:g}s) reached in epoch {epoch}"
+        elif loop.since_best >= self.patience:
+            history.stopped = f"early stopping: no improvement for {self.patience} epochs"
+        elif self.stop_training:
+            history.stopped = f"stopped by a callback after epoch {epoch}"
+        elif epoch == self.max_epochs:
+            history.stopped = f"reached max epochs ({self.max_epochs})"
 
     def _score(self, record: dict) -> float:
         """The monitored value of an epoch, signed so that lower is better."""
@@ -496,55 +439,26 @@ class Trainer:
     def _read_checkpoint(self, settings: dict) -> tuple[dict, dict]:
         if self.checkpoint_dir is None:
             raise CheckpointError("resume needs a checkpoint directory")
-        tensors, state = ckpt.load_checkpoint(self.checkpoint_dir)
-        different = {
-            key: (state["settings"].get(key), value)
-            for key, value in settings.items()
-            if state["settings"].get(key) != value
-        }
-        if different:
-            listed = ", ".join(
-                f"{k}: {old!r} then, {new!r} now" for k, (old, new) in different.items()
-            )
-            raise CheckpointError(
-                f"the checkpoint was made with other settings ({listed}); an exact resume "
-                "needs the same data and options",
-                path=str(self.checkpoint_dir),
-            )
-        return tensors, state
+        return ckpt.load_matching(self.checkpoint_dir, settings)
 
-    def _write_checkpoint(
-        self,
-        *,
-        settings: dict,
-        learning_rate: float,
-        precision: str,
-        position: tuple[int, int],
-        order_state: torch.Tensor,
-        generators: dict[str, torch.Generator],
-        mix_rng: np.random.Generator,
-        scaler: torch.amp.GradScaler,
-        best_state: dict[str, torch.Tensor] | None,
-        since_best: int,
-        loss_sum: float,
-        seen: int,
-        seconds: float,
-    ) -> None:
+    def _save(self, position: tuple[int, int], order_state: torch.Tensor) -> None:
+        """Checkpoint "about to run batch ``position[1]`` of epoch ``position[0]``"."""
+        loop = self.loop
         optimizer_tensors, optimizer_meta = ckpt.optimizer_state_to_flat(
             self.optimizer.state_dict(), prefix="optimizer."
         )
         tensors = {
             **{f"model.{k}": v for k, v in self.network.state_dict().items()},
-            **{f"best.{k}": v for k, v in (best_state or {}).items()},
+            **{f"best.{k}": v for k, v in (loop.best_state or {}).items()},
             **optimizer_tensors,
-            **ckpt.generator_states(generators, prefix="generator."),
+            **ckpt.generator_states({"mix": loop.mix}, prefix="generator."),
             "generator.order": order_state,
             **ckpt.rng_state_to_tensors("rng."),  # CPU and every CUDA device: dropout masks
         }
         state = {
-            "settings": settings,
-            "learning_rate": learning_rate,
-            "precision": precision,
+            "settings": self._settings_now,
+            "learning_rate": self.chosen_learning_rate,
+            "precision": self.chosen_precision,
             # What chose them: a resumed run's bundle shows the same sweep and probe.
             "range_test": self.range_test.to_dict() if self.range_test is not None else None,
             "precision_probe": self.precision_probe,
@@ -552,15 +466,16 @@ class Trainer:
             "batch": position[1],
             "optimizer": optimizer_meta,
             "schedule": self.schedule.state_dict(),
-            "scaler": scaler.state_dict() if scaler.is_enabled() else {},
-            "mix_rng": mix_rng.bit_generator.state,
-            "history": self.history.to_dict(),
-            "since_best": since_best,
-            "loss_sum": loss_sum,
-            "seen": seen,
-            "seconds": seconds,
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
+            "mix_rng": loop.mix_rng.bit_generator.state,
+            "history": loop.history.to_dict(),
+            "since_best": loop.since_best,
+            "loss_sum": loop.loss_sum,
+            "seen": loop.seen,
+            "seconds": time.perf_counter() - self._start,
         }
         ckpt.save_checkpoint(self.checkpoint_dir, tensors=tensors, state=state)
+        self._last_checkpoint = time.perf_counter()
 
     def _non_finite(self, epoch: int, step: int, what: str) -> TrainingError:
         kept = (
@@ -573,7 +488,3 @@ class Trainer:
             f"the {what} became non-finite in epoch {epoch}, step {step} (learning rate "
             f"{rate:.3g}){kept}; lower --learning-rate, add --gradient-clip, or check the data"
         )
-
-
-def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}

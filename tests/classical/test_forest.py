@@ -12,7 +12,7 @@ import pytest
 from deepstrata.classical import new_head
 from deepstrata.classical.forest import PROBABILITY_FLOOR
 from deepstrata.errors import ConfigError
-from deepstrata.heads import probabilities
+from deepstrata.tasks import probabilities
 from tests.classical.conftest import load_split
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

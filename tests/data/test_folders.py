@@ -11,7 +11,8 @@ import soundfile
 from PIL import Image
 
 from deepstrata.data.folders import LABEL, read_folder
-from deepstrata.data.sources import Table, read_table
+from deepstrata.data.sources import read_table
+from deepstrata.data.table import Table
 from deepstrata.errors import DataError, DataWarning
 
 

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deepstrata.data.sources import TABLE_SUFFIXES, Table, read_table
+from deepstrata.data.sources import read_table
+from deepstrata.data.table import TABLE_SUFFIXES, Table
 from deepstrata.errors import DataError, DataWarning
 
 

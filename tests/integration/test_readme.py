@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from deepstrata.cli import main
-from deepstrata.demo import run_demo
+from deepstrata.cli.demo import run_demo
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 pytestmark = pytest.mark.integration

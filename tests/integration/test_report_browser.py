@@ -16,9 +16,9 @@ import pytest
 
 import deepstrata
 from deepstrata.bundle.manifest import write_manifest
-from deepstrata.evaluate.report import write_report
+from deepstrata.report.render import write_report
 from tests.conftest import FAST_FIT, make_churn_frame, torch_threads
-from tests.evaluate.test_report import data_summary, predictions_csv
+from tests.report.test_render import data_summary, predictions_csv
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [

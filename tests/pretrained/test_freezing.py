@@ -73,7 +73,7 @@ def test_a_resumed_run_starts_with_the_stages_its_epochs_opened():
 
 
 def test_a_frozen_stage_does_not_move_under_adamw_with_weight_decay():
-    from deepstrata.train.trainer import parameter_groups
+    from deepstrata.train.optimizer import parameter_groups
 
     net, backbone = network()
     freeze(net, "all")

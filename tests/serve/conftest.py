@@ -29,7 +29,7 @@ from tests.conftest import make_churn_frame
 CLI_SCRIPT = """
 import sys
 from deepstrata.cli import app, main
-from deepstrata.serve.commands import export, serve
+from deepstrata.cli.serve import export, serve
 names = {command.name or command.callback.__name__ for command in app.registered_commands}
 for command in (serve, export):
     if command.__name__ not in names:

@@ -20,7 +20,8 @@ from deepstrata.config import FitConfig
 from deepstrata.data import files
 from deepstrata.data.schema import Feature, Schema
 from deepstrata.data.sources import read_table
-from deepstrata.model import Model, build_member
+from deepstrata.model.member import build_member
+from deepstrata.model.model import Model
 from deepstrata.preprocess.image import ImagePreprocessor
 from deepstrata.preprocess.number import NumberPreprocessor
 from deepstrata.preprocess.target import TargetEncoder

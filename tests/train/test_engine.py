@@ -21,15 +21,16 @@ import deepstrata
 from deepstrata.config import FitConfig
 from deepstrata.encoders.dense import DenseEncoder
 from deepstrata.errors import ConfigError, TrainingError
-from deepstrata.heads import build_head
-from deepstrata.network import Network
+from deepstrata.model.network import Network
 from deepstrata.nn.mlp import MLP
 from deepstrata.seeding import generator, numpy_rng
+from deepstrata.tasks import build_head
 from deepstrata.train import precision as precision_module
 from deepstrata.train.callbacks import Callback, MetricsLog, TensorBoardLog
 from deepstrata.train.checkpoint import has_checkpoint, load_checkpoint
+from deepstrata.train.optimizer import parameter_groups
 from deepstrata.train.precision import MIN_SPEEDUP, choose_precision, resolve_device
-from deepstrata.train.trainer import Trainer, parameter_groups
+from deepstrata.train.trainer import Trainer
 from tests.train import tiny
 from tests.train.tiny import network
 

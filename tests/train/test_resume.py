@@ -26,7 +26,7 @@ SCRIPT = textwrap.dedent(
     import json, os, signal, sys
     import torch
     from deepstrata.encoders.dense import DenseEncoder
-    from deepstrata.network import Network
+    from deepstrata.model.network import Network
     from deepstrata.train.callbacks import Callback
     from deepstrata.train.trainer import Trainer
 

@@ -4,7 +4,7 @@ problem and a one-block ``Network`` over one dense feature block."""
 import torch
 
 from deepstrata.encoders.dense import DenseEncoder
-from deepstrata.network import Network
+from deepstrata.model.network import Network
 
 
 def regression_data(rows=256, features=4, seed=0):

@@ -1,0 +1,304 @@
+"""A fitted model and its bundle: :class:`Model`, :func:`load`.
+
+A Model is one or more *members* (:mod:`deepstrata.model.member`: a network, or a
+pretrained extractor under a classical head) sharing one schema and one target
+encoding. A plain ``fit`` gives one member; ``fit(folds=K, cv_model="ensemble")`` keeps
+the K fold networks, ``--ensemble`` a network and a classical model; their calibrated
+outputs are mixed by the task (:meth:`deepstrata.tasks.base.Task.combine`), with the
+members' weights.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from deepstrata import tasks
+from deepstrata.bundle import read_bundle, write_bundle
+from deepstrata.bundle.format import FORMAT, upgrade, versions
+from deepstrata.config import FitConfig
+from deepstrata.data.folders import file_column, is_folder
+from deepstrata.data.schema import Schema
+from deepstrata.data.sources import read_table
+from deepstrata.data.table import Table
+from deepstrata.errors import BundleError, ConfigError
+from deepstrata.model.member import Member, member_from_bundle_entry
+from deepstrata.model.network import Network
+from deepstrata.preprocess.base import Preprocessor
+from deepstrata.preprocess.target import TargetEncoder
+from deepstrata.report.render import REPORT, compare_beside, render_report
+
+Data = str | Path | pd.DataFrame | Table
+LABEL_JOIN = "|"  # a multilabel prediction in a table: "drama|comedy"
+
+__all__ = ["Data", "Model", "combine", "load", "versions"]
+
+
+class Model:
+    """A fitted model with everything it needs to turn raw rows into predictions.
+
+    Built by ``deepstrata.fit`` or :func:`load`; not meant to be constructed by hand.
+    ``decision``: what turns probabilities into predictions beyond the argmax (the
+    multilabel task's per-label thresholds), or None.
+    """
+
+    def __init__(
+        self,
+        *,
+        schema: Schema,
+        members: list,
+        target_encoder: TargetEncoder,
+        config: FitConfig,
+        metrics: dict | None = None,
+        artifacts: dict[str, bytes] | None = None,
+        weights: list[float] | None = None,
+        decision: dict | None = None,
+    ) -> None:
+        self.schema = schema
+        self.members = members
+        if weights is not None and (
+            len(weights) != len(members) or min(weights) < 0 or not np.isclose(sum(weights), 1)
+        ):
+            raise ValueError(f"member weights {weights} for {len(members)} members")
+        # How the members' probabilities (regression: values) are mixed; None: equally.
+        self.weights = None if weights is None else [float(w) for w in weights]
+        for member in members:
+            member.eval()
+        self.target_encoder = target_encoder
+        self.config = config
+        self.metrics = metrics or {}
+        self.artifacts = artifacts or {}  # extra bundle files: metrics.jsonl, lr_range.png, ...
+        self.decision = decision
+
+    @property
+    def task(self) -> str:
+        return self.schema.task
+
+    @property
+    def spec(self):
+        """The task's code (:mod:`deepstrata.tasks`)."""
+        return tasks.get(self.task)
+
+    @property
+    def classes(self) -> list:
+        """Class (or label) names in the order of ``predict_proba``'s columns."""
+        return self.target_encoder.labels()
+
+    @property
+    def network(self) -> Network:
+        """The network of a single-network model (an ensemble has ``members``)."""
+        member = self._single()
+        if not isinstance(member, Member):
+            raise TypeError(
+                "this model has no network of its own: pretrained features under a "
+                f"{member.head.name} head (see .members[0].extractor and .head)"
+            )
+        return member.network
+
+    @property
+    def preprocessors(self) -> dict[str, Preprocessor]:
+        return self._single().preprocessors
+
+    def _single(self):
+        if len(self.members) != 1:
+            raise TypeError(
+                f"this model is an ensemble of {len(self.members)} members; see .members"
+            )
+        return self.members[0]
+
+    # -- predictions -------------------------------------------------------------------------
+    def _outputs(self, data: Data) -> tuple[Table, np.ndarray]:
+        table = read_table(data)
+        return table, self.outputs_of(table)
+
+    def outputs_of(self, table: Table) -> np.ndarray:
+        """Calibrated outputs of the whole model; an ensemble's are its members' mixed."""
+        if len(self.members) == 1:
+            return self.members[0].outputs(table)
+        return combine(self.task, [m.outputs(table) for m in self.members], self.weights)
+
+    def probabilities_of(self, outputs: np.ndarray) -> np.ndarray:
+        return self.spec.probabilities(outputs)
+
+    def predict(self, data: Data) -> np.ndarray:
+        """One prediction per row of ``data`` (a DataFrame or a file): a class label, a list
+        of labels (multilabel) or a value."""
+        _, outputs = self._outputs(data)
+        return self.decode(outputs)
+
+    def predict_proba(self, data: Data) -> np.ndarray:
+        """``(rows, classes)`` calibrated probabilities, columns in the order of
+        ``model.classes`` (multilabel: each label's own probability)."""
+        if not self.spec.classifier:
+            raise TypeError("predict_proba is for classifiers; this model does regression")
+        _, outputs = self._outputs(data)
+        return self.probabilities_of(outputs)
+
+    def predictions(
+        self, data: Data, *, proba: bool = False, keep: list[str] | tuple = ()
+    ) -> pd.DataFrame:
+        """A table of predictions: ``keep`` columns copied from ``data``, ``prediction``
+        (multilabel: the labels joined by ``|``), and with ``proba`` one ``proba_<class>``
+        column per class. For a folder of files the file's path comes first."""
+        if proba and not self.spec.classifier:
+            raise ConfigError("a regression model has no class probabilities", option="--proba")
+        table, outputs = self._outputs(data)
+        if is_folder(table):  # a folder of files: say which file each row is
+            named = file_column(table)
+            keep = [named, *(name for name in keep if name != named)]
+        for name in keep:
+            if name not in table.frame.columns:
+                raise table.error(f"column {name!r} to keep is not in the data", column=name)
+        frame = pd.DataFrame({name: table.frame[name] for name in keep})
+        frame["prediction"] = self.prediction_cells(outputs)
+        if proba:
+            probabilities = self.probabilities_of(outputs)
+            for index, label in enumerate(self.classes):
+                frame[f"proba_{label}"] = probabilities[:, index]
+        return frame
+
+    def decode(self, outputs: np.ndarray) -> np.ndarray:
+        """Calibrated outputs -> predictions as the target was written."""
+        return self.target_encoder.decode(self.spec.point_predictions(outputs, self.decision))
+
+    _decode = decode  # the name callers used before
+
+    def prediction_cells(self, outputs: np.ndarray) -> np.ndarray:
+        """Predictions as one table cell each (a multilabel row's labels joined by ``|``)."""
+        decoded = self.decode(outputs)
+        if self.spec.prediction != "labels":
+            return decoded
+        return np.array([LABEL_JOIN.join(map(str, labels)) for labels in decoded], dtype=object)
+
+    def evaluate(self, data: Data) -> dict[str, float]:
+        """Metrics on rows that include the target column."""
+        table, outputs = self._outputs(data)
+        target = self.schema.target
+        if target not in table.frame.columns:
+            raise table.error(f"the target column {target!r} is needed to evaluate", column=target)
+        encoded = self.target_encoder.encode(table.frame[target], table)
+        return self.metrics_of(outputs, encoded)
+
+    def metrics_of(self, outputs: np.ndarray, encoded: np.ndarray) -> dict[str, float]:
+        return self.spec.metrics(encoded, outputs, self.target_encoder, self.decision)
+
+    # -- persistence ---------------------------------------------------------------------------
+    def bundle_parts(self) -> tuple[dict, dict[str, torch.Tensor], dict[str, bytes]]:
+        """(config.json, weights, extra files); weights are prefixed ``members.{i}.``."""
+        entries, weights, files = [], {}, {}
+        for index, member in enumerate(self.members):
+            entry, tensors, extra = member.bundle_entry(index)
+            entries.append(entry)
+            weights.update((f"members.{index}.{name}", t) for name, t in tensors.items())
+            files.update(extra)
+        config = {
+            "format": FORMAT,
+            "schema": self.schema.to_dict(),
+            "target": self.target_encoder.state(),
+            "members": entries,
+            **({"member_weights": self.weights} if self.weights is not None else {}),
+            **({"decision": self.decision} if self.decision is not None else {}),
+            "training": self.config.to_dict(),
+            "versions": versions(),
+        }
+        return config, weights, files
+
+    def bundle_config(self) -> dict:
+        return self.bundle_parts()[0]
+
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the bundle directory (atomically), with its report.html. Returns its path.
+
+        A ``compare.json`` that ``deepstrata compare`` left beside it (``runs/churn.compare/``
+        for ``runs/churn``) goes in too: the report then shows the learning curves."""
+        config, weights, files = self.bundle_parts()
+        files = {**self.artifacts, **files}
+        beside = compare_beside(path, self.schema.target)
+        if beside is not None:
+            files["compare.json"] = beside
+        report = _report(config, self.metrics, files)
+        if report is not None:
+            files[REPORT] = report
+        return write_bundle(
+            path,
+            config=config,
+            weights=weights,
+            metrics=self.metrics,
+            versions=versions(),
+            files=files,
+            overwrite=overwrite,
+        )
+
+    def __repr__(self) -> str:
+        inputs = ", ".join(f"{f.name}:{f.kind}" for f in self.schema.inputs)
+        networks = f", members={len(self.members)}" if len(self.members) > 1 else ""
+        return (
+            f"Model(task={self.task!r}, target={self.schema.target!r}, inputs=[{inputs}]{networks})"
+        )
+
+
+def _report(config: dict, metrics: dict, files: dict[str, bytes]) -> bytes | None:
+    """report.html for a bundle of these parts. A report that cannot be drawn does not cost
+    the model: the bundle is written without it, with a warning saying how to retry."""
+    import warnings
+
+    from deepstrata.errors import DataWarning
+
+    parts = {
+        "config.json": json.dumps(config).encode(),
+        "metrics.json": json.dumps(metrics, default=str).encode(),
+        **files,
+    }
+    try:
+        return render_report(parts).encode("utf-8")
+    except Exception as error:  # the report is a view; the model is the point
+        warnings.warn(
+            f"report.html could not be drawn ({type(error).__name__}: {error}); the bundle "
+            "is complete without it; `deepstrata report BUNDLE` tries again",
+            DataWarning,
+            stacklevel=3,
+        )
+        return None
+
+
+def combine(task: str, outputs: list[np.ndarray], weights: list[float] | None) -> np.ndarray:
+    """Members' calibrated outputs -> the ensemble's, as the task mixes them (regression:
+    values averaged; classifiers: the logits of the averaged probabilities). ``weights``
+    (summing to 1) or equal shares."""
+    return tasks.get(task).combine(outputs, weights)
+
+
+def load(path: str | Path) -> Model:
+    """Load a bundle written by ``Model.save``; verifies every file's hash first.
+
+    A member fit on pretrained features names its networks by package, version and
+    sha256; installed weights that differ are refused (BundleError)."""
+    config, weights, metrics = read_bundle(path)
+    try:
+        config, weights = upgrade(config, weights)
+        members, used = [], 0
+        for index, entry in enumerate(config["members"]):
+            prefix = f"members.{index}."
+            tensors = {k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)}
+            members.append(member_from_bundle_entry(entry, tensors, Path(path)))
+            used += len(tensors)
+        model = Model(
+            schema=Schema.from_dict(config["schema"]),
+            members=members,
+            target_encoder=TargetEncoder.from_state(config["target"]),
+            config=FitConfig.from_dict(config["training"], source="config.json"),
+            metrics=metrics,
+            weights=config.get("member_weights"),
+            decision=config.get("decision"),
+        )
+    except (KeyError, TypeError, ValueError, RuntimeError, ConfigError) as error:
+        raise BundleError(
+            f"config.json and weights do not describe a model: {error}", path=str(path)
+        ) from error
+    if used != len(weights):
+        raise BundleError("weights.safetensors holds tensors no network uses", path=str(path))
+    return model

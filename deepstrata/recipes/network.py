@@ -1,0 +1,160 @@
+"""Training one split: fit preprocessors on its training rows, build a network, train
+it (range test, schedule, early stopping, checkpoints), calibrate it on its validation
+rows. Every recipe (one split, K folds, cross-fitting) calls :func:`train_split` once
+per network it needs; under ``--strategy features`` it hands over to
+:func:`deepstrata.recipes.features.train_features`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from deepstrata.calibrate.temperature import calibrate
+from deepstrata.errors import ConfigError
+from deepstrata.kinds import encoder_options
+from deepstrata.model.member import build_member
+from deepstrata.pretrained.freezing import GradualUnfreezing, freeze
+from deepstrata.pretrained.registry import get
+from deepstrata.recipes.features import train_features
+from deepstrata.recipes.prepare import Prepared, Trained, transform
+from deepstrata.seeding import seed_everything
+from deepstrata.train.batches import forward_in_chunks
+from deepstrata.train.callbacks import Callback, MetricsLog, TensorBoardLog
+from deepstrata.train.checkpoint import has_checkpoint
+from deepstrata.train.precision import resolve_device
+from deepstrata.train.progress import Progress
+from deepstrata.train.trainer import Trainer
+
+
+def train_split(
+    prepared: Prepared,
+    train_rows: np.ndarray,
+    val_rows: np.ndarray | None,
+    *,
+    directory: Path | None,
+    resume: bool,
+    progress: Progress,
+    callbacks: list[Callback],
+    max_epochs: int | None = None,
+) -> Trained:
+    """Fit preprocessors on ``train_rows``, build and train one network, calibrate it on
+    ``val_rows`` (None: a refit on every row, stopping at ``max_epochs``)."""
+    cfg = prepared.cfg
+    if cfg.strategy == "features":
+        return train_features(prepared, train_rows, val_rows, progress=progress)
+    preprocessors = prepared.new_preprocessors(train_rows)
+    train_inputs = transform(preprocessors, prepared.frame.iloc[train_rows], prepared.table)
+    train_target = torch.from_numpy(prepared.encoded[train_rows])
+    validation = None
+    if val_rows is not None:
+        val_inputs = transform(preprocessors, prepared.frame.iloc[val_rows], prepared.table)
+        validation = (val_inputs, torch.from_numpy(prepared.encoded[val_rows]))
+
+    seed_everything(cfg.seed)
+    member, callbacks = _new_member(prepared, preprocessors, callbacks)
+    trainer = _trainer(
+        prepared, member.network, directory, val_rows, callbacks, progress, max_epochs
+    )
+    resuming = resume and directory is not None and has_checkpoint(directory / "checkpoint")
+    history = trainer.fit(train_inputs, train_target, validation=validation, resume=resuming)
+    member.network.cpu().eval()
+
+    info, artifacts = _what_was_chosen(trainer, cfg, history, directory)
+    raw = None
+    if validation is not None:
+        raw = forward_in_chunks(member.network, validation[0]).numpy()
+        if prepared.task.classifier and cfg.calibrate:
+            info["calibration"] = calibrate(member, raw, prepared.encoded[val_rows])
+    return Trained(member, history.to_dict(), raw, info, artifacts)
+
+
+def _new_member(prepared: Prepared, preprocessors: dict, callbacks: list[Callback]):
+    """A member with a fresh network; finetune freezes (or unfreezes by epoch) and names
+    the pretrained networks it starts from."""
+    cfg, schema = prepared.cfg, prepared.schema
+    architecture = {
+        "task": schema.task,
+        "num_classes": len(prepared.target_encoder.classes),
+        "hidden_dims": list(cfg.hidden_dims),
+        "dropout": cfg.dropout,
+        "options": encoder_options(sorted({f.kind for f in schema.inputs}), prepared.options),
+    }
+    member = build_member(preprocessors, architecture)
+    if cfg.strategy == "finetune":
+        freeze(member.network, cfg.freeze)
+        if cfg.freeze == "gradual":
+            callbacks = [GradualUnfreezing(), *callbacks]
+        member.pretrained = [
+            get(name).identity() for name in sorted(set(prepared.pretrained.values()))
+        ]
+    return member, callbacks
+
+
+def _trainer(prepared, network, directory, val_rows, callbacks, progress, max_epochs) -> Trainer:
+    """The Trainer for one network, every setting from the fit's configuration."""
+    cfg, task, encoder = prepared.cfg, prepared.task, prepared.target_encoder
+    loss_fn = network.loss
+    if cfg.label_smoothing:
+        loss_fn = functools.partial(network.loss, label_smoothing=cfg.label_smoothing)
+    logs: list[Callback] = []
+    if directory is not None:
+        logs.append(MetricsLog(directory / "metrics.jsonl"))
+        if cfg.tensorboard:
+            logs.append(TensorBoardLog(directory / "tensorboard"))
+    elif cfg.tensorboard:
+        raise ConfigError(
+            "TensorBoard logs go into the run directory: give one (--run-dir)",
+            option="--tensorboard",
+        )
+    epochs = max_epochs or cfg.max_epochs
+    return Trainer(
+        network,
+        loss_fn=loss_fn,
+        eval_loss_fn=network.loss,
+        metric_fn=lambda output, target: task.epoch_metric(output, target, encoder),
+        learning_rate=cfg.learning_rate,
+        weight_decay=cfg.weight_decay,
+        schedule=cfg.schedule,
+        batch_size=cfg.batch_size,
+        max_epochs=epochs,
+        patience=cfg.patience if val_rows is not None else epochs + 1,
+        min_delta=cfg.min_delta,
+        monitor=cfg.monitor,
+        gradient_clip=cfg.gradient_clip,
+        gradient_accumulation=cfg.gradient_accumulation,
+        mixup=cfg.mixup,
+        precision=cfg.precision,
+        device=resolve_device(cfg.device),
+        time_limit=cfg.time_limit,
+        seed=cfg.seed,
+        checkpoint_dir=directory / "checkpoint" if directory is not None else None,
+        checkpoint_interval=cfg.checkpoint_minutes * 60,
+        callbacks=[*logs, *callbacks],
+        progress=progress,
+    )
+
+
+def _what_was_chosen(trainer: Trainer, cfg, history, directory) -> tuple[dict, dict]:
+    """``info`` (the rate, the precision, the device) and the logs to keep in the bundle."""
+    info: dict = {
+        "learning_rate": {"configured": cfg.learning_rate, "used": trainer.chosen_learning_rate},
+        "precision": {"configured": cfg.precision, "used": trainer.chosen_precision},
+        "device": str(trainer.device),
+    }
+    if trainer.precision_probe:
+        info["precision"]["probe"] = trainer.precision_probe
+    artifacts = {"metrics.jsonl": "".join(json.dumps(r) + "\n" for r in history.epochs).encode()}
+    if trainer.range_test is not None:
+        sweep = trainer.range_test
+        info["learning_rate"].update({"suggestion": sweep.suggestion, "rule": sweep.rule})
+        artifacts["lr_range.json"] = json.dumps(sweep.to_dict(), indent=2).encode()
+        with tempfile.TemporaryDirectory() as scratch:
+            plot = Path(directory or scratch) / "lr_range.png"
+            artifacts["lr_range.png"] = sweep.save_plot(plot).read_bytes()
+    return info, artifacts

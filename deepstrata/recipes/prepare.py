@@ -1,0 +1,203 @@
+"""What every split of one ``fit`` shares: the table, its schema, the encoded target.
+
+:func:`prepare` runs once per fit, before any training: the schema and task, the rows
+with a target, every file of every file column decoded once (bad files listed in one
+error, or left out with ``--skip-bad-files``), the target encoded, the strategy chosen.
+Everything it refuses, it refuses before any work is written.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+
+from deepstrata import tasks
+from deepstrata.config import FitConfig, check_for_task
+from deepstrata.data.files import BadFile, bad_files_error
+from deepstrata.data.schema import Schema, infer_schema
+from deepstrata.data.table import Table
+from deepstrata.errors import ConfigError, DataWarning
+from deepstrata.kinds import KINDS
+from deepstrata.model.model import Model
+from deepstrata.preprocess.frame import transform_frame
+from deepstrata.preprocess.target import TargetEncoder
+from deepstrata.pretrained.strategy import choose_strategy, pretrained_kinds
+from deepstrata.train.precision import resolve_device
+
+
+@dataclass
+class Prepared:
+    """What every split of one ``fit`` shares."""
+
+    cfg: FitConfig
+    table: Table
+    frame: pd.DataFrame  # labelled rows only
+    schema: Schema
+    target_encoder: TargetEncoder
+    encoded: np.ndarray  # encoded target, one per row of ``frame``
+    skipped: list[BadFile] = field(default_factory=list)  # rows left out: unreadable files
+    strategy: dict = field(default_factory=dict)  # used, requested, reason (see pretrained)
+    pretrained: dict[str, str] = field(default_factory=dict)  # kind -> pretrained network used
+
+    @property
+    def task(self):
+        """The task's code (:mod:`deepstrata.tasks`)."""
+        return tasks.get(self.schema.task)
+
+    @property
+    def options(self) -> dict:
+        """What preprocessors and encoders read: the config plus the pretrained networks."""
+        return {**self.cfg.to_dict(), "pretrained": self.pretrained}
+
+    def new_preprocessors(self, rows: np.ndarray) -> dict:
+        """One preprocessor per input column, fitted on ``rows`` of the table."""
+        frame, options = self.frame.iloc[rows], self.options
+        return {
+            f.name: KINDS[f.kind].new_preprocessor(options).fit(frame[f.name], self.table)
+            for f in self.schema.inputs
+        }
+
+
+@dataclass
+class Trained:
+    """One trained member and what its training chose and left."""
+
+    member: object  # a deepstrata.model.member Member or FeatureMember
+    history: dict
+    raw_outputs: np.ndarray | None  # validation outputs before calibration
+    info: dict  # learning rate, precision, calibration: what the run chose and why
+    artifacts: dict[str, bytes]
+
+
+def prepare(table: Table, cfg: FitConfig) -> Prepared:
+    """Schema, labelled rows, decoded files, encoded target and strategy (see module doc)."""
+    schema = infer_schema(
+        table.frame,
+        target=cfg.target,
+        task=cfg.task,
+        columns=cfg.columns,
+        ignore=cfg.ignore,
+        source=table.source,
+    )
+    check_for_task(cfg, schema.task)
+    task = tasks.get(schema.task)
+    frame = table.frame
+    labelled = frame[cfg.target].notna().to_numpy()
+    if not labelled.all():
+        warnings.warn(
+            f"{int((~labelled).sum())} row(s) without a value in the target {cfg.target!r} were left out",
+            DataWarning,
+            stacklevel=3,
+        )
+        frame = frame[labelled]
+    frame, skipped = _check_files(table, frame, schema, cfg)
+    if len(frame) < 2:
+        raise table.error(f"need at least 2 labelled rows to train, found {len(frame)}")
+    target_encoder = TargetEncoder(schema.task).fit(frame[cfg.target], table)
+    encoded = target_encoder.encode(frame[cfg.target], table)
+    requested = cfg.strategy
+    used, reason = choose_strategy(
+        schema, len(frame), requested, resolve_device(cfg.device).type, classical=task.classical
+    )
+    if cfg.ensemble and used == "features":
+        raise ConfigError(
+            f"--ensemble needs a network, and --strategy {requested} chose features ({reason}); "
+            "pass --strategy scratch or finetune",
+            option="--ensemble",
+        )
+    if cfg.ensemble and not task.classical:
+        raise ConfigError(
+            f"--ensemble mixes the network with a classical model, and classical models do "
+            f"not serve the {schema.task} task; fit without --ensemble",
+            option="--ensemble",
+        )
+    cfg.strategy = used  # the bundle and run.json record what was used
+    pretrained = pretrained_kinds(schema) if used != "scratch" else {}
+    strategy = {"used": used, "requested": requested, "reason": reason}
+    return Prepared(
+        cfg, table, frame, schema, target_encoder, encoded, skipped, strategy, pretrained
+    )
+
+
+def _check_files(
+    table: Table, frame: pd.DataFrame, schema, cfg: FitConfig
+) -> tuple[pd.DataFrame, list[BadFile]]:
+    """Decode every file of every file column once, before any training (the decode cache
+    keeps the arrays for the preprocessors). Bad files: one error listing them all, or
+    with ``skip_bad_files`` their rows left out and returned."""
+    options = cfg.to_dict()
+    bad: list[BadFile] = []
+    for feature in schema.inputs:
+        kind = KINDS[feature.kind]
+        if kind.files:
+            found = kind.new_preprocessor(options).bad_files(frame[feature.name], table)
+            if found and not cfg.skip_bad_files:
+                raise bad_files_error(found, table, feature.name, f"{feature.kind} file")
+            bad += [
+                BadFile(b.position, b.path, f"column {feature.name!r}: {b.reason}") for b in found
+            ]
+    if not bad:
+        return frame, []
+    warnings.warn(
+        f"{len(bad)} row(s) left out because a file could not be read (--skip-bad-files); "
+        "the list is in skipped_files.csv",
+        DataWarning,
+        stacklevel=4,
+    )
+    return frame.drop(index=sorted({b.position for b in bad})), bad
+
+
+def transform(preprocessors, frame: pd.DataFrame, table: Table) -> dict[str, torch.Tensor]:
+    """Rows through fitted preprocessors, quietly: rare training values and validation-only
+    values are expected to be unknown here."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        return transform_frame(preprocessors, frame, table)
+
+
+def held_out_outputs(prepared: Prepared, member, rows: np.ndarray) -> np.ndarray:
+    """A member's calibrated outputs on ``rows`` of the prepared table."""
+    inputs = transform(member.preprocessors, prepared.frame.iloc[rows], prepared.table)
+    return calibrated(member.raw_outputs(inputs), member)
+
+
+def calibrated(raw: np.ndarray, member) -> np.ndarray:
+    """Raw outputs of ``member`` after its temperature (as the task applies it)."""
+    return tasks.get(member.architecture["task"]).calibrated(raw, member.temperature)
+
+
+def assemble(
+    prepared: Prepared,
+    members: list,
+    artifacts: dict,
+    *,
+    weights: list[float] | None = None,
+    decision: dict | None = None,
+) -> Model:
+    """The Model of ``members`` fit on ``prepared`` (skipped files listed with it)."""
+    if prepared.skipped:
+        artifacts = {**artifacts, "skipped_files.csv": _skipped_table(prepared)}
+    return Model(
+        schema=prepared.schema,
+        members=members,
+        target_encoder=prepared.target_encoder,
+        config=prepared.cfg,
+        artifacts=artifacts,
+        weights=weights,
+        decision=decision,
+    )
+
+
+def _skipped_table(prepared: Prepared) -> bytes:
+    """The rows ``--skip-bad-files`` left out: where, which file, why (CSV)."""
+    rows = [
+        {**prepared.table.location(b.position), "file": b.path, "reason": b.reason}
+        for b in prepared.skipped
+    ]
+    return (
+        pd.DataFrame(rows, columns=["row", "line", "file", "reason"]).to_csv(index=False).encode()
+    )

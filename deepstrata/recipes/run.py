@@ -1,0 +1,84 @@
+"""``fit`` from end to end: read, prepare, pick the recipe, keep the run directory.
+
+The recipes: one validation split (:mod:`~deepstrata.recipes.single`), K folds
+(:mod:`~deepstrata.recipes.crossval`), or K folds cross-fitted with a classical model
+(:mod:`~deepstrata.recipes.crossfit`, ``--ensemble --folds K``). Each trains its networks
+through :func:`deepstrata.recipes.network.train_split`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from deepstrata.config import FitConfig
+from deepstrata.data.folders import default_target
+from deepstrata.data.sources import read_table
+from deepstrata.errors import ConfigError, DataError
+from deepstrata.model.model import Data, Model
+from deepstrata.recipes.crossfit import cross_fitted_ensemble
+from deepstrata.recipes.crossval import cross_validated
+from deepstrata.recipes.prepare import prepare
+from deepstrata.recipes.single import single_split
+from deepstrata.seeding import preserved_random_state
+from deepstrata.train.callbacks import Callback
+from deepstrata.train.precision import resolve_device
+from deepstrata.train.progress import Progress
+from deepstrata.train.run import RunDirectory, fingerprint
+
+
+def run_fit(
+    data: Data,
+    cfg: FitConfig,
+    *,
+    progress: bool | Progress = True,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    callbacks: Sequence[Callback] = (),
+    keep_checkpoints: bool = False,
+    run_record: dict | None = None,
+) -> Model:
+    """Train on ``data`` as ``cfg`` says (see :func:`deepstrata.api.fit` for the arguments)."""
+    if resume and run_dir is None:
+        raise ConfigError("resuming needs the run directory", option="--resume")
+    resolve_device(cfg.device)  # an absent device fails before any work
+    table = read_table(data)
+    cfg.target = cfg.target or default_target(table)  # a folder: its class sub-folders
+    if cfg.target is None:
+        raise DataError("no target column given", hint="pass target=NAME (--target NAME)")
+
+    prepared = prepare(table, cfg)
+    run = RunDirectory(run_dir) if run_dir is not None else None
+    if run is not None:
+        digest = fingerprint(prepared.table.frame)
+        if resume:
+            run.check(config=cfg.to_dict(), data_fingerprint=digest)
+        else:
+            run.begin(
+                config=cfg.to_dict(),
+                data_fingerprint=digest,
+                source=prepared.table.source,
+                **(run_record or {}),
+            )
+    reporter = progress if isinstance(progress, Progress) else Progress(enabled=bool(progress))
+    reporter.note(f"strategy {cfg.strategy}: {prepared.strategy['reason']}")
+    context = {"run": run, "resume": resume, "progress": reporter, "callbacks": list(callbacks)}
+    recipe = (
+        cross_fitted_ensemble
+        if cfg.folds and cfg.ensemble
+        else cross_validated
+        if cfg.folds
+        else single_split
+    )
+    # fit seeds the global generators (initialisation, dropout); the caller's are restored.
+    try:
+        with preserved_random_state():
+            model = recipe(prepared, **context)
+    except BaseException:
+        if run is not None:
+            run.abandon()  # bad data found mid-way leaves nothing behind; a checkpoint stays
+        raise
+    if run is not None and not keep_checkpoints:
+        run.finish()
+    model.metrics["strategy"] = prepared.strategy
+    return model

@@ -1,0 +1,114 @@
+"""Binary classification: two classes, one logit per row (> 0: the second class).
+
+Loss: binary cross-entropy on the logit (label smoothing moves 0/1 to eps/2, 1 - eps/2,
+as cross-entropy does for two classes). Calibration: one temperature dividing the logit.
+Metrics: accuracy, balanced accuracy, macro F1, ROC AUC and log loss.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from deepstrata.evaluate.metrics import CLASSIFICATION, classification_metrics
+from deepstrata.tasks.base import (
+    Task,
+    decode_classes,
+    encode_classes,
+    fit_classes,
+    log_loss_rows,
+    logits_of_mean,
+    sigmoid,
+    smoothed,
+)
+
+
+class BinaryHead(nn.Module):
+    task = "binary"
+
+    def __init__(self, *, in_dim: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_dim, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x).squeeze(-1)  # (B,) logits
+
+    def loss(
+        self, output: torch.Tensor, target: torch.Tensor, *, label_smoothing: float = 0.0
+    ) -> torch.Tensor:
+        target = smoothed(target.to(output.dtype), label_smoothing)
+        return F.binary_cross_entropy_with_logits(output, target)
+
+    @staticmethod
+    def probabilities(output: np.ndarray) -> np.ndarray:
+        return Binary().probabilities(output)
+
+
+class Binary(Task):
+    name = "binary"
+    prediction = "class"
+    compare_metrics = (
+        "accuracy",
+        "balanced_accuracy",
+        "f1_macro",
+        "roc_auc",
+    )  # deepstrata compare's choices; the first by default
+    metric_names = CLASSIFICATION
+    higher_is_better = frozenset({"accuracy", "balanced_accuracy", "f1_macro", "roc_auc"})
+
+    def fit_target(self, encoder, column, fail) -> None:
+        fit_classes(encoder, column)
+
+    def encode(self, encoder, column, fail) -> np.ndarray:
+        return encode_classes(encoder, column, fail)
+
+    def decode(self, encoder, point: np.ndarray) -> np.ndarray:
+        return decode_classes(encoder, point)
+
+    def examples(self, rng, rows: int) -> list:
+        return [["no", "yes"][i] for i in rng.integers(0, 2, rows)]
+
+    def raw_width(self, num_classes: int) -> int:
+        return 1
+
+    def head(self, *, in_dim: int, num_classes: int = 0) -> nn.Module:
+        return BinaryHead(in_dim=in_dim)
+
+    def epoch_metric(self, output, target, encoder) -> dict:
+        return {"accuracy": float(((output > 0).long() == target).float().mean())}
+
+    def probabilities(self, outputs: np.ndarray) -> np.ndarray:
+        positive = sigmoid(outputs)
+        return np.stack([1.0 - positive, positive], axis=1)  # (B, 2)
+
+    def point_predictions(self, outputs: np.ndarray, decision: dict | None = None) -> np.ndarray:
+        return (outputs > 0).astype(np.int64)
+
+    def combine(self, outputs, weights) -> np.ndarray:
+        log_mean = logits_of_mean([self.probabilities(o) for o in outputs], weights)  # (B, 2)
+        return log_mean[:, 1] - log_mean[:, 0]
+
+    def row_losses(self, outputs, labels) -> np.ndarray:
+        return log_loss_rows(self.probabilities(outputs), labels)
+
+    def metrics(self, labels, outputs, encoder, decision=None) -> dict[str, float]:
+        return classification_metrics(labels, self.probabilities(outputs))
+
+    def head_score(self, outputs, labels) -> tuple[float, dict]:
+        metrics = classification_metrics(labels, self.probabilities(outputs))
+        return metrics["accuracy"], metrics
+
+    def classical_outputs(self, scores: np.ndarray) -> np.ndarray:
+        return scores[:, 0]
+
+    def calibration_nll(self, logits: torch.Tensor, target: torch.Tensor):
+        if logits.ndim != 1:
+            raise ValueError(f"binary logits must be (B,), got shape {tuple(logits.shape)}")
+        target = target.to(torch.float64)
+
+        def nll(temperature: float) -> float:
+            return F.binary_cross_entropy_with_logits(logits / temperature, target).item()
+
+        return nll

@@ -1,0 +1,108 @@
+"""Multiclass classification: one of K classes, one logit per class (softmax).
+
+Loss: cross-entropy (with optional label smoothing). Calibration: one temperature
+dividing every logit. Metrics: accuracy, balanced accuracy, macro F1, ROC AUC
+(one-vs-rest, macro) and log loss.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from deepstrata.evaluate.metrics import CLASSIFICATION, classification_metrics
+from deepstrata.tasks.base import (
+    Task,
+    decode_classes,
+    encode_classes,
+    fit_classes,
+    log_loss_rows,
+    logits_of_mean,
+)
+
+
+class MulticlassHead(nn.Module):
+    task = "multiclass"
+
+    def __init__(self, *, in_dim: int, num_classes: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x)  # (B, K) logits
+
+    def loss(
+        self, output: torch.Tensor, target: torch.Tensor, *, label_smoothing: float = 0.0
+    ) -> torch.Tensor:
+        return F.cross_entropy(output, target, label_smoothing=label_smoothing)
+
+    @staticmethod
+    def probabilities(output: np.ndarray) -> np.ndarray:
+        return Multiclass().probabilities(output)
+
+
+class Multiclass(Task):
+    name = "multiclass"
+    prediction = "class"
+    compare_metrics = (
+        "accuracy",
+        "balanced_accuracy",
+        "f1_macro",
+        "roc_auc",
+    )  # deepstrata compare's choices; the first by default
+    metric_names = CLASSIFICATION
+    higher_is_better = frozenset({"accuracy", "balanced_accuracy", "f1_macro", "roc_auc"})
+
+    def fit_target(self, encoder, column, fail) -> None:
+        fit_classes(encoder, column)
+
+    def encode(self, encoder, column, fail) -> np.ndarray:
+        return encode_classes(encoder, column, fail)
+
+    def decode(self, encoder, point: np.ndarray) -> np.ndarray:
+        return decode_classes(encoder, point)
+
+    def examples(self, rng, rows: int) -> list:
+        return [["cat", "dog", "fox"][i] for i in rng.integers(0, 3, rows)]
+
+    def raw_width(self, num_classes: int) -> int:
+        return num_classes
+
+    def head(self, *, in_dim: int, num_classes: int = 0) -> nn.Module:
+        return MulticlassHead(in_dim=in_dim, num_classes=num_classes)
+
+    def epoch_metric(self, output, target, encoder) -> dict:
+        return {"accuracy": float((output.argmax(1) == target).float().mean())}
+
+    def probabilities(self, outputs: np.ndarray) -> np.ndarray:
+        shifted = outputs.astype(np.float64) - outputs.max(axis=1, keepdims=True)
+        exp = np.exp(shifted)
+        return exp / exp.sum(axis=1, keepdims=True)  # (B, K)
+
+    def point_predictions(self, outputs: np.ndarray, decision: dict | None = None) -> np.ndarray:
+        return outputs.argmax(axis=1)
+
+    def combine(self, outputs, weights) -> np.ndarray:
+        return logits_of_mean([self.probabilities(o) for o in outputs], weights)  # (B, K)
+
+    def row_losses(self, outputs, labels) -> np.ndarray:
+        return log_loss_rows(self.probabilities(outputs), labels)
+
+    def metrics(self, labels, outputs, encoder, decision=None) -> dict[str, float]:
+        return classification_metrics(labels, self.probabilities(outputs))
+
+    def head_score(self, outputs, labels) -> tuple[float, dict]:
+        metrics = classification_metrics(labels, self.probabilities(outputs))
+        return metrics["accuracy"], metrics
+
+    def calibration_nll(self, logits: torch.Tensor, target: torch.Tensor):
+        if logits.ndim != 2:
+            raise ValueError(f"multiclass logits must be (B, K), got shape {tuple(logits.shape)}")
+        target = target.to(torch.int64)
+
+        def nll(temperature: float) -> float:
+            return F.cross_entropy(logits / temperature, target).item()
+
+        return nll

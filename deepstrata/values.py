@@ -1,0 +1,32 @@
+"""How raw cell values are read the same way everywhere: category strings, true/false words.
+
+Schema inference, the preprocessors, the target's encoding and the server's request
+fields all read values through these, so that ``3`` and ``3.0`` are one class and ``"Yes"``
+is true wherever it appears.
+
+>>> category_strings(pd.Series([3.0, None, 4.0])).tolist()
+['3', nan, '4']
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1", "1.0"})
+FALSE_WORDS = frozenset({"false", "f", "no", "n", "0", "0.0"})
+
+
+def category_strings(column: pd.Series) -> pd.Series:
+    """Values as strings, stable across file formats (``3`` and ``3.0`` are one value)."""
+    if column.dtype == "str":
+        # Strings already, NaN where missing (pandas' default for text): strip only.
+        return column.str.strip()
+    present = column.dropna()
+    if pd.api.types.is_float_dtype(present) and np.all(np.mod(present.to_numpy(), 1) == 0):
+        text = present.astype("int64").astype(str)
+    elif pd.api.types.is_bool_dtype(present):
+        text = present.map({True: "true", False: "false"})
+    else:
+        text = present.astype(str).str.strip()
+    return text.reindex(column.index)
