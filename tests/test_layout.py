@@ -35,6 +35,7 @@ COVERED_ELSEWHERE = {
     "cli/compare.py": "tests/compare/test_run.py",  # the command beside its engine
     "cli/data.py": "tests/cli/test_cli.py",
     "cli/display.py": "tests/cli/test_cli.py",
+    "cli/flags.py": "tests/cli/test_fit.py",
     "cli/predict.py": "tests/cli/test_cli.py",
     "cli/report.py": "tests/report/test_render.py",
     "compare/result.py": "tests/compare/test_run.py",
@@ -153,6 +154,19 @@ def test_tasks_are_told_apart_only_in_their_own_files():
         if pattern.search(line) and not line.lstrip().startswith(("#", ">>>"))
     ]
     assert len(found) <= TASK_COMPARISONS_ALLOWED, found
+
+
+def test_the_layers_contract_holds():
+    """import-linter's contracts in pyproject.toml: layers point down, no circles."""
+    import subprocess
+    import sys
+
+    command = Path(sys.executable).parent / "lint-imports"
+    if not command.exists():
+        pytest.skip("import-linter is not installed (the dev extra)")
+    result = subprocess.run([str(command)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "0 broken" in result.stdout
 
 
 def test_no_import_circles():

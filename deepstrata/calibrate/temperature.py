@@ -30,6 +30,10 @@ import math
 import numpy as np
 import torch
 
+from deepstrata.evaluate.metrics import expected_calibration_error
+
+__all__ = ["calibrate", "expected_calibration_error", "fit_temperature"]
+
 MIN_TEMPERATURE = 0.05
 MAX_TEMPERATURE = 20.0
 _SEARCH_STEPS = 50  # golden-section steps: the log-T bracket (width 6) shrinks to ~1e-10
@@ -78,42 +82,6 @@ def fit_temperature(logits: torch.Tensor, target: torch.Tensor, *, task: str) ->
             loss_right = nll(math.exp(right))
     temperature = math.exp((low + high) / 2.0)
     return min(max(temperature, MIN_TEMPERATURE), MAX_TEMPERATURE)
-
-
-def expected_calibration_error(
-    probabilities: np.ndarray, labels: np.ndarray, *, bins: int = 15
-) -> float:
-    """Top-label ECE: ``sum_b |accuracy_b - confidence_b| * n_b / B``.
-
-    ``probabilities``: ``(B, K)`` rows summing to 1 (binary as ``(B, 2)``);
-    ``labels``: ``(B,)`` class indices. Bins split ``[0, 1]`` into ``bins`` equal
-    widths, each closed on the right: ``((b - 1) / bins, b / bins]``.
-    Returns 0.0 for no rows.
-
-    >>> probabilities = np.array([[0.85, 0.15], [0.25, 0.75]])
-    >>> round(expected_calibration_error(probabilities, np.array([0, 0]), bins=10), 6)
-    0.45
-    """
-    probabilities = np.asarray(probabilities, dtype=np.float64)
-    labels = np.asarray(labels)
-    if probabilities.ndim != 2:
-        raise ValueError(
-            f"probabilities must be (B, K), got shape {probabilities.shape}; "
-            "for binary pass np.column_stack([1 - p, p])"
-        )
-    if labels.shape != (len(probabilities),):
-        raise ValueError(f"labels must be (B,) = ({len(probabilities)},), got shape {labels.shape}")
-    if bins < 1:
-        raise ValueError(f"bins must be a positive integer, got {bins}")
-    if len(labels) == 0:
-        return 0.0
-    confidence = probabilities.max(axis=1)  # (B,)
-    correct = (probabilities.argmax(axis=1) == labels).astype(np.float64)  # (B,)
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.searchsorted(edges[1:-1], confidence, side="left")  # (B,) in [0, bins)
-    # |accuracy_b - confidence_b| * n_b is the absolute per-bin sum of (correct - confidence).
-    gap = np.bincount(which, weights=correct - confidence, minlength=bins)  # (bins,)
-    return float(np.abs(gap).sum() / len(labels))
 
 
 def calibrate(member, raw: np.ndarray, labels: np.ndarray) -> dict:

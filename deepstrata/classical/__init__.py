@@ -43,18 +43,11 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from deepstrata.errors import ConfigError, DataError
-
-if TYPE_CHECKING:
-    from deepstrata.classical.forest import ForestHead
-    from deepstrata.classical.gbm import GBMHead
-    from deepstrata.classical.linear import LinearHead
-    from deepstrata.classical.mlp import MLPHead
-    from deepstrata.classical.svm import SVMHead
 
 __all__ = [
     "HEADS",

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from deepstrata.cli.common import ColumnOpt, DataArg, JsonOpt, write_atomically
-from deepstrata.kinds import default
+from deepstrata.config import default
 
 
 def inspect(

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from deepstrata.kinds import with_defaults
+from deepstrata.config import with_defaults
 from deepstrata.nn.conv import ResNet, stem_stride_for
 from deepstrata.nn.spectrogram import SpecAugment
 from deepstrata.preprocess.audio import AudioPreprocessor

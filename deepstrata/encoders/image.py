@@ -18,8 +18,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from deepstrata.config import with_defaults
 from deepstrata.encoders.pretrained import ImagePixels, build_pretrained_encoder, uses_pretrained
-from deepstrata.kinds import with_defaults
 from deepstrata.nn.augment import TRANSFORMS, ImageAugment
 from deepstrata.nn.conv import ResNet, stem_stride_for
 from deepstrata.preprocess.image import ImagePreprocessor

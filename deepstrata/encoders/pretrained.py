@@ -19,8 +19,17 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from deepstrata.kinds import with_defaults
+from deepstrata.config import with_defaults
 from deepstrata.nn.augment import ImageAugment
+from deepstrata.pretrained.registry import pretrained_name, uses_pretrained
+
+__all__ = [
+    "ImagePixels",
+    "PretrainedEncoder",
+    "build_pretrained_encoder",
+    "pretrained_name",
+    "uses_pretrained",
+]
 
 
 class ImagePixels(nn.Module):
@@ -63,18 +72,6 @@ class PretrainedEncoder(nn.Module):
         columns = block.split(self.widths, dim=1)  # C tensors of (B, width_c)
         encoded = [self.backbone(prepare(c)) for prepare, c in zip(self.prepare, columns)]
         return torch.cat(encoded, dim=1)  # (B, C * out_dim)
-
-
-def uses_pretrained(options: dict) -> bool:
-    """A pretrained network encodes the kind (a bundle without a strategy predates them)."""
-    return options.get("strategy", "scratch") in ("finetune", "features")
-
-
-def pretrained_name(kind: str, options: dict) -> str:
-    """The registered network for ``kind`` that this fit uses (recorded in the options)."""
-    from deepstrata.pretrained.registry import DEFAULTS
-
-    return options.get("pretrained", {}).get(kind, DEFAULTS[kind])
 
 
 def build_pretrained_encoder(

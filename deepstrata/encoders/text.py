@@ -23,10 +23,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from deepstrata.config import with_defaults
 from deepstrata.encoders.pretrained import build_pretrained_encoder, uses_pretrained
 from deepstrata.errors import ConfigError
 from deepstrata.kinds import get as kind
-from deepstrata.kinds import with_defaults
 from deepstrata.nn.attention import TransformerEncoder
 from deepstrata.preprocess.text import PAD, TextPreprocessor
 

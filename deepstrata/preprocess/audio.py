@@ -31,9 +31,9 @@ import pandas as pd
 import soundfile
 import torch
 
+from deepstrata.config import default
 from deepstrata.data.files import BadFile, decode_column, read_files
 from deepstrata.data.table import Table
-from deepstrata.kinds import default
 from deepstrata.nn.spectrogram import log_mel_spectrogram, mel_filterbank
 from deepstrata.preprocess.base import Preprocessor, file_field
 

@@ -54,7 +54,7 @@ class Preprocessor(ABC):
     @classmethod
     def from_options(cls, options: dict) -> Preprocessor:
         """An unfitted preprocessor for a fit with ``options`` (every option present: see
-        :func:`deepstrata.kinds.with_defaults`). Kinds with options override this."""
+        :func:`deepstrata.config.with_defaults`). Kinds with options override this."""
         return cls()
 
 

@@ -15,9 +15,9 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from deepstrata.config import default
 from deepstrata.data.table import Table
 from deepstrata.errors import DataWarning
-from deepstrata.kinds import default
 from deepstrata.preprocess.base import HttpField, Preprocessor, ValueRefused, missing
 from deepstrata.values import category_strings
 

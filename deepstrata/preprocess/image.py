@@ -29,9 +29,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from deepstrata.config import default
 from deepstrata.data.files import BadFile, decode_column, read_files
 from deepstrata.data.table import Table
-from deepstrata.kinds import default
 from deepstrata.preprocess.base import Preprocessor, file_field
 
 SCRATCH_SIZE = 64  # pixels per side from scratch (--image-size unset)
@@ -248,7 +248,7 @@ class ImagePreprocessor(Preprocessor):
 
 def image_size(options: dict) -> int:
     """``image_size`` when set; else 224 for a pretrained network (its training size), 64."""
-    from deepstrata.encoders.pretrained import uses_pretrained
+    from deepstrata.pretrained.registry import uses_pretrained
 
     if options.get("image_size"):
         return options["image_size"]

@@ -40,8 +40,9 @@ class TargetEncoder:
 
     def encode(self, column: pd.Series, table: Table) -> np.ndarray:
         """Labels (see :mod:`deepstrata.tasks.base`); a missing value is a DataError."""
-        if column.isna().any():
-            raise_at(table, column, column.isna().to_numpy(), "the target is missing")
+        missing = self.spec.missing_targets(column)
+        if missing.any():
+            raise_at(table, column, missing, "the target is missing")
         return self.spec.encode(self, column, _failing(table, column))
 
     def decode(self, values: np.ndarray) -> np.ndarray:

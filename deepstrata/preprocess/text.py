@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 
+from deepstrata.config import default
 from deepstrata.data.table import Table
-from deepstrata.kinds import default
 from deepstrata.preprocess.base import HttpField, Preprocessor, ValueRefused, missing
 
 PAD, UNKNOWN = 0, 1
@@ -235,7 +235,7 @@ class TextPreprocessor(Preprocessor):
 
     @classmethod
     def from_options(cls, options: dict) -> TextPreprocessor:
-        from deepstrata.encoders.pretrained import pretrained_name, uses_pretrained
+        from deepstrata.pretrained.registry import pretrained_name, uses_pretrained
 
         return cls(
             max_length=options["text_max_length"],

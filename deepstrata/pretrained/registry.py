@@ -168,3 +168,13 @@ def file_sha256(path: Path) -> str:
 def _resolve(target: str) -> Callable:
     module, function = target.split(":")
     return getattr(importlib.import_module(module), function)
+
+
+def uses_pretrained(options: dict) -> bool:
+    """A pretrained network encodes the kind (a bundle without a strategy predates them)."""
+    return options.get("strategy", "scratch") in ("finetune", "features")
+
+
+def pretrained_name(kind: str, options: dict) -> str:
+    """The registered network for ``kind`` that this fit uses (recorded in the options)."""
+    return options.get("pretrained", {}).get(kind, DEFAULTS[kind])

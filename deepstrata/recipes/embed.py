@@ -20,11 +20,12 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from deepstrata.config import default, with_defaults
 from deepstrata.data.folders import LABEL, file_column, is_folder
 from deepstrata.data.schema import infer_schema
 from deepstrata.data.sources import read_table
 from deepstrata.errors import ConfigError
-from deepstrata.kinds import KINDS, default
+from deepstrata.kinds import KINDS
 from deepstrata.model.extractor import build_extractor
 from deepstrata.pretrained.registry import default_for
 from deepstrata.recipes.prepare import transform
@@ -78,13 +79,15 @@ def embed(
     for name in keep:
         if name not in frame.columns:
             raise table.error(f"column {name!r} to keep is not in the data", column=name)
-    options = {
-        "strategy": "features",
-        "pretrained": {network.kind: network.name},
-        "image_size": image_size,
-        "image_resize": image_resize,
-        "text_max_length": text_max_length,
-    }
+    options = with_defaults(
+        {
+            "strategy": "features",
+            "pretrained": {network.kind: network.name},
+            "image_size": image_size,
+            "image_resize": image_resize,
+            "text_max_length": text_max_length,
+        }
+    )
     preprocessor = KINDS[network.kind].new_preprocessor(options).fit(frame[column], table)
     preprocessors = {column: preprocessor}
     extractor = build_extractor(preprocessors, options)

@@ -86,7 +86,7 @@ def prepare(table: Table, cfg: FitConfig) -> Prepared:
     check_for_task(cfg, schema.task)
     task = tasks.get(schema.task)
     frame = table.frame
-    labelled = frame[cfg.target].notna().to_numpy()
+    labelled = ~task.missing_targets(frame[cfg.target])
     if not labelled.all():
         warnings.warn(
             f"{int((~labelled).sum())} row(s) without a value in the target {cfg.target!r} were left out",

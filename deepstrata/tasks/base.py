@@ -55,6 +55,10 @@ class Task(ABC):
         return self.prediction == "class"
 
     # -- the target ------------------------------------------------------------------------
+    def missing_targets(self, column: pd.Series) -> np.ndarray:
+        """``(N,)`` bool: rows without a target (left out of training, refused to evaluate)."""
+        return column.isna().to_numpy()
+
     @abstractmethod
     def fit_target(self, encoder, column: pd.Series, fail: Fail) -> None:
         """Learn the encoder's state (classes, or mean and std) from training targets."""
@@ -128,7 +132,7 @@ class Task(ABC):
 
     def calibration_error(self, outputs: np.ndarray, labels: np.ndarray) -> float:
         """Expected calibration error of calibrated ``outputs`` (see calibrate.temperature)."""
-        from deepstrata.calibrate.temperature import expected_calibration_error
+        from deepstrata.evaluate.metrics import expected_calibration_error
 
         return expected_calibration_error(self.probabilities(outputs), labels)
 

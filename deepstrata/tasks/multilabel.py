@@ -1,8 +1,9 @@
 """Multilabel classification: any number of labels per row, one logit (a sigmoid) per label.
 
 A target cell holds a row's labels: a list (Parquet, JSON Lines, a DataFrame) or text
-with the labels separated by ``|`` (``drama|comedy``); an empty list or empty text is a
-row with no label, a missing cell a row without a target. Labels are encoded as a
+with the labels separated by ``|`` (``drama|comedy``). An empty list, empty text or an
+empty cell is a row with no label: a CSV file cannot tell an empty cell from a missing
+one, and a row with none of the labels is common (a film of no listed genre). Labels are encoded as a
 ``(N, L)`` float32 indicator, one column per label seen in training (sorted).
 
 Loss: binary cross-entropy per label, averaged. Calibration: one temperature dividing
@@ -60,14 +61,13 @@ class MultilabelHead(nn.Module):
 
 
 def label_lists(column: pd.Series) -> list[list[str] | None]:
-    """Each cell's labels (stripped, without empties or repeats); None where missing."""
-    rows: list[list[str] | None] = []
+    """Each cell's labels (stripped, without empties or repeats); a missing cell has none."""
+    rows: list[list[str]] = []
     for cell in column.tolist():
         if isinstance(cell, list | tuple | np.ndarray):
             items = [str(item).strip() for item in cell if item is not None]
         elif cell is None or (isinstance(cell, float) and math.isnan(cell)):
-            rows.append(None)
-            continue
+            items = []
         else:
             items = [part.strip() for part in str(cell).split(LABEL_SEPARATOR)]
         rows.append(list(dict.fromkeys(item for item in items if item)))
@@ -86,6 +86,9 @@ class Multilabel(Task):
     )  # deepstrata compare's choices; the first by default
     metric_names = MULTILABEL
     higher_is_better = frozenset({"f1_micro", "f1_macro", "subset_accuracy", "roc_auc"})
+
+    def missing_targets(self, column: pd.Series) -> np.ndarray:
+        return np.zeros(len(column), dtype=bool)  # an empty cell: no label (see the module doc)
 
     def fit_target(self, encoder, column, fail) -> None:
         labels = {label for row in label_lists(column) if row for label in row}
@@ -174,7 +177,7 @@ class Multilabel(Task):
 
     def calibration_error(self, outputs, labels) -> float:
         """Every (row, label) cell as a two-way prediction."""
-        from deepstrata.calibrate.temperature import expected_calibration_error
+        from deepstrata.evaluate.metrics import expected_calibration_error
 
         p = self.probabilities(outputs).ravel()
         return expected_calibration_error(np.stack([1 - p, p], axis=1), labels.ravel().astype(int))

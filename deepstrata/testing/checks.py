@@ -41,8 +41,8 @@ def _fail(where: str, what: str) -> AssertionError:
 
 def _fitted(kind, folder: Path, rows: int = ROWS):
     """``(preprocessor fitted on the kind's examples, the column, its table)``."""
+    from deepstrata.config import with_defaults
     from deepstrata.data.sources import read_table
-    from deepstrata.kinds import with_defaults
 
     values = kind.examples(np.random.default_rng(0), rows, folder)
     frame = pd.DataFrame({"column": pd.Series(values, dtype=object)})
