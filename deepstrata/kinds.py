@@ -109,9 +109,10 @@ class Kind:
         return tuple(o.name for o in self.options if o.encoder) + self.reads
 
     def new_preprocessor(self, options: dict):
-        """An unfitted preprocessor for a fit with ``options`` (every option present:
-        :func:`deepstrata.config.with_defaults` fills in a partial dict)."""
-        return self.preprocessor.from_options(options)
+        """An unfitted preprocessor for a fit with ``options`` (this kind's options it
+        lacks at their defaults)."""
+        own = {option.name: option.default for option in self.options}
+        return self.preprocessor.from_options({**own, **options})
 
 
 def _dense(name: str, **kw) -> Kind:

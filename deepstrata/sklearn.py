@@ -84,7 +84,7 @@ class _DeepEstimator(BaseEstimator):
             ensure_all_finite="allow-nan",  # NaN is a missing value; inf is an error
             ensure_min_samples=2,  # one row for training, one for validation
             y_numeric=isinstance(self, RegressorMixin),
-            multi_output=np.ndim(y) == 2,  # a multilabel indicator (classifier)
+            multi_output=_indicator(self, y),
         )
 
     def _fit_model(self, X: np.ndarray, target: np.ndarray, *, task: str) -> Model:
@@ -177,6 +177,7 @@ class DeepClassifier(ClassifierMixin, _DeepEstimator):
 
     @property
     def _multilabel(self) -> bool:
+        check_is_fitted(self)
         return self.model_.spec.prediction == "labels"
 
     def predict_proba(self, X) -> np.ndarray:
@@ -225,6 +226,15 @@ class DeepRegressor(RegressorMixin, _DeepEstimator):
         """``(n_samples,)`` float64 predictions in y's units."""
         frame, rows = self._frame(X)
         return np.asarray(self.model_.predict(frame)[:rows], dtype=np.float64)
+
+
+def _indicator(estimator, y) -> bool:
+    """A classifier's ``y`` of several columns: a multilabel indicator. (One column is a
+    1-D target, which scikit-learn ravels with a warning.)"""
+    if not isinstance(estimator, ClassifierMixin):
+        return False
+    shape = np.asarray(y).shape
+    return len(shape) == 2 and shape[1] > 1
 
 
 def _seed(random_state) -> int:

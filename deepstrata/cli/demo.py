@@ -108,6 +108,7 @@ def _say_where(console, seconds, bundle, predictions_csv, train_csv, test_csv, o
         f"  deepstrata compare {train_csv} --target species    # the network against classical models\n"
         f"  deepstrata fit {train_csv} --target species --ensemble --folds 5 -o {out / 'ensemble'}"
         "  # network + classical, cross-fitted\n"
-        f"  deepstrata serve {bundle}                           # predictions over HTTP",
+        f"  deepstrata serve {bundle}                           # predictions over HTTP "
+        "(the serve extra: pip install 'deepstrata[serve]'; make test installs it)",
         soft_wrap=True,
     )

@@ -195,7 +195,7 @@ class AudioPreprocessor(Preprocessor):
             sample_rate=options["sample_rate"],
             seconds=options["audio_seconds"],
             n_mels=options["audio_mels"],
-            workers=options["decode_workers"],
+            workers=options.get("decode_workers"),  # a general option
         )
 
     @classmethod

@@ -215,7 +215,7 @@ class ImagePreprocessor(Preprocessor):
             size=image_size(options),
             resize=options["image_resize"],
             max_pixels=options["max_image_pixels"],
-            workers=options["decode_workers"],
+            workers=options.get("decode_workers"),  # a general option
         )
 
     @classmethod

@@ -25,8 +25,6 @@ from typing import ClassVar
 
 import numpy as np
 import pandas as pd
-import torch
-from torch import nn
 
 from deepstrata.values import category_strings
 
@@ -81,11 +79,18 @@ class Task(ABC):
         """Raw outputs per row: 1 for a value or one logit, else one per class or label."""
 
     @abstractmethod
-    def head(self, *, in_dim: int, num_classes: int = 0) -> nn.Module:
-        """The output layer: ``(B, in_dim) -> raw outputs``, with a ``loss`` method."""
+    def loss(self, output, target, *, label_smoothing: float = 0.0):
+        """The training loss of raw outputs ``output`` (torch) against labels ``target``."""
+
+    def head(self, *, in_dim: int, num_classes: int = 0):
+        """The output layer: ``(B, in_dim) -> raw outputs`` (:class:`~deepstrata.tasks.heads.
+        TaskHead`: a linear map whose ``loss`` is :meth:`loss`)."""
+        from deepstrata.tasks.heads import TaskHead
+
+        return TaskHead(task=self.name, in_dim=in_dim, width=self.raw_width(num_classes))
 
     @abstractmethod
-    def epoch_metric(self, output: torch.Tensor, target: torch.Tensor, encoder) -> dict:
+    def epoch_metric(self, output, target, encoder) -> dict:
         """Cheap validation figures for each epoch's line (torch only, no sklearn)."""
 
     # -- outputs ---------------------------------------------------------------------------
@@ -120,7 +125,7 @@ class Task(ABC):
         return scores
 
     # -- calibration -----------------------------------------------------------------------
-    def calibration_nll(self, logits: torch.Tensor, target: torch.Tensor) -> Callable:
+    def calibration_nll(self, logits, target) -> Callable:
         """``nll(temperature) -> float`` of ``logits / temperature`` (float64 tensors):
         what temperature scaling minimises. A ValueError for shapes it cannot take, and
         for a task with nothing to calibrate."""
@@ -190,16 +195,8 @@ def log_loss_rows(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return -np.log(np.clip(chance, 1e-15, 1.0))
 
 
-def smoothed(target: torch.Tensor, label_smoothing: float) -> torch.Tensor:
+def smoothed(target, label_smoothing: float):
     """0/1 targets -> eps/2 and 1 - eps/2, as cross-entropy smooths two classes."""
     if not label_smoothing:
         return target
     return target * (1 - label_smoothing) + label_smoothing / 2
-
-
-def check_binary_logits(logits: torch.Tensor, target: torch.Tensor, what: str) -> None:
-    if target.shape != logits.shape:
-        raise ValueError(
-            f"{what} target must have the logits' shape {tuple(logits.shape)}, got shape "
-            f"{tuple(target.shape)}"
-        )

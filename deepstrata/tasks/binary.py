@@ -8,9 +8,6 @@ Metrics: accuracy, balanced accuracy, macro F1, ROC AUC and log loss.
 from __future__ import annotations
 
 import numpy as np
-import torch
-from torch import nn
-from torch.nn import functional as F
 
 from deepstrata.evaluate.metrics import CLASSIFICATION, classification_metrics
 from deepstrata.tasks.base import (
@@ -23,27 +20,6 @@ from deepstrata.tasks.base import (
     sigmoid,
     smoothed,
 )
-
-
-class BinaryHead(nn.Module):
-    task = "binary"
-
-    def __init__(self, *, in_dim: int) -> None:
-        super().__init__()
-        self.linear = nn.Linear(in_dim, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(x).squeeze(-1)  # (B,) logits
-
-    def loss(
-        self, output: torch.Tensor, target: torch.Tensor, *, label_smoothing: float = 0.0
-    ) -> torch.Tensor:
-        target = smoothed(target.to(output.dtype), label_smoothing)
-        return F.binary_cross_entropy_with_logits(output, target)
-
-    @staticmethod
-    def probabilities(output: np.ndarray) -> np.ndarray:
-        return Binary().probabilities(output)
 
 
 class Binary(Task):
@@ -73,8 +49,12 @@ class Binary(Task):
     def raw_width(self, num_classes: int) -> int:
         return 1
 
-    def head(self, *, in_dim: int, num_classes: int = 0) -> nn.Module:
-        return BinaryHead(in_dim=in_dim)
+    def loss(self, output, target, *, label_smoothing: float = 0.0):
+        """The training loss on raw outputs (a torch scalar)."""
+        from torch.nn import functional as F
+
+        target = smoothed(target.to(output.dtype), label_smoothing)
+        return F.binary_cross_entropy_with_logits(output, target)
 
     def epoch_metric(self, output, target, encoder) -> dict:
         return {"accuracy": float(((output > 0).long() == target).float().mean())}
@@ -103,7 +83,10 @@ class Binary(Task):
     def classical_outputs(self, scores: np.ndarray) -> np.ndarray:
         return scores[:, 0]
 
-    def calibration_nll(self, logits: torch.Tensor, target: torch.Tensor):
+    def calibration_nll(self, logits, target):
+        import torch
+        from torch.nn import functional as F
+
         if logits.ndim != 1:
             raise ValueError(f"binary logits must be (B,), got shape {tuple(logits.shape)}")
         target = target.to(torch.float64)

@@ -8,9 +8,6 @@ dividing every logit. Metrics: accuracy, balanced accuracy, macro F1, ROC AUC
 from __future__ import annotations
 
 import numpy as np
-import torch
-from torch import nn
-from torch.nn import functional as F
 
 from deepstrata.evaluate.metrics import CLASSIFICATION, classification_metrics
 from deepstrata.tasks.base import (
@@ -21,26 +18,6 @@ from deepstrata.tasks.base import (
     log_loss_rows,
     logits_of_mean,
 )
-
-
-class MulticlassHead(nn.Module):
-    task = "multiclass"
-
-    def __init__(self, *, in_dim: int, num_classes: int) -> None:
-        super().__init__()
-        self.linear = nn.Linear(in_dim, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(x)  # (B, K) logits
-
-    def loss(
-        self, output: torch.Tensor, target: torch.Tensor, *, label_smoothing: float = 0.0
-    ) -> torch.Tensor:
-        return F.cross_entropy(output, target, label_smoothing=label_smoothing)
-
-    @staticmethod
-    def probabilities(output: np.ndarray) -> np.ndarray:
-        return Multiclass().probabilities(output)
 
 
 class Multiclass(Task):
@@ -70,8 +47,10 @@ class Multiclass(Task):
     def raw_width(self, num_classes: int) -> int:
         return num_classes
 
-    def head(self, *, in_dim: int, num_classes: int = 0) -> nn.Module:
-        return MulticlassHead(in_dim=in_dim, num_classes=num_classes)
+    def loss(self, output, target, *, label_smoothing: float = 0.0):
+        from torch.nn import functional as F
+
+        return F.cross_entropy(output, target, label_smoothing=label_smoothing)
 
     def epoch_metric(self, output, target, encoder) -> dict:
         return {"accuracy": float((output.argmax(1) == target).float().mean())}
@@ -97,7 +76,10 @@ class Multiclass(Task):
         metrics = classification_metrics(labels, self.probabilities(outputs))
         return metrics["accuracy"], metrics
 
-    def calibration_nll(self, logits: torch.Tensor, target: torch.Tensor):
+    def calibration_nll(self, logits, target):
+        import torch
+        from torch.nn import functional as F
+
         if logits.ndim != 2:
             raise ValueError(f"multiclass logits must be (B, K), got shape {tuple(logits.shape)}")
         target = target.to(torch.int64)

@@ -32,32 +32,12 @@ import math
 
 import numpy as np
 import pandas as pd
-import torch
-from torch import nn
-from torch.nn import functional as F
 
 from deepstrata.evaluate.metrics import MULTILABEL, multilabel_metrics
 from deepstrata.tasks import LABEL_SEPARATOR
 from deepstrata.tasks.base import Task, natural_order, sigmoid, smoothed
 
 THRESHOLDS = np.round(np.linspace(0.05, 0.95, 19), 2)  # the grid per-label thresholds come from
-
-
-class MultilabelHead(nn.Module):
-    task = "multilabel"
-
-    def __init__(self, *, in_dim: int, num_classes: int) -> None:
-        super().__init__()
-        self.linear = nn.Linear(in_dim, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(x)  # (B, L) logits, one per label
-
-    def loss(
-        self, output: torch.Tensor, target: torch.Tensor, *, label_smoothing: float = 0.0
-    ) -> torch.Tensor:
-        target = smoothed(target.to(output.dtype), label_smoothing)
-        return F.binary_cross_entropy_with_logits(output, target)
 
 
 def label_lists(column: pd.Series) -> list[list[str] | None]:
@@ -130,8 +110,11 @@ class Multilabel(Task):
     def raw_width(self, num_classes: int) -> int:
         return num_classes
 
-    def head(self, *, in_dim: int, num_classes: int = 0) -> nn.Module:
-        return MultilabelHead(in_dim=in_dim, num_classes=num_classes)
+    def loss(self, output, target, *, label_smoothing: float = 0.0):
+        from torch.nn import functional as F
+
+        target = smoothed(target.to(output.dtype), label_smoothing)
+        return F.binary_cross_entropy_with_logits(output, target)
 
     def epoch_metric(self, output, target, encoder) -> dict:
         predicted = (output > 0).to(target.dtype)  # (B, L)
@@ -162,7 +145,10 @@ class Multilabel(Task):
         predicted = self.point_predictions(outputs, decision)
         return multilabel_metrics(labels, self.probabilities(outputs), predicted)
 
-    def calibration_nll(self, logits: torch.Tensor, target: torch.Tensor):
+    def calibration_nll(self, logits, target):
+        import torch
+        from torch.nn import functional as F
+
         if logits.ndim != 2 or target.shape != logits.shape:
             raise ValueError(
                 f"multilabel logits and labels must both be (B, L), got shapes "

@@ -8,34 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import torch
-from torch import nn
-from torch.nn import functional as F
 
 from deepstrata.evaluate.metrics import REGRESSION, regression_metrics
 from deepstrata.tasks.base import Task
-
-
-class RegressionHead(nn.Module):
-    task = "regression"
-
-    def __init__(self, *, in_dim: int) -> None:
-        super().__init__()
-        self.linear = nn.Linear(in_dim, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(x).squeeze(-1)  # (B,) standardised target
-
-    def loss(
-        self, output: torch.Tensor, target: torch.Tensor, *, label_smoothing: float = 0.0
-    ) -> torch.Tensor:
-        if label_smoothing:
-            raise ValueError("label smoothing is for classifiers, not regression")
-        return F.mse_loss(output, target.to(output.dtype))
-
-    @staticmethod
-    def probabilities(output: np.ndarray) -> np.ndarray:
-        raise TypeError("a regression model has no class probabilities")
 
 
 class Regression(Task):
@@ -63,11 +38,15 @@ class Regression(Task):
     def raw_width(self, num_classes: int) -> int:
         return 1
 
-    def head(self, *, in_dim: int, num_classes: int = 0) -> nn.Module:
-        return RegressionHead(in_dim=in_dim)
+    def loss(self, output, target, *, label_smoothing: float = 0.0):
+        from torch.nn import functional as F
+
+        if label_smoothing:
+            raise ValueError("label smoothing is for classifiers, not regression")
+        return F.mse_loss(output, target.to(output.dtype))
 
     def epoch_metric(self, output, target, encoder) -> dict:
-        return {"rmse": float(torch.sqrt(torch.mean((output - target) ** 2))) * encoder.std}
+        return {"rmse": float(((output - target) ** 2).mean().sqrt()) * encoder.std}
 
     def probabilities(self, outputs: np.ndarray) -> np.ndarray:
         raise TypeError("a regression model has no class probabilities")
