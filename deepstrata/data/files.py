@@ -2,8 +2,14 @@
 
 Image and audio columns hold paths, relative to the folder of the table they came
 from (the folder itself for a folder of class sub-folders; the working directory
-for a DataFrame). :func:`read_files` decodes a column's files with a kind's
-``decode`` function and
+for a DataFrame); an absolute path is read as it is, and ``..`` may climb out of the
+folder: the table's author chooses the files, as with any program one runs on a table.
+A service that runs tables others wrote (a shared batch scorer) should set
+``DEEPSTRATA_FILES_INSIDE_TABLE=1``: then a table read from a file may only name files
+inside its folder, and an absolute path or a ``..`` (or a link) leading out of it is a
+bad file, so a table cannot make it read ``/etc/passwd`` or another user's files. (A
+DataFrame built in Python is never confined.) :func:`read_files` decodes a column's
+files with a kind's ``decode`` function and
 
 - lists *every* file that cannot be read (missing, empty, corrupt, too large) in
   one :class:`DataError`, with its row, so a user fixes them all in one go, or
@@ -60,12 +66,30 @@ def base_folder(table: Table) -> Path:
     return source if source.is_dir() else source.parent
 
 
+INSIDE_ENV = "DEEPSTRATA_FILES_INSIDE_TABLE"  # "1": a table's paths may not leave its folder
+
+
+def _confining_folder(table: Table, base: Path) -> Path | None:
+    """The folder a table's paths must stay inside, or None (not confined: the default,
+    and always for a DataFrame)."""
+    if table.source.startswith("<") or os.environ.get(INSIDE_ENV) != "1":
+        return None
+    return base
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """``path``, links followed, is ``folder`` or below it."""
+    real = Path(os.path.realpath(path))
+    return real == folder or folder in real.parents
+
+
 def read_files(
     column: pd.Series, table: Table, decode: Decode, *, key: str, workers: int | None = None
 ) -> tuple[list[np.ndarray | None], list[BadFile]]:
     """Decoded arrays, one per row of ``column`` (None where the cell is empty or the file bad),
     and the bad files. ``key`` names the decode settings (size, sample rate) for the cache."""
     base = base_folder(table).resolve()
+    confined = _confining_folder(table, base)
     results: list[np.ndarray | None] = [None] * len(column)
     bad: list[BadFile] = []
     pending: list[tuple[int, str, Path, tuple]] = []  # (slot, cell, path, cache key)
@@ -78,6 +102,10 @@ def read_files(
             continue  # a missing value, not a bad file: the preprocessor fills it
         # One stat per file: on a warm cache the checks below are the whole cost of a row.
         path = Path(os.path.normpath(value if os.path.isabs(value) else base / value))
+        if confined is not None and not _inside(path, confined):
+            reason = f"outside the table's folder {confined} ({INSIDE_ENV}=1 is set)"
+            bad.append(BadFile(int(positions[slot]), value, reason))
+            continue
         try:
             stat = os.stat(path)
         except OSError:

@@ -267,6 +267,18 @@ def _read_json_lines(path: Path, source: str) -> Table:
                 row=len(records) + 1,
                 line=number,
             ) from None
+        surrogate = _lone_surrogate(record)
+        if surrogate is not None:
+            key, code = surrogate
+            raise DataError(
+                f"the value of {key!r} holds a lone surrogate \\u{code:04x} (half of a "
+                "UTF-16 pair, which is no character): the text was cut or mis-encoded",
+                file=source,
+                row=len(records) + 1,
+                line=number,
+                column=key,
+                hint="write the whole character (both \\u escapes of the pair) or remove it",
+            )
         if not isinstance(record, dict):
             raise DataError(
                 f"expected a JSON object on each line, found {_json_kind(record)}",
@@ -282,6 +294,19 @@ def _read_json_lines(path: Path, source: str) -> Table:
     if len(frame) != len(records):  # every object was empty: no columns, and pandas drops the rows
         raise DataError("no columns: every JSON object in the file is empty", file=source)
     return Table(frame=frame, source=source, lines=np.array(numbers, dtype=np.int64))
+
+
+def _lone_surrogate(record) -> tuple[str, int] | None:
+    """``(key, code point)`` of the first string value holding a lone UTF-16 surrogate
+    (JSON's \\ud800 without its partner: Python reads it, no text encoding can write it)."""
+    if not isinstance(record, dict):
+        return None
+    for key, value in record.items():
+        if isinstance(value, str) and not value.isascii():
+            for char in value:
+                if 0xD800 <= ord(char) <= 0xDFFF:
+                    return str(key), ord(char)
+    return None
 
 
 def _json_kind(value: object) -> str:

@@ -153,13 +153,13 @@ class Model:
         for name in keep:
             if name not in table.frame.columns:
                 raise table.error(f"column {name!r} to keep is not in the data", column=name)
-        frame = pd.DataFrame({name: table.frame[name] for name in keep})
-        frame["prediction"] = self.prediction_cells(outputs)
+        columns = {name: table.frame[name].to_numpy() for name in keep}
+        columns["prediction"] = self.prediction_cells(outputs)
         if proba:
             probabilities = self.probabilities_of(outputs)
             for index, label in enumerate(self.classes):
-                frame[f"proba_{label}"] = probabilities[:, index]
-        return frame
+                columns[f"proba_{label}"] = probabilities[:, index]
+        return pd.DataFrame(columns)  # built at once: no fragmented frame for many classes
 
     def decode(self, outputs: np.ndarray) -> np.ndarray:
         """Calibrated outputs -> predictions as the target was written."""

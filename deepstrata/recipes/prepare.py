@@ -28,6 +28,12 @@ from deepstrata.preprocess.target import TargetEncoder
 from deepstrata.pretrained.strategy import choose_strategy, pretrained_kinds
 from deepstrata.train.precision import resolve_device
 
+FEW_ROWS = (
+    10  # labelled rows below which fit warns that it can learn little (README: "Too little data")
+)
+FEW_VALIDATION_ROWS = 10  # held-out rows below which fit warns, suggesting --folds
+FEW_CLASS_ROWS = 5  # a class with fewer rows is learnt and judged on too few: a warning
+
 
 @dataclass
 class Prepared:
@@ -99,6 +105,7 @@ def prepare(table: Table, cfg: FitConfig) -> Prepared:
         raise table.error(f"need at least 2 labelled rows to train, found {len(frame)}")
     target_encoder = TargetEncoder(schema.task).fit(frame[cfg.target], table)
     encoded = target_encoder.encode(frame[cfg.target], table)
+    _warn_if_few(cfg, task, target_encoder, encoded)
     requested = cfg.strategy
     used, reason = choose_strategy(
         schema, len(frame), requested, resolve_device(cfg.device).type, classical=task.classical
@@ -121,6 +128,40 @@ def prepare(table: Table, cfg: FitConfig) -> Prepared:
     return Prepared(
         cfg, table, frame, schema, target_encoder, encoded, skipped, strategy, pretrained
     )
+
+
+def _warn_if_few(cfg: FitConfig, task, target_encoder, encoded: np.ndarray) -> None:
+    """A warning, with the reason, when the rows are few for what fit will do with them:
+    a handful of rows, classes of a handful of rows, or a validation split too small to
+    decide on. (Fewer than 2 rows, or a class too small to split, is an error.)"""
+    if len(encoded) < FEW_ROWS:
+        warnings.warn(
+            f"only {len(encoded)} labelled rows: a network trained on so few, and validated "
+            "on one or two, says little about new data; add rows",
+            DataWarning,
+            stacklevel=4,
+        )
+    if task.stratify:
+        codes, counts = np.unique(encoded, return_counts=True)
+        labels = target_encoder.labels()
+        rare = [f"{labels[c]!r} ({n})" for c, n in zip(codes, counts) if n < FEW_CLASS_ROWS]
+        if rare:
+            warnings.warn(
+                f"class{'es' if len(rare) > 1 else ''} {', '.join(rare[:10])} of {cfg.target!r} "
+                f"{'have' if len(rare) > 1 else 'has'} fewer than {FEW_CLASS_ROWS} rows: the "
+                "model sees almost nothing of them and validation judges them on one or two",
+                DataWarning,
+                stacklevel=4,
+            )
+    held_out = round(len(encoded) * cfg.validation_fraction)
+    if not cfg.folds and held_out < FEW_VALIDATION_ROWS:
+        warnings.warn(
+            f"about {held_out} rows are held out for validation: early stopping and "
+            f"calibration decide on them, and a row or two can swing them; with few rows, "
+            "--folds 5 uses every row for validation once",
+            DataWarning,
+            stacklevel=4,
+        )
 
 
 def _check_files(

@@ -30,29 +30,30 @@ def prediction_records(prepared, model, rows: np.ndarray, outputs: np.ndarray) -
     """The CSV of held-out rows ``rows`` (positions in ``prepared.frame``) and their
     calibrated ``outputs``."""
     frame = prepared.frame.iloc[rows]
-    records = pd.DataFrame(
-        {
-            "_row": frame.index.to_numpy() + 1,
-            # As the model names the classes (True -> "true", 1.0 -> 1), so that the
-            # report can line the target up with the _proba:<class> columns.
-            "_target": _cells(prepared, prepared.target_encoder.decode(prepared.encoded[rows])),
-            "_prediction": model.prediction_cells(outputs),
-        }
-    )
+    columns: dict[str, np.ndarray] = {
+        "_row": frame.index.to_numpy() + 1,
+        # As the model names the classes (True -> "true", 1.0 -> 1), so that the
+        # report can line the target up with the _proba:<class> columns.
+        "_target": _cells(prepared, prepared.target_encoder.decode(prepared.encoded[rows])),
+        "_prediction": model.prediction_cells(outputs),
+    }
     if prepared.task.classifier:
         probabilities = model.probabilities_of(outputs)
         for index, label in enumerate(model.classes):
-            records[f"_proba:{label}"] = probabilities[:, index]
+            columns[f"_proba:{label}"] = probabilities[:, index]
     base = base_folder(prepared.table).resolve()
     for feature in prepared.schema.inputs:
         values = frame[feature.name]
         if KINDS[feature.kind].files:
             values = values.map(lambda cell: _absolute(cell, base))
-        elif feature.kind == "text":
+        elif KINDS[feature.kind].show == "text":
             values = values.map(
                 lambda cell: cell[:TEXT_CHARACTERS] if isinstance(cell, str) else cell
             )
-        records[feature.name] = values.to_numpy()
+        columns[feature.name] = values.to_numpy()
+    # One frame from every column at once: column by column, a table of thousands of
+    # columns would be copied as many times (pandas warns that it is "highly fragmented").
+    records = pd.DataFrame(columns)
     buffer = io.StringIO()
     records.to_csv(buffer, index=False)
     return buffer.getvalue().encode()

@@ -28,7 +28,11 @@ def fingerprint(frame: pd.DataFrame) -> str:
     """sha256 over column names, dtypes and every cell (order-sensitive)."""
     digest = hashlib.sha256()
     digest.update(json.dumps([[str(c), str(t)] for c, t in frame.dtypes.items()]).encode())
-    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    try:
+        hashed = pd.util.hash_pandas_object(frame, index=False)
+    except TypeError:  # cells pandas cannot hash (lists, dicts of a nested column): as text
+        hashed = pd.util.hash_pandas_object(frame.astype(str), index=False)
+    digest.update(hashed.to_numpy().tobytes())
     return digest.hexdigest()
 
 
