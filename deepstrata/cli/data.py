@@ -50,6 +50,10 @@ def embed(
         str | None,
         typer.Option(help="The image or text column [a folder's files; the only such column]."),
     ] = None,
+    kind: Annotated[
+        str | None,
+        typer.Option(help="Embed the column as this kind: text or image. [as inferred]"),
+    ] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Parquet file to write.")] = Path(
         "embeddings.parquet"
     ),
@@ -72,6 +76,7 @@ def embed(
     frame = embed_column(
         data,
         column,
+        kind=kind,
         keep=keep or [],
         image_size=image_size,
         text_max_length=text_max_length,

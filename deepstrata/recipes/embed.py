@@ -55,6 +55,7 @@ def embed(
     )
     kinds = {f.name: f.kind for f in schema.features}
     usable = [name for name, k in kinds.items() if default_for(k) is not None]
+    named = column is not None
     if column is None:
         if is_folder(table):
             column = file_column(table)
@@ -68,6 +69,8 @@ def embed(
             )
     if column not in frame.columns:
         raise table.error(f"column {column!r} is not in the data", column=column)
+    if named:  # the user asked for this column's embeddings: honour it (see _as_asked)
+        kinds[column] = _as_asked(frame[column], column, kinds[column], forced=kind is not None)
     network = default_for(kinds[column])
     if network is None:
         raise ConfigError(
@@ -102,3 +105,26 @@ def embed(
     front = pd.DataFrame({name: frame[name].to_numpy() for name in kept}, index=range(len(frame)))
     values = pd.DataFrame(vectors.astype(np.float32), columns=names, index=range(len(frame)))
     return pd.concat([front, values], axis=1)
+
+
+def _as_asked(values: pd.Series, column: str, inferred: str, *, forced: bool) -> str:
+    """The kind to embed a column the user named as: the inferred one when it has a
+    pretrained network; text, with a note saying so, when inference took a column of
+    strings for something else (a category of few distinct sentences, say): the user
+    asked for exactly this column's embeddings."""
+    import warnings
+
+    from deepstrata.errors import DataWarning
+
+    if forced or default_for(inferred) is not None:
+        return inferred
+    strings = values.dropna().map(lambda value: isinstance(value, str))
+    if len(strings) and strings.all():
+        warnings.warn(
+            f"column {column!r} was inferred as {inferred}; embedding it as text, as asked "
+            f"(--column {column}); --kind image embeds paths to images instead",
+            DataWarning,
+            stacklevel=3,
+        )
+        return "text"
+    return inferred

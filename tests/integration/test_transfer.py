@@ -265,3 +265,17 @@ def test_cli_features_with_an_svm_head_and_embed_to_parquet(cli, reviews, tmp_pa
     assert "already exists; pass --overwrite" in again.error_line()
     wrong = cli("embed", csv, "--column", "id", "-o", tmp_path / "x.parquet")
     assert "column 'id' is" in wrong.error_line() and "no pretrained network" in wrong.error_line()
+
+
+def test_embed_honours_a_named_column_inference_took_for_a_category(cli, tmp_path):
+    """What the user names, the tool honours: a column of a few distinct sentences is
+    inferred as a category, yet `embed --column` asks for exactly its embeddings."""
+    rows = ["the service was great and fast"] * 10 + ["terrible, slow and broken service"] * 10
+    data = tmp_path / "reviews.csv"
+    pd.DataFrame({"review": rows, "id": range(20)}).to_csv(data, index=False)
+    out = tmp_path / "embeddings.parquet"
+    result = cli("embed", data, "--column", "review", "-o", out, "-q")
+    assert "inferred as category; embedding it as text, as asked" in result.err
+    assert pd.read_parquet(out).shape == (20, 384)
+    line = cli("embed", data, "--column", "id", "-o", tmp_path / "x.parquet").error_line()
+    assert "column 'id' is number, which has no pretrained network" in line
