@@ -56,7 +56,6 @@ COVERED_ELSEWHERE = {
     "preprocess/boolean.py": "tests/preprocess/test_preprocessors.py",
     "preprocess/category.py": "tests/preprocess/test_preprocessors.py",
     "preprocess/datetime.py": "tests/preprocess/test_preprocessors.py",
-    "preprocess/frame.py": "tests/preprocess/test_contract.py",
     "preprocess/number.py": "tests/preprocess/test_preprocessors.py",
     "preprocess/target.py": "tests/preprocess/test_preprocessors.py",
     "pretrained/efficientnet.py": "tests/pretrained/test_backbones.py",

@@ -23,7 +23,7 @@ from deepstrata.kinds import KINDS
 from deepstrata.model.extractor import FeatureExtractor, build_extractor
 from deepstrata.model.network import Network, build_network
 from deepstrata.preprocess.base import Preprocessor
-from deepstrata.preprocess.frame import transform_frame
+from deepstrata.preprocess.frame import transform_frame, transform_values
 from deepstrata.train.batches import forward_in_chunks
 
 LIGHTGBM_KEY = "lightgbm_model"  # the gbm head's model text, kept as a file of its own
@@ -32,6 +32,13 @@ LIGHTGBM_KEY = "lightgbm_model"  # the gbm head's model text, kept as a file of 
 def calibrated_outputs(member, table: Table) -> np.ndarray:
     """A member's outputs for every row of ``table``: raw, then the temperature."""
     raw = member.raw_outputs(transform_frame(member.preprocessors, table.frame, table))
+    return tasks.get(member.architecture["task"]).calibrated(raw, member.temperature)
+
+
+def calibrated_values(member, columns: dict[str, list]) -> np.ndarray:
+    """The same for a few rows given as ``{column: [values]}`` (records), without pandas
+    where the kinds allow: the path single-row predictions and the server take."""
+    raw = member.raw_outputs(transform_values(member.preprocessors, columns))
     return tasks.get(member.architecture["task"]).calibrated(raw, member.temperature)
 
 

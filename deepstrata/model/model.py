@@ -26,13 +26,13 @@ from deepstrata.data.schema import Schema
 from deepstrata.data.sources import read_table
 from deepstrata.data.table import Table
 from deepstrata.errors import BundleError, ConfigError
-from deepstrata.model.member import Member, member_from_bundle_entry
+from deepstrata.model.member import Member, calibrated_values, member_from_bundle_entry
 from deepstrata.model.network import Network
 from deepstrata.preprocess.base import Preprocessor
 from deepstrata.preprocess.target import TargetEncoder
 from deepstrata.report.render import REPORT, compare_beside, render_report
 
-Data = str | Path | pd.DataFrame | Table
+Data = str | Path | pd.DataFrame | Table | list  # a list: records, one dict per row
 LABEL_JOIN = "|"  # a multilabel prediction in a table: "drama|comedy"
 
 __all__ = ["Data", "Model", "combine", "load", "versions"]
@@ -111,9 +111,28 @@ class Model:
         return self.members[0]
 
     # -- predictions -------------------------------------------------------------------------
-    def _outputs(self, data: Data) -> tuple[Table, np.ndarray]:
+    def _outputs(self, data: Data) -> tuple[Table | None, np.ndarray]:
+        if isinstance(data, list):  # records: the path without pandas (one row is fast)
+            return None, self.outputs_of_records(data)
         table = read_table(data)
         return table, self.outputs_of(table)
+
+    def outputs_of_records(self, records: list[dict]) -> np.ndarray:
+        """Calibrated outputs of rows given as dicts (``{"age": 31, ...}``; a key absent
+        from a record is a missing value there). Same outputs as a table of the same rows."""
+        names = [f.name for f in self.schema.inputs]
+        if not all(isinstance(record, dict) for record in records):
+            raise TypeError("records must be dicts of column -> value, one per row")
+        present = {name for record in records for name in record}
+        columns = {n: [record.get(n) for record in records] for n in names if n in present}
+        return self.outputs_of_values(columns)
+
+    def outputs_of_values(self, columns: dict[str, list]) -> np.ndarray:
+        """Calibrated outputs of rows given as ``{column: [values]}``."""
+        if len(self.members) == 1:
+            return calibrated_values(self.members[0], columns)
+        outputs = [calibrated_values(member, columns) for member in self.members]
+        return combine(self.task, outputs, self.weights)
 
     def outputs_of(self, table: Table) -> np.ndarray:
         """Calibrated outputs of the whole model; an ensemble's are its members' mixed."""
@@ -125,8 +144,8 @@ class Model:
         return self.spec.probabilities(outputs)
 
     def predict(self, data: Data) -> np.ndarray:
-        """One prediction per row of ``data`` (a DataFrame or a file): a class label, a list
-        of labels (multilabel) or a value."""
+        """One prediction per row of ``data`` (a DataFrame, a file, or a list of records:
+        dicts of column -> value): a class label, a list of labels (multilabel) or a value."""
         _, outputs = self._outputs(data)
         return self.decode(outputs)
 
@@ -146,7 +165,7 @@ class Model:
         column per class. For a folder of files the file's path comes first."""
         if proba and not self.spec.classifier:
             raise ConfigError("a regression model has no class probabilities", option="--proba")
-        table, outputs = self._outputs(data)
+        table, outputs = self._outputs(_as_table(data))
         if is_folder(table):  # a folder of files: say which file each row is
             named = file_column(table)
             keep = [named, *(name for name in keep if name != named)]
@@ -176,7 +195,7 @@ class Model:
 
     def evaluate(self, data: Data) -> dict[str, float]:
         """Metrics on rows that include the target column."""
-        table, outputs = self._outputs(data)
+        table, outputs = self._outputs(_as_table(data))
         target = self.schema.target
         if target not in table.frame.columns:
             raise table.error(f"the target column {target!r} is needed to evaluate", column=target)
@@ -263,6 +282,11 @@ def _report(config: dict, metrics: dict, files: dict[str, bytes]) -> bytes | Non
             stacklevel=3,
         )
         return None
+
+
+def _as_table(data: Data) -> Data:
+    """Records as a DataFrame, for the calls that need a table (row locations, columns)."""
+    return pd.DataFrame(data) if isinstance(data, list) else data
 
 
 def combine(task: str, outputs: list[np.ndarray], weights: list[float] | None) -> np.ndarray:

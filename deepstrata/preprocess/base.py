@@ -51,11 +51,22 @@ class Preprocessor(ABC):
     def from_state(cls, state: dict) -> Preprocessor:
         """Rebuild a fitted preprocessor from ``state()``."""
 
+    def transform_values(self, values: list, *, column: str) -> np.ndarray:
+        """``transform`` of a few raw values (a request's records) as a list: the same
+        block, without building a pandas column. Kinds whose ``transform`` costs a
+        request much on one row override it; the default goes through ``transform``."""
+        series = pd.Series(values, name=column, dtype=object)
+        return self.transform(series, RECORDS)
+
     @classmethod
     def from_options(cls, options: dict) -> Preprocessor:
         """An unfitted preprocessor for a fit with ``options`` (every option present: see
         :func:`deepstrata.config.with_defaults`). Kinds with options override this."""
         return cls()
+
+
+# Where values given as records come from, for errors: "<records>, row 2, column 'age'".
+RECORDS = Table(frame=pd.DataFrame(), source="<records>", lines=None)
 
 
 def first_position(mask: np.ndarray) -> int:

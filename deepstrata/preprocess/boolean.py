@@ -54,6 +54,16 @@ class BooleanPreprocessor(Preprocessor):
             return np.stack([sign, column.isna().to_numpy()], axis=1).astype(np.float32)
         return sign[:, None].astype(np.float32)
 
+    def transform_values(self, values: list, *, column: str) -> np.ndarray:
+        """True, False or None straight to the block; words through ``transform``."""
+        if not all(v is None or isinstance(v, bool) for v in values):
+            return super().transform_values(values, column=column)
+        sign = np.array([0.0 if v is None else (1.0 if v else -1.0) for v in values])
+        if self.flag_missing:
+            missing = np.array([v is None for v in values], dtype=np.float64)
+            return np.stack([sign, missing], axis=1).astype(np.float32)
+        return sign[:, None].astype(np.float32)
+
     @property
     def width(self) -> int:
         return 2 if self.flag_missing else 1

@@ -73,6 +73,31 @@ class CategoryPreprocessor(Preprocessor):
             )
         return out[:, None]
 
+    def transform_values(self, values: list, *, column: str) -> np.ndarray:
+        """Strings, integers or None: looked up one by one (as ``category_strings`` reads
+        them); anything else through ``transform``."""
+        if not all(v is None or isinstance(v, str) or type(v) is int for v in values):
+            return super().transform_values(values, column=column)
+        text = [
+            v.strip() if isinstance(v, str) else (None if v is None else str(v)) for v in values
+        ]
+        found = [None if v is None else self._positions.get(v) for v in text]
+        codes = [
+            MISSING if v is None else UNKNOWN if at is None else at + FIRST
+            for v, at in zip(text, found)
+        ]
+        unseen = [v for v, at in zip(text, found) if v is not None and at is None]
+        if unseen:
+            distinct = list(dict.fromkeys(unseen))
+            shown = ", ".join(repr(v) for v in distinct[:5]) + (" …" if len(distinct) > 5 else "")
+            warnings.warn(
+                f"column {column!r}: {len(unseen)} row(s) have values not in the training "
+                f"vocabulary ({shown}); they were treated as unknown",
+                DataWarning,
+                stacklevel=2,
+            )
+        return np.array(codes, dtype=np.int64)[:, None]
+
     @property
     def width(self) -> int:
         return 1

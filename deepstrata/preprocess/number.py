@@ -52,7 +52,21 @@ class NumberPreprocessor(Preprocessor):
         return self
 
     def transform(self, column: pd.Series, table: Table) -> np.ndarray:
-        values = to_float(column, table)
+        return self._scaled(to_float(column, table))
+
+    def transform_values(self, values: list, *, column: str) -> np.ndarray:
+        """Numbers (or None) straight to the block; anything else through ``transform``,
+        which names a value that is no number."""
+        if not all(
+            v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in values
+        ):
+            return super().transform_values(values, column=column)
+        array = np.array([math.nan if v is None else v for v in values], dtype=np.float64)
+        if np.isinf(array).any():
+            return super().transform_values(values, column=column)
+        return self._scaled(array)
+
+    def _scaled(self, values: np.ndarray) -> np.ndarray:
         missing = np.isnan(values)
         scaled = np.clip((values - self.center) / self.scale, -self.clip, self.clip)
         scaled[missing] = 0.0  # the median, after centring
