@@ -30,3 +30,32 @@ def category_strings(column: pd.Series) -> pd.Series:
     else:
         text = present.astype(str).str.strip()
     return text.reindex(column.index)
+
+
+def numbers(column: pd.Series, fail, *, what: str = "a number") -> np.ndarray:
+    """Float64 values of ``column``; NaN where missing. A value that is present but not a
+    number, or infinite (never a measurement; missing is NaN), calls
+    ``fail(mask, message, hint)``, which raises naming the first row flagged."""
+    name = str(column.name)
+    if pd.api.types.is_bool_dtype(column):
+        values = column.astype("float64").to_numpy()
+    elif pd.api.types.is_numeric_dtype(column):
+        values = column.to_numpy(dtype="float64", na_value=np.nan)
+    else:
+        coerced = pd.to_numeric(column, errors="coerce")
+        bad = (coerced.isna() & column.notna()).to_numpy()
+        if bad.any():
+            fail(
+                bad,
+                f"expected {what}, got {{value}}",
+                f"fix the value, or treat the column as a category with --column {name}=category",
+            )
+        values = coerced.to_numpy(dtype="float64", na_value=np.nan)
+    infinite = np.isinf(values)
+    if infinite.any():
+        fail(
+            infinite,
+            "expected a finite number, got {value}",
+            "replace infinities with a value or leave the cell empty (missing)",
+        )
+    return values

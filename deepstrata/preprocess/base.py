@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from deepstrata.data.table import Table
+from deepstrata.values import numbers
 
 
 class Preprocessor(ABC):
@@ -101,33 +102,11 @@ def to_float(column: pd.Series, table: Table, *, what: str = "a number") -> np.n
     Raises DataError at the first value that is present but not a number, and at
     the first infinite value (infinity is never a measurement; missing is NaN).
     """
-    name = str(column.name)
-    if pd.api.types.is_bool_dtype(column):
-        values = column.astype("float64").to_numpy()
-    elif pd.api.types.is_numeric_dtype(column):
-        values = column.to_numpy(dtype="float64", na_value=np.nan)
-    else:
-        coerced = pd.to_numeric(column, errors="coerce")
-        bad = (coerced.isna() & column.notna()).to_numpy()
-        if bad.any():
-            raise_at(
-                table,
-                column,
-                bad,
-                f"expected {what}, got {{value}}",
-                hint=f"fix the value, or treat the column as a category with --column {name}=category",
-            )
-        values = coerced.to_numpy(dtype="float64", na_value=np.nan)
-    infinite = np.isinf(values)
-    if infinite.any():
-        raise_at(
-            table,
-            column,
-            infinite,
-            "expected a finite number, got {value}",
-            hint="replace infinities with a value or leave the cell empty (missing)",
-        )
-    return values
+
+    def fail(mask: np.ndarray, message: str, hint: str | None = None) -> None:
+        raise_at(table, column, mask, message, hint=hint)
+
+    return numbers(column, fail, what=what)
 
 
 # -- values arriving over HTTP (see deepstrata.serve.records) ---------------------------------

@@ -157,6 +157,28 @@ def natural_order(value: str) -> tuple:
         return (1, 0.0, value)
 
 
+CLASS_COMPARE_METRICS = ("accuracy", "balanced_accuracy", "f1_macro", "roc_auc")
+CLASS_HIGHER_IS_BETTER = frozenset(CLASS_COMPARE_METRICS)
+
+
+class ClassTarget:
+    """The target handling binary and multiclass share (one class per row), as methods a
+    task takes by assignment (``fit_target = ClassTarget.fit_target``): composition, not a
+    base class."""
+
+    @staticmethod
+    def fit_target(task, encoder, column, fail) -> None:
+        fit_classes(encoder, column)
+
+    @staticmethod
+    def encode(task, encoder, column, fail) -> np.ndarray:
+        return encode_classes(encoder, column, fail)
+
+    @staticmethod
+    def decode(task, encoder, point: np.ndarray) -> np.ndarray:
+        return decode_classes(encoder, point)
+
+
 def fit_classes(encoder, column: pd.Series) -> None:
     """The sorted distinct target values as the encoder's classes."""
     encoder.classes = sorted(category_strings(column).dropna().unique().tolist(), key=natural_order)

@@ -11,10 +11,10 @@ import numpy as np
 
 from deepstrata.evaluate.metrics import CLASSIFICATION, classification_metrics
 from deepstrata.tasks.base import (
+    CLASS_COMPARE_METRICS,
+    CLASS_HIGHER_IS_BETTER,
+    ClassTarget,
     Task,
-    decode_classes,
-    encode_classes,
-    fit_classes,
     log_loss_rows,
     logits_of_mean,
 )
@@ -23,23 +23,14 @@ from deepstrata.tasks.base import (
 class Multiclass(Task):
     name = "multiclass"
     prediction = "class"
-    compare_metrics = (
-        "accuracy",
-        "balanced_accuracy",
-        "f1_macro",
-        "roc_auc",
-    )  # deepstrata compare's choices; the first by default
+    compare_metrics = CLASS_COMPARE_METRICS  # deepstrata compare's choices; the first by default
     metric_names = CLASSIFICATION
-    higher_is_better = frozenset({"accuracy", "balanced_accuracy", "f1_macro", "roc_auc"})
-
-    def fit_target(self, encoder, column, fail) -> None:
-        fit_classes(encoder, column)
-
-    def encode(self, encoder, column, fail) -> np.ndarray:
-        return encode_classes(encoder, column, fail)
-
-    def decode(self, encoder, point: np.ndarray) -> np.ndarray:
-        return decode_classes(encoder, point)
+    higher_is_better = CLASS_HIGHER_IS_BETTER
+    # One class per row: the target's classes, indices and labels (shared with the other
+    # single-label task, by assignment).
+    fit_target = ClassTarget.fit_target
+    encode = ClassTarget.encode
+    decode = ClassTarget.decode
 
     def examples(self, rng, rows: int) -> list:
         return [["cat", "dog", "fox"][i] for i in rng.integers(0, 3, rows)]

@@ -7,10 +7,10 @@ target's own units): RMSE, MAE and R².
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from deepstrata.evaluate.metrics import REGRESSION, regression_metrics
 from deepstrata.tasks.base import Task
+from deepstrata.values import numbers
 
 
 class Regression(Task):
@@ -22,12 +22,12 @@ class Regression(Task):
     higher_is_better = frozenset({"r2"})
 
     def fit_target(self, encoder, column, fail) -> None:
-        values = _numbers(column, fail)
+        values = numbers(column, fail)
         encoder.mean = float(np.nanmean(values))
         encoder.std = float(np.nanstd(values)) or 1.0
 
     def encode(self, encoder, column, fail) -> np.ndarray:
-        return ((_numbers(column, fail) - encoder.mean) / encoder.std).astype(np.float32)
+        return ((numbers(column, fail) - encoder.mean) / encoder.std).astype(np.float32)
 
     def decode(self, encoder, point: np.ndarray) -> np.ndarray:
         return point * encoder.std + encoder.mean
@@ -74,30 +74,3 @@ class Regression(Task):
 
     def calibration_error(self, outputs, labels) -> float:
         raise TypeError("a regression model has no class probabilities")
-
-
-def _numbers(column: pd.Series, fail) -> np.ndarray:
-    """Float64 target values; a value that is not a finite number fails naming its row."""
-    name = str(column.name)
-    if pd.api.types.is_bool_dtype(column):
-        values = column.astype("float64").to_numpy()
-    elif pd.api.types.is_numeric_dtype(column):
-        values = column.to_numpy(dtype="float64", na_value=np.nan)
-    else:
-        coerced = pd.to_numeric(column, errors="coerce")
-        bad = (coerced.isna() & column.notna()).to_numpy()
-        if bad.any():
-            fail(
-                bad,
-                "expected a number, got {value}",
-                f"fix the value, or treat the column as a category with --column {name}=category",
-            )
-        values = coerced.to_numpy(dtype="float64", na_value=np.nan)
-    infinite = np.isinf(values)
-    if infinite.any():
-        fail(
-            infinite,
-            "expected a finite number, got {value}",
-            "replace infinities with a value or leave the cell empty (missing)",
-        )
-    return values
