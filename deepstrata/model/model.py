@@ -295,7 +295,15 @@ def load(path: str | Path) -> Model:
             weights=config.get("member_weights"),
             decision=config.get("decision"),
         )
-    except (KeyError, TypeError, ValueError, RuntimeError, ConfigError) as error:
+    except (  # config.json is data: any shape may come, and each must end in one line
+        AttributeError,
+        IndexError,
+        KeyError,
+        TypeError,
+        ValueError,
+        RuntimeError,
+        ConfigError,
+    ) as error:
         raise BundleError(
             f"config.json and weights do not describe a model: {error}", path=str(path)
         ) from error

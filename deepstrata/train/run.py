@@ -10,6 +10,7 @@ stay.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from deepstrata.bundle.lock import locked
 from deepstrata.errors import CheckpointError, ConfigError
 
 RUN_FILE = "run.json"
@@ -54,6 +56,11 @@ class RunDirectory:
         self.created: Path | None = None  # the outermost directory begin() made
         self.was_empty = False  # begin() found the directory there and empty
 
+    def locked(self) -> contextlib.AbstractContextManager[None]:
+        """Hold this run directory for the block: another process's fit or resume of it is
+        refused at once (a ConfigError naming this process); see :mod:`deepstrata.bundle.lock`."""
+        return locked(self.path, option="--run-dir")
+
     def checkpoints(self) -> list[Path]:
         return sorted(p.parent for p in self.path.rglob("checkpoint.json"))
 
@@ -64,9 +71,9 @@ class RunDirectory:
             raise CheckpointError(
                 f"no {RUN_FILE} here: not a deepstrata run directory", path=str(self.path)
             ) from None
-        except (ValueError, OSError) as error:
+        except (ValueError, OSError, RecursionError) as error:
             raise CheckpointError(
-                f"{RUN_FILE} is unreadable: {error}", path=str(self.path)
+                f"{RUN_FILE} is unreadable: {error or type(error).__name__}", path=str(self.path)
             ) from None
 
     def begin(self, *, config: dict, data_fingerprint: str, source: str, **extra) -> None:
