@@ -23,6 +23,10 @@ try:
 except ImportError:  # Windows: no flock; the lock is not taken there
     fcntl = None
 
+# The lock files this process holds, by (device, inode), with the PID that took each: a
+# forked child inherits the dict but not the right to the lock.
+_HELD: dict[tuple[int, int], int] = {}
+
 
 def lock_path(path: Path) -> Path:
     """The lock file of ``path``: ``.<name>.lock`` beside it."""
@@ -47,8 +51,11 @@ class _Held:
 
     def __init__(self, descriptor: int, file: Path, created: list[Path]) -> None:
         self.descriptor, self.file, self.created = descriptor, file, created
+        self.key = _identity(descriptor)
+        _HELD[self.key] = os.getpid()
 
     def release(self) -> None:
+        _HELD.pop(self.key, None)
         # Unlinked while still locked, so that no one takes a lock on a file about to go.
         with contextlib.suppress(OSError):
             self.file.unlink()
@@ -75,6 +82,9 @@ def _acquire(path: Path, *, option: str) -> _Held | None:
             raise ConfigError(
                 f"cannot create the lock file {file}: {error.strerror}", option=option
             ) from None
+        if _HELD.get(_identity(descriptor)) == os.getpid():
+            os.close(descriptor)
+            return None  # this process holds it already (flock would refuse a second hold)
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as error:
@@ -82,8 +92,6 @@ def _acquire(path: Path, *, option: str) -> _Held | None:
             os.close(descriptor)
             if error.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
                 return None  # a file system without locks: go on as before locks existed
-            if holder == os.getpid():
-                return None  # this process holds it already
             who = f"process {holder}" if holder else "another process"
             raise ConfigError(
                 f"{path} is being written by {who} (it holds {file}); wait for it to finish, "
@@ -91,11 +99,17 @@ def _acquire(path: Path, *, option: str) -> _Held | None:
                 option=option,
             ) from None
         if _same_file(descriptor, file):
-            os.ftruncate(descriptor, 0)
-            os.write(descriptor, f"{os.getpid()}\n".encode())
+            with contextlib.suppress(OSError):  # a full disk: locked all the same, PID unsaid
+                os.ftruncate(descriptor, 0)
+                os.write(descriptor, f"{os.getpid()}\n".encode())
             return _Held(descriptor, file, created)
         os.close(descriptor)
     raise ConfigError(f"could not take the lock {file}; try again", option=option)
+
+
+def _identity(descriptor: int) -> tuple[int, int]:
+    status = os.fstat(descriptor)
+    return status.st_dev, status.st_ino
 
 
 def _holder(descriptor: int) -> int | None:

@@ -36,6 +36,7 @@ CONFIG, WEIGHTS, METRICS = "config.json", "weights.safetensors", "metrics.json"
 # What a sibling is: a new version being built, the old one set aside while the new
 # one is renamed in, or the old one being deleted once the new one is in place.
 _PARTIAL, _OLD, _DELETING = "partial", "old", "deleting"
+_BLOCK = 4096  # what a file takes on disk is rounded up to whole blocks (4 kB on most)
 _HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32] or "host"
 
 
@@ -89,7 +90,9 @@ def write_bundle(
             write_manifest(staging, versions=versions)
     except (OSError, SafetensorError) as error:  # a full disk, a permission: the user's to fix
         # (safetensors reports its own I/O errors as SafetensorError, not OSError)
-        needed = sum(t.nbytes for t in tensors.values()) + sum(map(len, (files or {}).values()))
+        sizes = [sum(t.nbytes for t in tensors.values()), *map(len, (files or {}).values())]
+        sizes += [len(json.dumps(part, default=str)) for part in (config, metrics, versions)]
+        needed = sum(-(-size // _BLOCK) * _BLOCK for size in sizes)  # whole blocks on disk
         message = write_failure(error, place=target.parent, needed=needed, what="the bundle")
         raise BundleError(message, path=str(target)) from error
     return target
@@ -103,10 +106,10 @@ def write_failure(error: BaseException, *, place: Path, needed: int, what: str) 
         return said
     existing = next((p for p in (place, *place.parents) if p.exists()), Path("."))
     try:
-        free = f"{_size(shutil.disk_usage(existing).free)} is free there"
+        free = f"{_size(shutil.disk_usage(existing).free)} free there"
     except OSError:
-        free = "the free space there is unknown"
-    return f"{said}; it needs about {_size(needed)} and {free}: free some space or write elsewhere"
+        free = "free space there unknown"
+    return f"{said}; it needs about {_size(needed)}, {free}: free some space or write elsewhere"
 
 
 def _out_of_space(error: BaseException) -> bool:

@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from deepstrata.bundle.lock import locked
+from deepstrata.bundle.write import write_failure
 from deepstrata.errors import CheckpointError, ConfigError
 
 RUN_FILE = "run.json"
@@ -35,16 +36,25 @@ def fingerprint(frame: pd.DataFrame) -> str:
 
 
 def write_json_atomically(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    """``data`` as ``path``, whole or not at all; a full disk is a CheckpointError, one line."""
+    text = json.dumps(data, indent=2)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as error:
+        message = write_failure(error, place=path.parent, needed=len(text), what=path.name)
+        raise CheckpointError(message, path=str(path.parent)) from error
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(data, stream, indent=2)
+            stream.write(text)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         Path(temporary).unlink(missing_ok=True)
+        if isinstance(error, OSError):  # a full disk, a permission: the user's to fix
+            message = write_failure(error, place=path.parent, needed=len(text), what=path.name)
+            raise CheckpointError(message, path=str(path.parent)) from error
         raise
 
 
@@ -73,7 +83,7 @@ class RunDirectory:
             ) from None
         except (ValueError, OSError, RecursionError) as error:
             raise CheckpointError(
-                f"{RUN_FILE} is unreadable: {error or type(error).__name__}", path=str(self.path)
+                f"{RUN_FILE} is unreadable: {error}", path=str(self.path)
             ) from None
 
     def begin(self, *, config: dict, data_fingerprint: str, source: str, **extra) -> None:
@@ -93,15 +103,19 @@ class RunDirectory:
         self.was_empty = self.path.is_dir() and not any(self.path.iterdir())
         self.created = missing[-1] if missing else None
         self.path.mkdir(parents=True, exist_ok=True)
-        write_json_atomically(
-            self.path / RUN_FILE,
-            {
-                "config": config,
-                "data": {"source": source, "sha256": data_fingerprint},
-                "finished": False,
-                **extra,
-            },
-        )
+        try:
+            write_json_atomically(
+                self.path / RUN_FILE,
+                {
+                    "config": config,
+                    "data": {"source": source, "sha256": data_fingerprint},
+                    "finished": False,
+                    **extra,
+                },
+            )
+        except BaseException:  # a full disk: leave nothing begun behind
+            self.abandon()
+            raise
 
     def check(self, *, config: dict, data_fingerprint: str) -> dict:
         """The recorded run, after checking that data and options are the same."""

@@ -49,9 +49,11 @@ def holder(tmp_path):
 
 def test_a_second_process_is_refused_at_once_naming_the_holder(holder):
     path, process = holder
-    with pytest.raises(ConfigError, match=rf"being written by process {process.pid}") as caught:
-        with locked(path, option="--out"):
-            pass
+    with (
+        pytest.raises(ConfigError, match=rf"being written by process {process.pid}") as caught,
+        locked(path, option="--out"),
+    ):
+        pass
     assert caught.value.option == "--out" and str(path) in str(caught.value)
 
 

@@ -9,6 +9,7 @@ second is refused at once.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -29,7 +30,7 @@ import deepstrata.bundle.write as bundle_write
 from deepstrata.bundle import write_manifest
 from deepstrata.bundle.lock import lock_path
 from deepstrata.bundle.manifest import sha256_of
-from deepstrata.errors import BundleError
+from deepstrata.errors import BundleError, ConfigError
 from tests.integration.test_hostile_inputs import CLI_FAST, leftovers_beside, snapshot
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("one_torch_thread")]
@@ -73,7 +74,7 @@ def test_a_full_disk_while_writing_the_bundle_is_one_line_and_the_old_bundle_sta
     )
     line = result.error_line()
     assert str(churn_bundle) in line and "No space left on device" in line, line
-    assert "it needs about" in line and "is free there" in line, line
+    assert "it needs about" in line and "free there" in line, line
     assert snapshot(churn_bundle) == before
     assert leftovers_beside(churn_bundle) == []
     deepstrata.load(churn_bundle)
@@ -88,6 +89,21 @@ def test_a_full_disk_while_checkpointing_is_one_line_and_nothing_is_left(
     line = cli("fit", churn_csv, "--target", "churned", "--out", out, *CLI_FAST).error_line()
     assert "could not write the checkpoint" in line and "it needs about" in line, line
     assert snapshot(tmp_path) == before  # no run directory, no lock, no runs/ folder
+
+
+def test_a_disk_too_full_for_run_json_is_one_line_and_nothing_is_left(
+    tmp_path, churn_csv, cli, monkeypatch
+):
+    before = snapshot(tmp_path)
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("deepstrata.train.run.tempfile.mkstemp", full)
+    out = tmp_path / "runs" / "churn"
+    line = cli("fit", churn_csv, "--target", "churned", "--out", out, *CLI_FAST).error_line()
+    assert "could not write run.json" in line and "it needs about" in line, line
+    assert snapshot(tmp_path) == before
 
 
 # -- 4: malformed bundles -----------------------------------------------------------------------
@@ -279,7 +295,20 @@ def test_a_live_writers_staging_is_left_alone(tmp_path, churn_csv, churn_bundle,
     assert leftovers_beside(churn_bundle) == [live.name]
 
 
-# -- 8: two fits to the same --out --------------------------------------------------------------
+# -- 8: two fits to the same --out or run directory --------------------------------------------------------------
+
+
+# Holds the lock file argv[1] as deepstrata does (flock, its PID inside) until stdin closes.
+HOLD_LOCK = textwrap.dedent(
+    """
+    import fcntl, os, sys
+    descriptor = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+    fcntl.flock(descriptor, fcntl.LOCK_EX)
+    os.write(descriptor, str(os.getpid()).encode())
+    print("held", flush=True)
+    sys.stdin.read()
+    """
+)
 
 
 def test_a_second_fit_to_the_same_out_is_refused_at_once(tmp_path, churn_csv):
@@ -317,3 +346,32 @@ def test_a_second_fit_to_the_same_out_is_refused_at_once(tmp_path, churn_csv):
     assert "--out" in errors[0] and str(out) in errors[0], errors[0]
     assert took < 60  # refused before any work, not after training
     assert lock_path(out).exists()  # the first one's, left by its SIGKILL: taken over later
+
+
+def test_a_fit_in_a_run_directory_another_process_holds_is_refused_before_reading(
+    tmp_path, churn_csv, monkeypatch
+):
+    run_dir = tmp_path / "runs" / "churn.run"
+    run_dir.parent.mkdir()
+    holder = subprocess.Popen(  # holds the run directory's lock as another deepstrata would
+        [sys.executable, "-c", HOLD_LOCK, str(lock_path(run_dir))],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+
+        def no_reading(*args, **kwargs):
+            raise AssertionError("the data was read although the run directory is taken")
+
+        monkeypatch.setattr("deepstrata.recipes.run.read_table", no_reading)
+        with pytest.raises(ConfigError, match=rf"being written by process {holder.pid}") as caught:
+            deepstrata.fit(
+                tmp_path / "churn.csv", target="churned", run_dir=run_dir, progress=False
+            )
+        assert caught.value.option == "--run-dir"
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    assert not run_dir.exists()
