@@ -92,23 +92,21 @@ def rehash(path):
     write_manifest(path, versions={"deepstrata": "test"})
 
 
-def safetensors_bytes(header_length: int, header: bytes) -> bytes:
-    return struct.pack("<Q", header_length) + header
+def safetensors_bytes(header: bytes, header_length: int | None = None) -> bytes:
+    """A safetensors file: the header's length (8 bytes, little-endian), then the header."""
+    length = len(header) if header_length is None else header_length
+    return struct.pack("<Q", length) + header
+
+
+HUGE = {"w": {"dtype": "F32", "shape": [25 * 10**9], "data_offsets": [0, 10**11]}}
 
 
 @pytest.mark.parametrize(
     ("content", "reason"),
     [
-        (  # a header claiming a 100 GB tensor in a file of a few bytes
-            safetensors_bytes(
-                92,
-                json.dumps(
-                    {"w": {"dtype": "F32", "shape": [25 * 10**9], "data_offsets": [0, 10**11]}}
-                ).encode()[:92],
-            ),
-            "not a valid safetensors file",
-        ),
-        (safetensors_bytes(2**63, b"{}"), "not a valid safetensors file"),
+        # a header claiming a 100 GB tensor in a file of a few bytes
+        (safetensors_bytes(json.dumps(HUGE).encode()), "not a valid safetensors file"),
+        (safetensors_bytes(b"{}", 2**63), "not a valid safetensors file"),
     ],
     ids=["100GB-tensor", "2**63-header"],
 )

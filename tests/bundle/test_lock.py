@@ -83,3 +83,14 @@ def test_the_holder_may_take_it_again_and_release_leaves_nothing(tmp_path):
             pass
         assert lock_path(path).is_file()
     assert list(tmp_path.iterdir()) == []  # the folders made for the lock file went too
+
+
+def test_a_full_disk_does_not_stop_the_holder_taking_it_again(tmp_path, monkeypatch):
+    def full(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("deepstrata.bundle.lock.os.write", full)  # no PID in the file
+    path = tmp_path / "bundle"
+    with locked(path, option="--out"), locked(path, option="--run-dir"):
+        assert lock_path(path).read_text() == ""
+    assert list(tmp_path.iterdir()) == []
