@@ -107,6 +107,33 @@ def _acquire(path: Path, *, option: str) -> _Held | None:
     raise ConfigError(f"could not take the lock {file}; try again", option=option)
 
 
+def clear_stale(path: Path) -> bool:
+    """Remove the lock file of ``path`` if no process holds it (its holder was killed):
+    whether it did. A live holder's lock, this process's included, is left alone."""
+    if fcntl is None:
+        return False
+    file = lock_path(Path(path))
+    try:
+        descriptor = os.open(file, os.O_RDWR)
+    except OSError:  # none there
+        return False
+    try:
+        if _HELD.get(_identity(descriptor)) == os.getpid():
+            return False
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held: its process runs
+            return False
+        if not _same_file(descriptor, file):
+            return False
+        file.unlink()  # while locked, as a release does: no one can be taking it now
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(descriptor)
+
+
 def _identity(descriptor: int) -> tuple[int, int]:
     status = os.fstat(descriptor)
     return status.st_dev, status.st_ino

@@ -29,6 +29,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import save_file
 
+from deepstrata.bundle.lock import clear_stale, lock_path
 from deepstrata.bundle.manifest import write_manifest
 from deepstrata.errors import BundleError
 
@@ -181,27 +182,29 @@ def publish(staging: Path, target: Path) -> None:
 
 def sweep_stale(target: Path) -> list[str]:
     """Remove what writers of ``target`` that no longer run left beside it (staging
-    directories, old versions half deleted), with a warning; returns their names.
+    directories, old versions half deleted, a lock file), with a warning; returns their
+    names.
 
     A killed :func:`publish` may have set the old version aside without putting the new
     one in its place: when ``target`` is missing, that old version is renamed back.
     Siblings of a live writer (this host, its PID running) or of another host are kept.
     """
     target = Path(target)
-    stale = [(path, kind) for path, kind in _siblings(target) if kind]
-    if not stale:
-        return []
+    stale = [path for path, kind in _siblings(target) if kind]
     restored = None
-    old = [path for path, kind in stale if kind == _OLD]
+    old = [path for path in stale if path.name.endswith(f".{_OLD}")]
     if old and not target.exists() and not target.is_symlink():
         restored = max(old, key=lambda path: path.stat().st_mtime)
         os.replace(restored, target)
-    removed = [path for path, _ in stale if path != restored]
-    for path in removed:
+        stale.remove(restored)
+    for path in stale:
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
+    removed = stale + ([lock_path(target)] if clear_stale(target) else [])  # a killed fit's
+    if restored is None and not removed:
+        return []
     said = []
     if restored is not None:
         said.append(f"put back {target}, which an interrupted write had set aside")

@@ -10,6 +10,7 @@ from safetensors import SafetensorError
 
 import deepstrata.bundle.write as bundle_write
 from deepstrata.bundle import read_bundle, write_bundle, write_manifest
+from deepstrata.bundle.lock import lock_path, locked
 from deepstrata.bundle.manifest import sha256_of
 from deepstrata.bundle.write import atomic_directory, process_alive
 from deepstrata.errors import BundleError
@@ -315,3 +316,14 @@ def test_publish_leaves_no_sibling_behind(tmp_path):
 
 def test_a_process_is_alive_or_not(dead_pid):
     assert process_alive(os.getpid()) and not process_alive(dead_pid)
+
+
+def test_a_lock_file_no_process_holds_is_swept_and_a_held_one_kept(tmp_path):
+    path = write(tmp_path / "bundle")
+    lock_path(path).write_text("999999999\n")  # a killed fit's: no flock on it any more
+    with pytest.warns(UserWarning, match=r"removed \.bundle\.lock"):
+        write(path, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
+    with locked(path, option="--out"):  # held (by this process): no sweep removes it
+        write(path, overwrite=True)
+        assert lock_path(path).exists()
