@@ -7,6 +7,7 @@ adds only what is about files and runs: ``--out``, ``--config``, ``--column``,
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import sys
 from pathlib import Path
@@ -45,18 +46,25 @@ OverwriteOpt = Annotated[bool, typer.Option(help="Replace an existing bundle and
 
 def fit(ctx: typer.Context, data: Path | None = None, **values) -> None:
     """Train a network on DATA and write a bundle (checkpoints and logs go to the run directory)."""
-    from deepstrata import api
-    from deepstrata.train.run import RunDirectory
-
     files = {name: values.pop(name) for name in _FILE_FLAGS}
     flags = given(values)
     flags.update(given({"column": files["column"] or None, "ignore": files["ignore"] or None}))
-    if files["resume"] is not None:
-        run = _resumed(files, flags)
-    else:
-        if data is None:
-            ctx.fail("Missing argument 'DATA': the data to train on (or --resume RUN_DIR)")
-        run = _fresh(data, files, flags)
+    if files["resume"] is None and data is None:
+        ctx.fail("Missing argument 'DATA': the data to train on (or --resume RUN_DIR)")
+    # The bundle path and the run directory are this process's until it ends: a second
+    # fit to either is refused at once, not when it has trained to the end.
+    with contextlib.ExitStack() as held:
+        if files["resume"] is not None:
+            run = _resumed(files, flags, held)
+        else:
+            run = _fresh(data, files, flags, held)
+        _train_and_save(data, run, files)
+
+
+def _train_and_save(data: Path | None, run: dict, files: dict) -> None:
+    from deepstrata import api
+    from deepstrata.train.run import RunDirectory
+
     quiet = files["quiet"]
     if not quiet:
         print(
@@ -119,7 +127,18 @@ fit.__signature__ = inspect.Signature(
 )
 
 
-def _resumed(files: dict, flags: dict) -> dict:
+def _hold(held: contextlib.ExitStack, destination: Path, run_path: Path, run_flag: str) -> None:
+    """Lock the bundle path and the run directory for this process (ConfigError naming the
+    process that has either), then sweep what killed writes left beside the bundle path."""
+    from deepstrata.bundle.lock import locked
+    from deepstrata.bundle.write import sweep_stale
+
+    held.enter_context(locked(destination, option="--out"))
+    held.enter_context(locked(run_path, option=run_flag))
+    sweep_stale(destination)
+
+
+def _resumed(files: dict, flags: dict, held: contextlib.ExitStack) -> dict:
     """The run a ``--resume RUN_DIR`` continues: its options, data and bundle path."""
     from deepstrata.config import FitConfig
     from deepstrata.errors import ConfigError
@@ -144,6 +163,7 @@ def _resumed(files: dict, flags: dict) -> dict:
             "resume it there with resume=True",
             option="--resume",
         )
+    _hold(held, Path(recorded["out"]), Path(resume), "--resume")
     return {
         "config": FitConfig.from_dict(recorded["config"], source=str(resume)),
         "data_path": recorded["data_path"],
@@ -154,7 +174,7 @@ def _resumed(files: dict, flags: dict) -> dict:
     }
 
 
-def _fresh(data: Path, files: dict, flags: dict) -> dict:
+def _fresh(data: Path, files: dict, flags: dict, held: contextlib.ExitStack) -> dict:
     """A new run: the YAML file's options under the flags, the bundle and run paths checked."""
     import shutil
 
@@ -179,6 +199,7 @@ def _fresh(data: Path, files: dict, flags: dict) -> dict:
             f"the run directory {run_path} and the bundle {destination} must not overlap",
             option="--run-dir",
         )
+    _hold(held, destination, run_path, "--run-dir")
     if destination.exists() and not files["overwrite"]:
         raise ConfigError(
             f"{destination} already exists; pass --overwrite or choose another --out",

@@ -299,6 +299,8 @@ def combine(task: str, outputs: list[np.ndarray], weights: list[float] | None) -
 def load(path: str | Path) -> Model:
     """Load a bundle written by ``Model.save``; verifies every file's hash first.
 
+    A bundle that was changed, is malformed, holds non-finite weights or whose config.json
+    does not describe a model is refused with a :class:`BundleError`, one line.
     A member fit on pretrained features names its networks by package, version and
     sha256; installed weights that differ are refused (BundleError)."""
     config, weights, metrics = read_bundle(path)
@@ -319,7 +321,15 @@ def load(path: str | Path) -> Model:
             weights=config.get("member_weights"),
             decision=config.get("decision"),
         )
-    except (KeyError, TypeError, ValueError, RuntimeError, ConfigError) as error:
+    except (  # config.json is data: any shape may come, and each must end in one line
+        AttributeError,
+        IndexError,
+        KeyError,
+        TypeError,
+        ValueError,
+        RuntimeError,
+        ConfigError,
+    ) as error:
         raise BundleError(
             f"config.json and weights do not describe a model: {error}", path=str(path)
         ) from error

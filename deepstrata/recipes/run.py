@@ -8,6 +8,7 @@ through :func:`deepstrata.recipes.network.train_split`.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from deepstrata.errors import ConfigError, DataError
 from deepstrata.model.model import Data, Model
 from deepstrata.recipes.crossfit import cross_fitted_ensemble
 from deepstrata.recipes.crossval import cross_validated
-from deepstrata.recipes.prepare import prepare
+from deepstrata.recipes.prepare import Prepared, prepare
 from deepstrata.recipes.single import single_split
 from deepstrata.seeding import preserved_random_state
 from deepstrata.train.callbacks import Callback
@@ -42,13 +43,41 @@ def run_fit(
     if resume and run_dir is None:
         raise ConfigError("resuming needs the run directory", option="--resume")
     resolve_device(cfg.device)  # an absent device fails before any work
+    run = RunDirectory(run_dir) if run_dir is not None else None
+    # One fit per run directory: a second one is refused now, not when it has trained.
+    with run.locked() if run is not None else contextlib.nullcontext():
+        model, prepared = _trained(
+            data,
+            cfg,
+            run=run,
+            resume=resume,
+            run_record=run_record,
+            progress=progress,
+            callbacks=callbacks,
+        )
+        if run is not None and not keep_checkpoints:
+            run.finish()
+    model.metrics["strategy"] = prepared.strategy
+    return model
+
+
+def _trained(
+    data: Data,
+    cfg: FitConfig,
+    *,
+    run: RunDirectory | None,
+    resume: bool,
+    run_record: dict | None,
+    progress: bool | Progress,
+    callbacks: Sequence[Callback],
+) -> tuple[Model, Prepared]:
+    """Read, prepare and train (the run directory, if any, locked by the caller)."""
     table = read_table(data)
     cfg.target = cfg.target or default_target(table)  # a folder: its class sub-folders
     if cfg.target is None:
         raise DataError("no target column given", hint="pass target=NAME (--target NAME)")
 
     prepared = prepare(table, cfg)
-    run = RunDirectory(run_dir) if run_dir is not None else None
     if run is not None:
         digest = fingerprint(prepared.table.frame)
         if resume:
@@ -73,12 +102,8 @@ def run_fit(
     # fit seeds the global generators (initialisation, dropout); the caller's are restored.
     try:
         with preserved_random_state():
-            model = recipe(prepared, **context)
+            return recipe(prepared, **context), prepared
     except BaseException:
         if run is not None:
             run.abandon()  # bad data found mid-way leaves nothing behind; a checkpoint stays
         raise
-    if run is not None and not keep_checkpoints:
-        run.finish()
-    model.metrics["strategy"] = prepared.strategy
-    return model

@@ -37,6 +37,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load, save_file
 
 from deepstrata.bundle.manifest import sha256_of
+from deepstrata.bundle.write import write_failure
 from deepstrata.errors import CheckpointError
 from deepstrata.train.history import History
 
@@ -98,10 +99,12 @@ def save_checkpoint(
         for path in [tensors_temp, record_temp] + ([] if committed else [tensors_path]):
             with suppress(OSError):
                 path.unlink(missing_ok=True)
-        if isinstance(error, OSError):  # a full disk, a permission: the user's to fix
-            raise CheckpointError(
-                f"could not write the checkpoint: {error}", path=str(directory)
-            ) from error
+        # A full disk, a permission: the user's to fix. safetensors reports its own I/O
+        # errors (a full disk among them) as SafetensorError, not OSError.
+        if isinstance(error, OSError | SafetensorError):
+            needed = sum(tensor.nbytes for tensor in tensors.values())
+            message = write_failure(error, place=directory, needed=needed, what="the checkpoint")
+            raise CheckpointError(message, path=str(directory)) from error
         raise
     for path in directory.iterdir():
         stray = path.name.startswith(_TEMP_PREFIX) and path.name.endswith(_TEMP_SUFFIX)

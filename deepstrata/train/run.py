@@ -10,6 +10,7 @@ stay.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -19,6 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from deepstrata.bundle.lock import locked
+from deepstrata.bundle.write import write_failure
 from deepstrata.errors import CheckpointError, ConfigError
 
 RUN_FILE = "run.json"
@@ -37,16 +40,25 @@ def fingerprint(frame: pd.DataFrame) -> str:
 
 
 def write_json_atomically(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    """``data`` as ``path``, whole or not at all; a full disk is a CheckpointError, one line."""
+    text = json.dumps(data, indent=2)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as error:
+        message = write_failure(error, place=path.parent, needed=len(text), what=path.name)
+        raise CheckpointError(message, path=str(path.parent)) from error
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(data, stream, indent=2)
+            stream.write(text)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         Path(temporary).unlink(missing_ok=True)
+        if isinstance(error, OSError):  # a full disk, a permission: the user's to fix
+            message = write_failure(error, place=path.parent, needed=len(text), what=path.name)
+            raise CheckpointError(message, path=str(path.parent)) from error
         raise
 
 
@@ -58,6 +70,11 @@ class RunDirectory:
         self.created: Path | None = None  # the outermost directory begin() made
         self.was_empty = False  # begin() found the directory there and empty
 
+    def locked(self) -> contextlib.AbstractContextManager[None]:
+        """Hold this run directory for the block: another process's fit or resume of it is
+        refused at once (a ConfigError naming this process); see :mod:`deepstrata.bundle.lock`."""
+        return locked(self.path, option="--run-dir")
+
     def checkpoints(self) -> list[Path]:
         return sorted(p.parent for p in self.path.rglob("checkpoint.json"))
 
@@ -68,7 +85,7 @@ class RunDirectory:
             raise CheckpointError(
                 f"no {RUN_FILE} here: not a deepstrata run directory", path=str(self.path)
             ) from None
-        except (ValueError, OSError) as error:
+        except (ValueError, OSError, RecursionError) as error:
             raise CheckpointError(
                 f"{RUN_FILE} is unreadable: {error}", path=str(self.path)
             ) from None
@@ -90,15 +107,19 @@ class RunDirectory:
         self.was_empty = self.path.is_dir() and not any(self.path.iterdir())
         self.created = missing[-1] if missing else None
         self.path.mkdir(parents=True, exist_ok=True)
-        write_json_atomically(
-            self.path / RUN_FILE,
-            {
-                "config": config,
-                "data": {"source": source, "sha256": data_fingerprint},
-                "finished": False,
-                **extra,
-            },
-        )
+        try:
+            write_json_atomically(
+                self.path / RUN_FILE,
+                {
+                    "config": config,
+                    "data": {"source": source, "sha256": data_fingerprint},
+                    "finished": False,
+                    **extra,
+                },
+            )
+        except BaseException:  # a full disk: leave nothing begun behind
+            self.abandon()
+            raise
 
     def check(self, *, config: dict, data_fingerprint: str) -> dict:
         """The recorded run, after checking that data and options are the same."""

@@ -6,10 +6,12 @@ import inspect
 import io
 import json
 import os
+import re
 import tokenize
 
 import pytest
 import torch
+from safetensors import SafetensorError
 
 from deepstrata.errors import CheckpointError
 from deepstrata.train import checkpoint
@@ -196,6 +198,27 @@ def test_disk_error_at_each_step_leaves_the_old_checkpoint(tmp_path, monkeypatch
     assert {p.name for p in tmp_path.iterdir()} == before  # no strays either
     tensors, state = load_checkpoint(tmp_path)
     assert state == {"epoch": 1} and torch.equal(tensors["a"], torch.zeros(2))
+
+
+def test_a_full_disk_in_safetensors_is_a_checkpoint_error_saying_the_space(tmp_path, monkeypatch):
+    save_checkpoint(tmp_path, tensors={"a": torch.zeros(2)}, state={"epoch": 1})
+    before = {p.name for p in tmp_path.iterdir()}
+
+    def full(tensors, filename, metadata=None):  # safetensors' own words for a full disk
+        with open(filename, "wb") as handle:
+            handle.write(b"partly")
+        raise SafetensorError(
+            "Error while serializing: I/O error: No space left on device (os error 28)"
+        )
+
+    monkeypatch.setattr(checkpoint, "save_file", full)
+    with pytest.raises(CheckpointError, match="No space left on device") as caught:
+        save_checkpoint(tmp_path, tensors={"a": torch.ones(1000)}, state={"epoch": 2})
+    assert str(tmp_path) in str(caught.value)
+    assert re.search(r"it needs about 4\.0 kB, [\d.]+ (bytes|[kMG]B) free there", str(caught.value))
+    monkeypatch.undo()
+    assert {p.name for p in tmp_path.iterdir()} == before
+    assert load_checkpoint(tmp_path)[1] == {"epoch": 1}
 
 
 def test_disk_error_after_the_commit_keeps_the_new_checkpoint(tmp_path, monkeypatch):
