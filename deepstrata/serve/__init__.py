@@ -7,6 +7,8 @@ One concept per module:
   bundle's input features (the OpenAPI schema comes from them);
 - :mod:`~deepstrata.serve.predictor`: records in, predictions out, through ``Model``;
 - :mod:`~deepstrata.serve.batching`: concurrent requests gathered into one forward pass;
+- :mod:`~deepstrata.serve.staging`: image and audio fields within a decode budget, decoded
+  in a pool of their own, a bounded job at a time;
 - :mod:`~deepstrata.serve.guard`: the ASGI layer every request passes first (request id,
   token, concurrency, body size, timeout, metrics, JSON errors);
 - :mod:`~deepstrata.serve.app`: the FastAPI application and its endpoints;
