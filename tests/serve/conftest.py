@@ -138,16 +138,14 @@ async def asgi_session(app) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @contextlib.contextmanager
-def live_server(app) -> Iterator[str]:
-    """uvicorn serving ``app`` on a free loopback port in a thread; yields its base URL."""
-    import uvicorn
-
-    from deepstrata.serve.server import GracefulServer, listen
+def live_server(app, *, log_level: str = "warning", access_log: bool = False) -> Iterator[str]:
+    """The server ``deepstrata serve`` runs, serving ``app`` on a free loopback port in a
+    thread; yields its base URL."""
+    from deepstrata.serve.server import build, listen
 
     sock = listen("127.0.0.1", 0)
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
-    server = GracefulServer(config, state=app.state.serve, drain_delay=0)
+    server = build(app, app.state.settings, log_level=log_level, access_log=access_log)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"
