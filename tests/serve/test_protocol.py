@@ -89,12 +89,12 @@ def test_malformed_and_oversized_heads_are_answered_in_json(base):
 
 def test_a_head_that_arrives_whole_is_measured_too(image_model):
     """h11 limits only a head that arrives in pieces; the guard measures a whole one."""
-    app = create_app(Predictor(image_model), ServeSettings(max_header_bytes=4096))
+    app = create_app(Predictor(image_model), ServeSettings())  # 16 KiB
 
     async def main():
         async with asgi_session(app) as client:
-            big = await client.get("/livez", headers={"x-big": "b" * 5000})
-            small = await client.get("/livez", headers={"x-small": "s" * 3000})
+            big = await client.get("/livez", headers={"x-big": "b" * 20_000})
+            small = await client.get("/livez", headers={"x-small": "s" * 15_000})
             return big, small
 
     big, small = asyncio.run(main())
