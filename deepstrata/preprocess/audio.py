@@ -147,6 +147,29 @@ class AudioPreprocessor(Preprocessor):
     def width(self) -> int:
         return self.n_mels * self.frames
 
+    cost_unit = "samples"
+
+    @property
+    def input_cost(self) -> int:
+        """Samples of one clip the network takes (``sample_rate * seconds``)."""
+        return self.samples
+
+    def decode_cost(self, file) -> int:
+        """Samples decoding ``file`` (a path or a binary file object) would produce, read from
+        its header alone: every channel's, plus the clip resampled to ``sample_rate`` (a
+        header claiming 1 Hz asks for 16,000 samples per sample); 0 where libsndfile cannot
+        open it (decoding fails at once too). A server budgets a request's decoding with it
+        (:mod:`deepstrata.serve.staging`)."""
+        try:
+            info = soundfile.info(file)
+        except Exception:
+            return 0
+        rate = max(int(info.samplerate), 1)
+        resampled = (
+            math.ceil(info.frames * self.sample_rate / rate) if rate != self.sample_rate else 0
+        )
+        return info.frames * info.channels + resampled
+
     def fit(self, column: pd.Series, table: Table) -> AudioPreprocessor:
         self._check_settings()
         count = 0

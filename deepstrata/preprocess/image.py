@@ -87,11 +87,15 @@ def _decode_pixels(path: Path, *, size: int, resize: str, max_pixels: int) -> Im
             width, height = image.size
             if width * height > max_pixels:
                 raise ImageDecodeError(_bomb_message(f"{width} x {height}", max_pixels))
-            # JPEG only: let the decoder shrink by up to 8x while decoding.
-            image.draft(None, (2 * size, 2 * size))
+            _draft(image, size)
             image.load()  # everything now, so a truncated file fails here
             upright = ImageOps.exif_transpose(image)
             return _resize(_to_rgb(upright), size, resize)
+
+
+def _draft(image: Image.Image, size: int) -> None:
+    """JPEG only: let the decoder shrink by up to 8x while decoding (``image.size`` follows)."""
+    image.draft(None, (2 * size, 2 * size))
 
 
 def _bomb_message(pixels: str, max_pixels: int) -> str:
@@ -199,6 +203,29 @@ class ImagePreprocessor(Preprocessor):
     @property
     def width(self) -> int:
         return 3 * self.size * self.size
+
+    cost_unit = "pixels"
+
+    @property
+    def input_cost(self) -> int:
+        """Pixels of one image the network takes (``size * size``)."""
+        return self.size * self.size
+
+    def decode_cost(self, file) -> int:
+        """Pixels decoding ``file`` (a path or a binary file object) would produce, read from
+        its header alone: width x height, after the shrinking JPEG allows while decoding; 0
+        where decoding refuses the file before any pixel (not an image, above ``max_pixels``).
+        A server budgets a request's decoding with it (:mod:`deepstrata.serve.staging`)."""
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(file) as image:
+                    if image.size[0] * image.size[1] > self.max_pixels:
+                        return 0
+                    _draft(image, self.size)
+                    return image.size[0] * image.size[1]
+        except Exception:  # not an image Pillow reads: decoding fails at once too
+            return 0
 
     def state(self) -> dict:
         return {

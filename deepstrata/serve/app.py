@@ -27,6 +27,7 @@ from deepstrata.serve.metrics import Metrics
 from deepstrata.serve.predictor import Predictor
 from deepstrata.serve.records import build_models
 from deepstrata.serve.settings import ServeSettings
+from deepstrata.serve.staging import FileStager
 
 logger = logging.getLogger("deepstrata.serve")
 
@@ -50,8 +51,9 @@ def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> F
         pending=lambda: state.active,
         on_batch=metrics.batch,
     )
+    stager = FileStager(predictor, budget=settings.decode_budget)
     context = routes.Context(
-        predictor, settings, state, metrics, batcher, request_model, response_model
+        predictor, settings, state, metrics, batcher, stager, request_model, response_model
     )
     app = FastAPI(
         title=f"deepstrata model: {schema.target}",
@@ -66,6 +68,7 @@ def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> F
         openapi_url=None,  # served by a route, behind the token like /schema
     )
     app.state.serve, app.state.metrics, app.state.batcher = state, metrics, batcher
+    app.state.settings = settings
     app.add_middleware(Guard, state=state, settings=settings, metrics=metrics)
     install_error_handlers(app)
     routes.add_health_routes(app, context)
@@ -76,8 +79,9 @@ def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> F
 
 
 def _lifespan(context: routes.Context):
-    """Start the batcher, warm the model up in its worker (readiness turns 200 after),
-    and stop the batcher on shutdown."""
+    """Start the batcher and the file stager, warm the model up in its worker (readiness
+    turns 200 after), and stop them on shutdown (the stager first: its last jobs hand the
+    removal of their files to the model's worker)."""
 
     async def warm_up() -> None:
         try:
@@ -93,12 +97,14 @@ def _lifespan(context: routes.Context):
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         context.batcher.start()
+        context.stager.start()
         warming = asyncio.get_running_loop().create_task(warm_up())
         try:
             yield
         finally:
             warming.cancel()
             context.state.ready = False
+            context.stager.stop()
             await context.batcher.stop()
 
     return lifespan

@@ -90,12 +90,12 @@ class MicroBatcher:
             self._executor = None
 
     async def in_worker(self, function: Callable, *args):
-        """Run ``function(*args)`` in the model's worker thread (warm-up, file checks)."""
+        """Run ``function(*args)`` in the model's worker thread (the warm-up)."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
 
     def after_worker(self, function: Callable, *args) -> None:
         """Run ``function(*args)`` in the model's worker thread once the jobs queued so far
-        (a request's file staging, the batch holding its rows) are done; do not wait for it.
+        (the batch holding a request's rows) are done; do not wait for it.
         ``function`` must not raise. Runs here, at once, when the worker is gone."""
         try:
             if self._executor is not None:

@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import json
+import uuid
+from http import HTTPStatus
 
 REQUEST_ID_HEADER = "x-request-id"
 
@@ -23,6 +25,8 @@ CODES = {
     "timeout": 504,
     "internal_error": 500,
     "bad_request": 400,
+    "request_timeout": 408,
+    "headers_too_large": 431,
 }
 
 
@@ -55,6 +59,32 @@ def error_body(
     return json.dumps({"error": error}).encode()
 
 
+def error_headers(request_id: str) -> list[tuple[bytes, bytes]]:
+    """The headers every answer carries: its request id, no sniffing, no caching."""
+    return [
+        (REQUEST_ID_HEADER.encode(), request_id.encode()),
+        (b"x-content-type-options", b"nosniff"),
+        (b"cache-control", b"no-store"),
+    ]
+
+
+def raw_error(status: int, code: str, message: str) -> bytes:
+    """A whole HTTP/1.1 error response that closes the connection, for the connection layer
+    (below the application: no request, so a new request id)."""
+    request_id = uuid.uuid4().hex
+    body = error_body(code, message, request_id)
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+        *error_headers(request_id),
+    ]
+    head = f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n".encode()
+    return (
+        head + b"".join(name + b": " + value + b"\r\n" for name, value in headers) + b"\r\n" + body
+    )
+
+
 def code_for_status(status: int) -> str:
     """The code of an error raised as a bare status (Starlette's 404 and 405)."""
     return {
@@ -62,7 +92,9 @@ def code_for_status(status: int) -> str:
         401: "unauthorized",
         404: "not_found",
         405: "method_not_allowed",
+        408: "request_timeout",
         413: "body_too_large",
+        431: "headers_too_large",
         503: "overloaded",
         504: "timeout",
     }.get(status, "internal_error" if status >= 500 else "bad_request")

@@ -1,11 +1,18 @@
 """The ASGI layer every request passes before the application sees it.
 
 In order: a request id (the client's ``X-Request-ID`` when it is short and plain, else
-a new one; echoed on every response), the bearer token, the concurrency limit (503
-at once, with ``Retry-After``), the body-size limit, the per-request timeout (504),
-a JSON 500 for anything unexpected (logged with its traceback, answered without it),
-and the metrics of every answer. A client that goes away before its answer is neither
-an error nor answered: it is counted under status 499 (nginx's "client closed request").
+a new one; echoed on every response), the size of the request line and headers (431),
+the bearer token, the concurrency limit (503 at once, with ``Retry-After``), the
+body-size limit, the per-request timeout (504), a JSON 500 for anything unexpected
+(logged with its traceback, answered without it), and the metrics of every answer. A
+client that goes away before its answer is neither an error nor answered: it is counted
+under status 499 (nginx's "client closed request"). A request still running when the
+server stops waiting for it (``graceful_timeout`` after SIGTERM, when uvicorn cancels
+it) is answered 503 with ``Retry-After`` and logged in one line, not a traceback.
+
+Why the head is measured here too: h11 (``max_header_bytes``, see
+:mod:`deepstrata.serve.protocol`) limits only a head that arrives in pieces; one that
+arrives whole in one read, as a 200 KB URL on loopback does, is parsed whatever its size.
 
 Why the body limit is counted here, on the ASGI receive stream: ``Content-Length``
 can lie or be absent (``Transfer-Encoding: chunked``), so only the bytes actually
@@ -27,7 +34,7 @@ from dataclasses import dataclass
 
 from starlette.requests import ClientDisconnect
 
-from deepstrata.serve.errors import REQUEST_ID_HEADER, ApiError, error_body
+from deepstrata.serve.errors import REQUEST_ID_HEADER, ApiError, error_body, error_headers
 from deepstrata.serve.metrics import Metrics
 from deepstrata.serve.settings import ServeSettings
 
@@ -53,6 +60,13 @@ class BodyTooLarge(ApiError):
         super().__init__("body_too_large", f"the request body is larger than {limit} bytes")
 
 
+class HeadersTooLarge(ApiError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            "headers_too_large", f"the request line and headers are longer than {limit} bytes"
+        )
+
+
 class Guard:
     """Pure ASGI middleware: ``app.add_middleware(Guard, state=..., settings=..., metrics=...)``."""
 
@@ -73,7 +87,9 @@ class Guard:
         path, limited = scope["path"], scope["path"] not in UNLIMITED_PATHS
         start = time.perf_counter()
         try:
-            if self._token is not None and path not in OPEN_PATHS and not self._authorized(scope):
+            if head_bytes(scope) > self.settings.max_header_bytes:
+                await exchange.refuse(HeadersTooLarge(self.settings.max_header_bytes))
+            elif self._token is not None and path not in OPEN_PATHS and not self._authorized(scope):
                 await exchange.refuse(
                     ApiError(
                         "unauthorized",
@@ -102,6 +118,10 @@ class Guard:
                     self.metrics.in_progress.dec()
             else:
                 await self._run(exchange)
+        except asyncio.CancelledError:
+            if not self.state.draining:
+                raise
+            await self._cut_off(exchange)
         finally:
             status = exchange.status or (CLIENT_CLOSED if exchange.disconnected else 500)
             self.metrics.observe(path, scope["method"], status, time.perf_counter() - start)
@@ -134,6 +154,28 @@ class Guard:
             logger.exception("request %s failed", exchange.request_id)
             if not exchange.started:
                 await exchange.refuse(ApiError("internal_error", "internal error"))
+
+    async def _cut_off(self, exchange: _Exchange) -> None:
+        """uvicorn cancels the requests still running ``graceful_timeout`` seconds after
+        SIGTERM: each is answered 503 (retry elsewhere) and logged once, rather than
+        answered in plain text by uvicorn with a traceback in the log."""
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()  # the cancellation is answered here; nothing above waits on it
+        logger.warning(
+            "request %s cut off: still running %g s after the shutdown began "
+            "(--graceful-timeout); answered 503",
+            exchange.request_id,
+            self.settings.graceful_timeout,
+        )
+        if not exchange.started:
+            await exchange.refuse(
+                ApiError(
+                    "not_ready",
+                    "the server shut down before the request was answered; retry it",
+                    headers={"Retry-After": "1"},
+                )
+            )
 
     def _authorized(self, scope) -> bool:
         header = _header(scope, b"authorization") or b""
@@ -209,11 +251,15 @@ class _Exchange:
         await self._send({"type": "http.response.body", "body": body})
 
     def _headers(self) -> list[tuple[bytes, bytes]]:
-        return [
-            (REQUEST_ID_HEADER.encode(), self.request_id.encode()),
-            (b"x-content-type-options", b"nosniff"),
-            (b"cache-control", b"no-store"),
-        ]
+        return error_headers(self.request_id)
+
+
+def head_bytes(scope) -> int:
+    """About the bytes of the request line and headers as sent (method, target, names,
+    values, separators)."""
+    target = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
+    fields = sum(len(name) + len(value) + 4 for name, value in scope.get("headers", []))
+    return len(scope.get("method", "")) + target + 12 + fields
 
 
 def _header(scope, name: bytes) -> bytes | None:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import io
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -54,12 +56,16 @@ class Predictor:
             if f.kind == "category"
         }
         self.file_columns = [f.name for f in inputs if f.kind in FILE_KINDS]
+        self._decoders = {
+            name: _decoders([m.preprocessors[name] for m in self.model.members])
+            for name in self.file_columns
+        }
 
     # -- the forward pass (in the server's worker thread) -----------------------------------
     def outputs(self, frame: pd.DataFrame) -> np.ndarray:
         """Raw model outputs for the rows of ``frame`` (calibrated logits or values).
 
-        Image and audio columns hold paths here (see :meth:`stage_files`)."""
+        Image and audio columns hold paths here (see :meth:`file_paths`)."""
         with warnings.catch_warnings():
             # Unseen categories are reported per record by warnings_of, not here.
             warnings.simplefilter("ignore", DataWarning)
@@ -113,38 +119,89 @@ class Predictor:
             )
         return found
 
-    def stage_files(self, frame: pd.DataFrame, folder: Path) -> tuple[pd.DataFrame, list]:
-        """Image and audio fields written to files in ``folder`` (the preprocessors read
-        files): ``(frame with their paths, [(record, column, reason), ...])``, the second
-        listing every field that cannot be decoded.
+    # -- image and audio fields (in the decode pool, see :mod:`deepstrata.serve.staging`) ------
+    def file_fields(self, frame: pd.DataFrame) -> list[tuple[int, str]]:
+        """``(record, column)`` of every image and audio field that holds a file."""
+        return [
+            (row, name)
+            for name in self.file_columns
+            for row, data in enumerate(frame[name].tolist())
+            if isinstance(data, bytes)
+        ]
+
+    def file_costs(self, frame: pd.DataFrame, fields: list[tuple[int, str]]) -> list[FileCost]:
+        """What decoding each of ``fields`` would take, and what the model takes of it, read
+        from the files' headers (nothing is decoded)."""
+        costs = []
+        for row, name in fields:
+            data = frame[name].iat[row]
+            decoders = self._decoders[name]
+            costs.append(
+                FileCost(
+                    row,
+                    name,
+                    cost=sum(pre.decode_cost(io.BytesIO(data)) for pre in decoders),
+                    allowance=sum(pre.input_cost for pre in decoders),
+                    unit=decoders[0].cost_unit,
+                )
+            )
+        return costs
+
+    def file_paths(self, frame: pd.DataFrame, folder: Path) -> pd.DataFrame:
+        """``frame`` with each image and audio field's bytes replaced by the path in ``folder``
+        that :meth:`stage_files` writes them to (the preprocessors read files)."""
+        frame = frame.copy()
+        for index, name in enumerate(self.file_columns):
+            paths = [
+                str(folder / f"{row}-{index}") if isinstance(data, bytes) else None
+                for row, data in enumerate(frame[name].tolist())
+            ]
+            frame[name] = pd.Series(paths, dtype="object", index=frame.index)
+        return frame
+
+    def stage_files(
+        self, frame: pd.DataFrame, staged: pd.DataFrame, rows: list[int]
+    ) -> list[tuple[int, str, str]]:
+        """The image and audio fields of ``rows`` written to their paths in ``staged`` (see
+        :meth:`file_paths`) and decoded: ``[(record, column, reason), ...]`` for every field
+        that cannot be.
 
         Decoding here, before the record joins a batch, keeps one caller's bad file from
         failing the others' batch; the arrays land in the decode cache under these paths,
-        so the batch's own pass does not decode them again while ``folder`` lives."""
-        if not self.file_columns:
-            return frame, []
-        frame = self._with_file_paths(frame, folder)
-        table = read_table(frame)
-        problems = []
+        so the batch's own pass does not decode them again while the files live."""
         for name in self.file_columns:
-            for member in self.model.members:
-                for bad in member.preprocessors[name].bad_files(table.frame[name], table):
-                    problems.append((bad.position, name, bad.reason))
-        return frame, sorted(set(problems))
+            for row in rows:
+                path = staged[name].iat[row]
+                if path is not None:
+                    Path(path).write_bytes(frame[name].iat[row])
+        table = read_table(staged[self.file_columns].iloc[rows])  # positions: indices into rows
+        problems = set()
+        for name in self.file_columns:
+            for pre in self._decoders[name]:
+                for bad in pre.bad_files(table.frame[name], table):
+                    problems.add((rows[bad.position], name, bad.reason))
+        return sorted(problems)
 
-    def _with_file_paths(self, frame: pd.DataFrame, folder: Path) -> pd.DataFrame:
-        frame = frame.copy()
-        for index, name in enumerate(self.file_columns):
-            paths = []
-            for row, data in enumerate(frame[name].tolist()):
-                if not isinstance(data, bytes):  # missing
-                    paths.append(None)
-                    continue
-                path = folder / f"{row}-{index}"
-                path.write_bytes(data)
-                paths.append(str(path))
-            frame[name] = pd.Series(paths, dtype="object", index=frame.index)
-        return frame
+
+@dataclass(frozen=True)
+class FileCost:
+    """One image or audio field: ``cost``, the pixels (audio: samples) decoding it would
+    produce; ``allowance``, those the model takes of it."""
+
+    row: int
+    column: str
+    cost: int
+    allowance: int
+    unit: str
+
+
+def _decoders(preprocessors: list) -> list:
+    """One preprocessor per kind and input size: members trained alike decode a file alike
+    (the decode cache then holds it once), so it is counted once."""
+    seen: dict = {}
+    for pre in preprocessors:
+        seen.setdefault((type(pre), pre.input_cost), pre)
+    return list(seen.values())
 
 
 def _decoding_in_process(model: Model) -> Model:

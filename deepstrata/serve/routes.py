@@ -2,16 +2,14 @@
 
 Each ``add_*`` function registers its routes on the application that
 :func:`deepstrata.serve.app.create_app` builds; ``context`` holds what they share (the
-predictor, the settings, the server state, the metrics, the batcher, the request and
-response models).
+predictor, the settings, the server state, the metrics, the batcher, the file stager, the
+request and response models).
 """
 
 from __future__ import annotations
 
-import tempfile
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -26,6 +24,7 @@ from deepstrata.serve.metrics import Metrics
 from deepstrata.serve.predictor import Predictor
 from deepstrata.serve.records import frame_of, values_of
 from deepstrata.serve.settings import ServeSettings
+from deepstrata.serve.staging import FileStager
 
 
 class ErrorDetail(BaseModel):
@@ -56,6 +55,7 @@ class Context:
     state: ServerState
     metrics: Metrics
     batcher: MicroBatcher
+    stager: FileStager
     request_model: type[BaseModel]
     response_model: type[BaseModel]
 
@@ -190,40 +190,13 @@ async def predict_records(context: Context, records: list) -> dict:
     frame = frame_of(records, schema)
     extras = Counter(name for record in records for name in record.model_extra or {})
     warnings = predictor.warnings_of(values_of(records, schema), dict(extras))
-    folder = (
-        tempfile.TemporaryDirectory(prefix="deepstrata-serve-", ignore_cleanup_errors=True)
-        if predictor.file_columns
-        else None
-    )
     try:
-        if folder is not None:
-            frame = await stage_files(predictor, batcher, frame, Path(folder.name))
-        try:
-            outputs = await batcher.submit(frame)
-        except DataError as error:  # a value validation let through and a preprocessor refused
-            raise ApiError("invalid_input", data_message(error)) from None
-    finally:
-        if folder is not None:
-            # In the model's worker, after the jobs that use the folder: on a timeout the
-            # staging (or the batch reading these files) is still running there, and
-            # deleting the folder under it from here would fail, or pull its files away.
-            batcher.after_worker(folder.cleanup)
+        # The files go in the model's worker, after the jobs that use them: on a timeout the
+        # batch reading them may still be running there.
+        async with context.stager.staged(frame, after=batcher.after_worker) as staged:
+            outputs = await batcher.submit(staged)
+    except DataError as error:  # a value validation let through and a preprocessor refused
+        raise ApiError("invalid_input", data_message(error)) from None
     answer = predictor.answers(outputs)
     answer["warnings"] = warnings
     return answer
-
-
-async def stage_files(predictor, batcher, frame, folder: Path):
-    """Image and audio fields written to ``folder`` and decoded; 422 naming every field
-    that cannot be decoded."""
-    frame, problems = await batcher.in_worker(predictor.stage_files, frame, folder)
-    if problems:
-        raise ApiError(
-            "invalid_input",
-            f"{len(problems)} file field(s) cannot be decoded",
-            details=[
-                {"field": f"records[{row}].{column}", "message": reason, "type": "file"}
-                for row, column, reason in problems
-            ],
-        )
-    return frame

@@ -3,13 +3,20 @@
 On SIGTERM (or Ctrl+C): readiness turns 503 at once; after ``drain_delay`` seconds
 (0 by default: a load balancer that polls /readyz needs a few) the port closes,
 requests in flight get up to ``graceful_timeout`` seconds to finish (uvicorn's
-``timeout_graceful_shutdown``), and the process exits with status 0. A second signal
+``timeout_graceful_shutdown``), those still running then are answered 503 (see
+:mod:`deepstrata.serve.guard`), and the process exits with status 0. A second signal
 during the delay skips the rest of it.
+
+The connection layer is :class:`deepstrata.serve.protocol.ServeProtocol` (JSON errors,
+a deadline per request head), with uvicorn's head-size limit, keep-alive and access log
+(without query strings) set from the settings; no WebSocket (no route takes one).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import socket
@@ -21,10 +28,12 @@ import uvicorn
 
 from deepstrata.errors import ConfigError
 from deepstrata.serve.guard import ServerState
+from deepstrata.serve.protocol import ServeProtocol, hide_query_strings
 from deepstrata.serve.settings import ServeSettings
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 SWITCH_INTERVAL = 0.0002  # seconds
+CUT_OFF_WAIT = 2.0  # seconds the requests cut off at the graceful timeout get to answer
 
 
 class GracefulServer(uvicorn.Server):
@@ -51,6 +60,15 @@ class GracefulServer(uvicorn.Server):
 
     def _close(self) -> None:
         self.should_exit = True
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's shutdown (it cancels the requests still running after the graceful
+        timeout), then a moment for those to send their 503 before the loop ends."""
+        self.state.draining = True  # whatever asked for the shutdown
+        await super().shutdown(sockets)
+        deadline = asyncio.get_running_loop().time() + CUT_OFF_WAIT
+        while self.server_state.tasks and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -92,16 +110,29 @@ def run(app, sock: socket.socket, settings: ServeSettings, *, log_level: str = "
     # (pandas, in preprocessing) could stall each request for that long; 0.2 ms keeps the
     # loop responsive at the cost of more frequent switches.
     sys.setswitchinterval(SWITCH_INTERVAL)
+    build(app, settings, log_level=log_level).run(sockets=[sock])
+
+
+def build(
+    app, settings: ServeSettings, *, log_level: str = "info", access_log: bool = True
+) -> GracefulServer:
+    """The server for ``app`` (made by :func:`~deepstrata.serve.app.create_app` with
+    ``settings``), its connections kept by the settings' limits."""
     config = uvicorn.Config(
         app,
         log_level=log_level,
+        access_log=access_log,
+        http=functools.partial(ServeProtocol, header_timeout=settings.header_timeout),
+        ws="none",
+        h11_max_incomplete_event_size=settings.max_header_bytes,
+        timeout_keep_alive=settings.keep_alive,
         timeout_graceful_shutdown=settings.graceful_timeout,
         server_header=False,  # no software version for a scanner to read
         proxy_headers=False,  # X-Forwarded-* are trusted only behind a proxy one configures
         lifespan="on",
     )
-    server = GracefulServer(config, state=app.state.serve, drain_delay=settings.drain_delay)
-    server.run(sockets=[sock])
+    hide_query_strings()  # after the Config: it configures uvicorn's loggers
+    return GracefulServer(config, state=app.state.serve, drain_delay=settings.drain_delay)
 
 
 def _log_to_stderr(level: str) -> None:

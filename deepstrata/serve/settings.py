@@ -3,8 +3,12 @@
 Every limit is a defence with a status code a client can act on: a body larger than
 ``max_body_bytes`` (413), more than ``max_records`` records (413), more than
 ``max_concurrency`` requests at once (503 at once, with ``Retry-After``), a request
-slower than ``timeout`` seconds (504). This module imports nothing heavy: the CLI
-reads its defaults for ``--help``.
+slower than ``timeout`` seconds (504), image and audio files that would decode to more
+than ``decode_budget`` times what the model takes of them (422), a request line and
+headers longer than ``max_header_bytes`` (431). A connection has ``header_timeout``
+seconds to send each request's line and headers and stays open ``keep_alive`` seconds
+between requests. This module imports nothing heavy: the CLI reads its defaults for
+``--help``.
 
 >>> ServeSettings().max_body_bytes
 8388608
@@ -47,6 +51,19 @@ class ServeSettings:
     )
     max_file_bytes: int = _setting(4 * 1024 * 1024, "Largest image or audio field, decoded (422).")
     max_text_chars: int = _setting(100_000, "Longest text field, in characters (422).")
+    decode_budget: float = _setting(
+        256.0,
+        "Pixels (audio: samples) a request's image and audio fields may decode to, as a "
+        "multiple of what the model takes of each (image size x size; seconds x sample rate), "
+        "read from the files' headers before decoding (422).",
+    )
+    max_header_bytes: int = _setting(16 * 1024, "Longest request line and headers (431).")
+    header_timeout: float = _setting(
+        10.0,
+        "Seconds a connection has to send a request's line and headers, from its opening or "
+        "its next request's first byte; then it is closed (408 if it sent part of one).",
+    )
+    keep_alive: float = _setting(5.0, "Seconds an idle connection stays open between requests.")
     token: str | None = None
     graceful_timeout: float = _setting(
         30.0, "Seconds in-flight requests get to finish after SIGTERM."
@@ -60,7 +77,7 @@ class ServeSettings:
     def validate(self) -> ServeSettings:
         """Raise ConfigError naming the flag of the first invalid value; returns self."""
         positive_ints = ("max_body_bytes", "max_records", "max_concurrency", "max_batch_rows")
-        for name in (*positive_ints, "max_file_bytes", "max_text_chars"):
+        for name in (*positive_ints, "max_file_bytes", "max_text_chars", "max_header_bytes"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(
@@ -69,6 +86,9 @@ class ServeSettings:
         for name, unit, zero_allowed in (
             ("timeout", "seconds", False),
             ("batch_wait_ms", "milliseconds", True),
+            ("decode_budget", "", False),
+            ("header_timeout", "seconds", False),
+            ("keep_alive", "seconds", True),
             ("graceful_timeout", "seconds", True),
             ("drain_delay", "seconds", True),
         ):
@@ -76,9 +96,8 @@ class ServeSettings:
             valid = isinstance(value, int | float) and math.isfinite(value)
             if not valid or value < 0 or (value == 0 and not zero_allowed):
                 what = "of at least 0" if zero_allowed else "above 0"
-                raise ConfigError(
-                    f"expected a number of {unit} {what}, got {value!r}", option=flag(name)
-                )
+                number = f"a number of {unit}" if unit else "a number"
+                raise ConfigError(f"expected {number} {what}, got {value!r}", option=flag(name))
         if self.token is not None and self.token != self.token.strip():
             raise ConfigError(
                 "the token starts or ends with whitespace, which no Authorization header can "

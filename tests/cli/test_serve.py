@@ -99,3 +99,17 @@ def test_a_token_with_whitespace_around_it_is_refused(run, churn_bundle, monkeyp
     monkeypatch.setenv("DEEPSTRATA_SERVE_TOKEN", f"{token}\n")
     code, _, err = run("serve", churn_bundle)
     assert code == 1 and "error: DEEPSTRATA_SERVE_TOKEN: starts or ends with whitespace" in err
+
+
+@pytest.mark.usefixtures("never_listening")
+def test_the_decode_budget_and_connection_limits_are_flags_checked_by_name(run, churn_bundle):
+    code, out, _ = run("serve", "--help")
+    for flag in ("--decode-budget", "--max-header-bytes", "--header-timeout", "--keep-alive"):
+        assert flag in out
+    for args, expected in [
+        (("--decode-budget", "0"), "error: --decode-budget: expected a number above 0, got 0.0"),
+        (("--header-timeout", "0"), "error: --header-timeout: expected a number of seconds"),
+        (("--max-header-bytes", "0"), "error: --max-header-bytes: expected a whole number"),
+    ]:
+        code, _, err = run("serve", churn_bundle, *args)
+        assert code == 1 and expected in err, err

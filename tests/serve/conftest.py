@@ -1,4 +1,5 @@
-"""Fixtures of the server's tests: the session's churn bundle, apps on it, a live server.
+"""Fixtures of the server's tests: the session's churn bundle, a small image model, apps on
+them, a live server.
 
 Three ways to reach an app, from cheapest: ``serving(...)`` (Starlette's TestClient, one
 request at a time), ``asgi_session(app)`` (httpx on the ASGI app in this event loop:
@@ -20,6 +21,14 @@ import pandas as pd
 import pytest
 
 import deepstrata
+from deepstrata.config import FitConfig
+from deepstrata.data.schema import Feature, Schema
+from deepstrata.data.sources import read_table
+from deepstrata.model.member import build_member
+from deepstrata.model.model import Model
+from deepstrata.preprocess.image import ImagePreprocessor
+from deepstrata.preprocess.number import NumberPreprocessor
+from deepstrata.preprocess.target import TargetEncoder
 from deepstrata.serve.app import create_app
 from deepstrata.serve.predictor import Predictor
 from deepstrata.serve.settings import ServeSettings
@@ -42,6 +51,40 @@ main(sys.argv[1:])
 def churn_model(fitted_churn_bundle):
     """The session's churn bundle, loaded (read-only: do not change it)."""
     return deepstrata.load(fitted_churn_bundle)
+
+
+@pytest.fixture(scope="session")
+def image_model() -> Model:
+    """An untrained network on an image column and a number column (no fit needed: the
+    server's work is the same for any weights)."""
+    frame = pd.DataFrame({"size": [1.0, 2.0, 3.0], "label": ["a", "b", "a"]})
+    table = read_table(frame)
+    preprocessors = {
+        "photo": ImagePreprocessor(size=32),
+        "size": NumberPreprocessor().fit(frame["size"], table),
+    }
+    architecture = {
+        "task": "binary",
+        "num_classes": 2,
+        "hidden_dims": [8],
+        "dropout": 0.0,
+        "options": {"image_width": 4, "image_depth": 1},
+    }
+    schema = Schema(
+        [
+            Feature("photo", "image"),
+            Feature("size", "number"),
+            Feature("label", "category", role="target"),
+        ],
+        target="label",
+        task="binary",
+    )
+    return Model(
+        schema=schema,
+        members=[build_member(preprocessors, architecture)],
+        target_encoder=TargetEncoder("binary").fit(frame["label"], table),
+        config=FitConfig(),
+    )
 
 
 @pytest.fixture
@@ -95,16 +138,14 @@ async def asgi_session(app) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @contextlib.contextmanager
-def live_server(app) -> Iterator[str]:
-    """uvicorn serving ``app`` on a free loopback port in a thread; yields its base URL."""
-    import uvicorn
-
-    from deepstrata.serve.server import GracefulServer, listen
+def live_server(app, *, log_level: str = "warning", access_log: bool = False) -> Iterator[str]:
+    """The server ``deepstrata serve`` runs, serving ``app`` on a free loopback port in a
+    thread; yields its base URL."""
+    from deepstrata.serve.server import build, listen
 
     sock = listen("127.0.0.1", 0)
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
-    server = GracefulServer(config, state=app.state.serve, drain_delay=0)
+    server = build(app, app.state.settings, log_level=log_level, access_log=access_log)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"
@@ -119,6 +160,10 @@ def live_server(app) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+def staged_folders(folder) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("deepstrata-serve-"))
 
 
 def free_port() -> int:

@@ -267,6 +267,10 @@ def test_settings_are_validated_with_the_flag_name():
         (ServeSettings(max_records=0), "--max-records"),
         (ServeSettings(timeout=math.inf), "--timeout"),
         (ServeSettings(batch_wait_ms=-1), "--batch-wait-ms"),
+        (ServeSettings(decode_budget=0), "--decode-budget"),
+        (ServeSettings(max_header_bytes=0), "--max-header-bytes"),
+        (ServeSettings(header_timeout=0), "--header-timeout"),
+        (ServeSettings(keep_alive=-1), "--keep-alive"),
         (ServeSettings(token="short"), "--token"),
     ]:
         with pytest.raises(ConfigError) as caught:

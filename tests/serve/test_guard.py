@@ -252,3 +252,37 @@ def test_a_request_id_with_a_trailing_newline_is_not_echoed():
     sent = asyncio.run(raw_call(guard, [(b"x-request-id", b"trace-42\n")], []))
     echoed = dict(sent[0]["headers"])[b"x-request-id"]
     assert echoed != b"trace-42\n" and len(echoed) == 32
+
+
+@pytest.mark.parametrize("draining", [True, False])
+def test_a_request_cancelled_by_the_shutdown_is_a_json_503_in_one_log_line(draining, caplog):
+    """(The real server: test_server.py.) Outside a shutdown a cancellation is not ours to
+    answer: it goes on up."""
+    started = asyncio.Event()
+
+    async def application(scope, receive, send):
+        started.set()
+        await asyncio.sleep(3600)
+
+    state = ServerState(ready=True, draining=draining)
+    guard = Guard(application, state=state, settings=ServeSettings(), metrics=Metrics())
+
+    async def main():
+        task = asyncio.create_task(raw_call(guard, [], []))
+        await started.wait()
+        task.cancel()
+        with caplog.at_level("INFO", logger="deepstrata.serve"):
+            try:
+                return await task
+            except asyncio.CancelledError:
+                return None
+
+    sent = asyncio.run(main())
+    if not draining:
+        assert sent is None and not caplog.records
+        return
+    assert sent[0]["status"] == 503 and (b"retry-after", b"1") in sent[0]["headers"]
+    assert json.loads(sent[1]["body"])["error"]["code"] == "not_ready"
+    [record] = caplog.records
+    assert "cut off" in record.getMessage() and record.exc_info is None
+    assert state.active == 0

@@ -9,6 +9,7 @@ import io
 import json
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,58 +17,17 @@ import pytest
 from PIL import Image
 from pydantic import ValidationError
 
-from deepstrata.config import FitConfig
 from deepstrata.data import files
 from deepstrata.data.schema import Feature, Schema
-from deepstrata.data.sources import read_table
-from deepstrata.model.member import build_member
-from deepstrata.model.model import Model
-from deepstrata.preprocess.image import ImagePreprocessor
-from deepstrata.preprocess.number import NumberPreprocessor
-from deepstrata.preprocess.target import TargetEncoder
 from deepstrata.serve.app import create_app
 from deepstrata.serve.predictor import Predictor
 from deepstrata.serve.records import base64_length, build_models
 from deepstrata.serve.settings import ServeSettings
-from tests.serve.conftest import asgi_session, serving
+from tests.serve.conftest import asgi_session, serving, staged_folders
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 MAX_FILE = 2048
-
-
-@pytest.fixture(scope="module")
-def image_model() -> Model:
-    """An untrained network on an image column and a number column (no fit needed: the
-    server's work is the same for any weights)."""
-    frame = pd.DataFrame({"size": [1.0, 2.0, 3.0], "label": ["a", "b", "a"]})
-    table = read_table(frame)
-    preprocessors = {
-        "photo": ImagePreprocessor(size=32),
-        "size": NumberPreprocessor().fit(frame["size"], table),
-    }
-    architecture = {
-        "task": "binary",
-        "num_classes": 2,
-        "hidden_dims": [8],
-        "dropout": 0.0,
-        "options": {"image_width": 4, "image_depth": 1},
-    }
-    schema = Schema(
-        [
-            Feature("photo", "image"),
-            Feature("size", "number"),
-            Feature("label", "category", role="target"),
-        ],
-        target="label",
-        task="binary",
-    )
-    return Model(
-        schema=schema,
-        members=[build_member(preprocessors, architecture)],
-        target_encoder=TargetEncoder("binary").fit(frame["label"], table),
-        config=FitConfig(),
-    )
 
 
 def png(colour, size=20) -> str:
@@ -125,10 +85,6 @@ def test_bad_base64_large_files_and_undecodable_images_are_422_per_field(image_m
         assert good.status_code == 200
 
 
-def staged_folders(folder) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.name.startswith("deepstrata-serve-"))
-
-
 def test_a_timeout_while_files_are_staged_is_504_and_the_folder_goes_after_the_staging(
     image_model, tmp_path, monkeypatch
 ):
@@ -138,11 +94,11 @@ def test_a_timeout_while_files_are_staged_is_504_and_the_folder_goes_after_the_s
     seen = []
 
     class SlowStaging(Predictor):
-        def stage_files(self, frame, folder):
-            staged = super().stage_files(frame, folder)
+        def stage_files(self, frame, staged, rows):
+            problems = super().stage_files(frame, staged, rows)
             time.sleep(0.4)  # still writing when the request times out
-            seen.append(folder.is_dir())
-            return staged
+            seen.append(Path(staged["photo"].iat[rows[0]]).parent.is_dir())
+            return problems
 
     app = create_app(SlowStaging(image_model), ServeSettings(timeout=0.1, max_file_bytes=MAX_FILE))
     records = [{"photo": png((9, 9, 9)), "size": 1.0}] * 3

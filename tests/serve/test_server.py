@@ -3,9 +3,11 @@ uvicorn on a loopback port (chunked bodies over a socket, a bounded load test)."
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -25,12 +27,12 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 LOAD_SECONDS = float(os.environ.get("DEEPSTRATA_SERVE_LOAD_SECONDS", "10"))
 
 
-def start(cli_script, *args, env=None):
+def start(cli_script, *args, env=None, stderr=subprocess.DEVNULL):
     """``deepstrata serve ARGS`` as a process; returns (process, base URL) once it listens."""
     process = subprocess.Popen(
         [sys.executable, str(cli_script), "serve", *map(str, args), "--port", "0"],
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr,
         text=True,
         env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},
     )
@@ -98,6 +100,68 @@ def test_sigterm_lets_the_request_in_flight_finish_and_exits_0(
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def raw_exchange(base: str, request: bytes, timeout: float = 20.0) -> socket.socket:
+    """A socket to the server at ``base`` that has sent ``request`` (bytes as they are)."""
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)), timeout=timeout)
+    sock.sendall(request)
+    return sock
+
+
+def read_answer(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    """``(status, headers, body)`` of the answer on ``sock``, read until the server closes."""
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    sock.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in lines)
+    return int(status_line.split()[1]), headers, body
+
+
+def test_requests_outliving_the_graceful_timeout_get_a_json_503_and_one_log_line_each(
+    cli_script, fitted_churn_bundle, churn_rows, tmp_path
+):
+    """They used to get uvicorn's plain-text 500, and the log a CancelledError traceback
+    each: uvicorn cancels what still runs ``--graceful-timeout`` seconds after SIGTERM."""
+    log = tmp_path / "stderr.log"
+    with log.open("w") as stderr:
+        process, base = start(
+            cli_script, fitted_churn_bundle, "--graceful-timeout", "0.5", stderr=stderr
+        )
+    try:
+        body = json.dumps({"records": records_of(churn_rows.head(2))}).encode()
+        head = f"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n"
+        with httpx.Client(base_url=base, timeout=20) as client:
+            poll(client, "/readyz", 200)
+            # Three requests in flight for good: their bodies stop half way.
+            sockets = [raw_exchange(base, head.encode() + body[:20]) for _ in range(3)]
+            deadline = time.monotonic() + 10
+            while "deepstrata_http_requests_in_progress 3.0" not in client.get("/metrics").text:
+                assert time.monotonic() < deadline, "the requests never arrived"
+                time.sleep(0.02)
+        process.send_signal(signal.SIGTERM)
+        answers = [read_answer(sock) for sock in sockets]
+        assert process.wait(timeout=15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    for status, headers, answer in answers:
+        assert status == 503, answer
+        assert headers["content-type"] == "application/json" and headers["retry-after"] == "1"
+        error = json.loads(answer)["error"]
+        assert error["code"] == "not_ready" and "retry" in error["message"]
+        assert headers["x-request-id"] == error["request_id"]
+    text = log.read_text()
+    assert "Traceback" not in text and "CancelledError" not in text, text
+    cut_off = [line for line in text.splitlines() if "cut off" in line]
+    assert len(cut_off) == 3, text
+    assert {answer[1]["x-request-id"] for answer in answers} == {
+        line.split()[2] for line in cut_off
+    }
 
 
 def test_cli_refuses_bad_options_with_one_error_line(cli_script, fitted_churn_bundle, tmp_path):
