@@ -20,12 +20,13 @@ trains every family on each subset:
   validation rows as the network; the others train on every row of the subset.
 
 Every family of one (seed, fraction) sees exactly the same rows, and none sees a
-test row. With ``group`` (a column: a speaker, a patient), every group is on one side of
-the test split and of each subset's validation split, and the subsets take whole groups
-in a seeded order (the last one cut to the size), so the test measures new groups. The test split is drawn once (stratified for classes, from the fit's
+test row. The test split is drawn once (stratified for classes, from the fit's
 ``seed``) and is the same for every seed and fraction, so two points differ only by
 what was trained. The subsets of one seed are nested (stratified ordering: each
-prefix keeps the classes' shares), and ``seeds`` also seed every fit.
+prefix keeps the classes' shares), and ``seeds`` also seed every fit. With ``group`` (a
+column: a speaker, a patient), every group is on one side of the test split and of each
+subset's validation split, and the subsets take whole groups in a seeded order (the last
+one cut to the size): the test then measures groups never trained on.
 
 The metric: accuracy for classifiers, R² for regression, or ``metric`` (balanced
 accuracy, macro F1, ROC AUC; RMSE, MAE). The table shows the mean over seeds ±
@@ -98,7 +99,9 @@ def compare(
         )
     classical = [f for f in families if f != "network"]
     baseline_options = _baseline_options(prepared) if classical else {}
-    _require_groups(prepared, prepared.groups, 3, "a test split, and subsets to validate on")
+    _require_groups(
+        prepared, prepared.groups, 3, "in the labelled rows", "a test split and subsets to validate"
+    )
     pool, test = train_validation_split(
         prepared.encoded,
         stratify=task.stratify,
@@ -129,9 +132,9 @@ def compare(
     )
     say = _say if progress else (lambda line: None)
     say(
-        f"compare: {len(pool)} training rows, {len(test)} test rows{_groups_said(prepared, pool, test)} "
-        f"({task.name}, {metric}); {len(families)} families x {len(fractions)} sizes x "
-        f"{len(seeds)} seeds"
+        f"compare: {len(pool)} training rows, {len(test)} test rows"
+        f"{_groups_said(prepared, pool, test)} ({task.name}, {metric}); {len(families)} "
+        f"families x {len(fractions)} sizes x {len(seeds)} seeds"
     )
     if "network" in families and prepared.strategy["used"] == "features":
         say(
@@ -164,12 +167,13 @@ def _prepared(data, target, options):
     return prepare(table, cfg)
 
 
-def _require_groups(prepared, groups, needed: int, what: str) -> None:
+def _require_groups(prepared, groups, needed: int, where: str, what: str) -> None:
     """DataError naming the --group column when ``groups`` holds fewer than ``needed``."""
     count = 0 if groups is None else len(np.unique(groups))
     if groups is not None and count < needed:
         raise prepared.table.error(
-            f"{count} group(s); {what} need(s) at least {needed}, each group on one side",
+            f"{count} group(s) {where}, and {what} needs at least {needed} (each group on "
+            "one side)",
             column=prepared.cfg.group,
             hint="a column with more groups, or larger --fractions",
         )
@@ -184,8 +188,8 @@ def _check_subset_groups(prepared, pool, size: int, fraction: float, seeds) -> N
         order = _nested_order(
             prepared.encoded[pool], stratify=False, seed=seed, groups=groups[pool]
         )
-        what = f"fraction {fraction:g} ({size} rows, seed {seed}) splits off validation and"
-        _require_groups(prepared, groups[pool[order[:size]]], 2, what)
+        where = f"in fraction {fraction:g} ({size} rows, seed {seed})"
+        _require_groups(prepared, groups[pool[order[:size]]], 2, where, "its validation split")
 
 
 def _groups_said(prepared, pool, test) -> str:
@@ -212,11 +216,8 @@ def _run_grid(prepared, result, pool, test, sizes, classical, baseline_options, 
     test_rows = (frame.iloc[test], encoded[test])
     with preserved_random_state():
         for seed in result.seeds:
-            order = pool[
-                _nested_order(encoded[pool], stratify=stratify, seed=seed, groups=groups[pool])
-                if groups is not None
-                else _nested_order(encoded[pool], stratify=stratify, seed=seed)
-            ]
+            pooled = None if groups is None else groups[pool]
+            order = pool[_nested_order(encoded[pool], stratify=stratify, seed=seed, groups=pooled)]
             for fraction, size in sizes:
                 subset = np.sort(order[:size])
                 sub = dataclasses.replace(

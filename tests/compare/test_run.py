@@ -384,6 +384,8 @@ def test_with_a_group_no_group_is_on_both_sides_of_the_test_or_of_a_validation(c
 
 def test_too_few_groups_to_compare_are_named_before_any_fit():
     frame = make_churn_frame().assign(pair=lambda f: np.arange(len(f)) % 2)
-    with pytest.raises(DataError, match=r"2 group\(s\); a test split") as error:
+    with pytest.raises(
+        DataError, match=r"2 group\(s\) in the labelled rows, and a test split"
+    ) as error:
         compare(frame, target="churned", group="pair", families=("logreg",), **FAST)
     assert error.value.column == "pair"
