@@ -154,6 +154,24 @@ GENERAL = (
         group="validation",
     ),
     Option(
+        "group",
+        None,
+        "A column whose every value (a speaker, a patient, a user) stays on one side of "
+        "the validation split, the folds and compare's test split; not an input.",
+        type="str",
+        optional=True,
+        group="validation",
+    ),
+    Option(
+        "group_pattern",
+        None,
+        "A folder of files: a column 'group' from the first capture group of this regex "
+        "on each file's path in the folder, e.g. '^[^/]+/(\\w+)_' (implies --group group).",
+        type="str",
+        optional=True,
+        group="validation",
+    ),
+    Option(
         "cv_model",
         "auto",
         "With --folds: refit (on all rows) | ensemble (the K models).",
@@ -296,7 +314,37 @@ def _ensemble_rule(config: FitConfig) -> None:
         )
 
 
-RULES = (_task_rule, _ensemble_rule)  # checks that relate options
+def _group_rule(config: FitConfig) -> None:
+    """--group-pattern: a regex with a capture group, naming the column --group reads."""
+    if config.group_pattern is None:
+        return
+    import re
+
+    try:
+        pattern = re.compile(config.group_pattern)
+    except re.error as error:
+        raise ConfigError(
+            f"not a regular expression ({error}): {config.group_pattern!r}",
+            option="--group-pattern",
+        ) from None
+    if pattern.groups < 1:
+        raise ConfigError(
+            f"needs a capture group, the part of the path that names the group, e.g. "
+            f"'^[^/]+/(\\w+)_'; got {config.group_pattern!r}",
+            option="--group-pattern",
+        )
+    if config.group not in (None, GROUP_COLUMN):
+        raise ConfigError(
+            f"--group-pattern makes the column {GROUP_COLUMN!r}, got --group {config.group!r}; "
+            "leave out one of them",
+            option="--group",
+        )
+    config.group = GROUP_COLUMN
+
+
+GROUP_COLUMN = "group"  # the column --group-pattern adds to a folder's table
+
+RULES = (_task_rule, _ensemble_rule, _group_rule)  # checks that relate options
 
 
 def _check(self) -> None:

@@ -315,6 +315,20 @@ KINDS: dict[str, Kind] = {
                 ),
                 Option("spec_augment", True, "Audio: SpecAugment.", encoder=True, group="audio"),
                 Option(
+                    "audio_augment",
+                    "speed,pitch,noise",
+                    "Audio: new voices in training: any of speed,pitch,noise,shift, or none.",
+                    Choice("speed", "pitch", "noise", "shift", several=True),
+                    encoder=True,
+                    group="audio",
+                ),
+                Option(
+                    "audio_normalise",
+                    True,
+                    "Audio: each clip to mean 0, variance 1 (training and prediction).",
+                    group="audio",
+                ),
+                Option(
                     "audio_width",
                     32,
                     "Audio: CNN channels in its first stage.",

@@ -28,6 +28,8 @@ NETWORK_OPTIONS = (
     "strategy",
     "device",
     "seed",
+    "group",
+    "group_pattern",
 )
 
 

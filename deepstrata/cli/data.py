@@ -10,26 +10,36 @@ from typing import Annotated
 import typer
 
 from deepstrata.cli.common import ColumnOpt, DataArg, JsonOpt, write_atomically
-from deepstrata.config import default
+from deepstrata.config import OPTIONS, default
 
 
 def inspect(
     data: DataArg,
     target: Annotated[str | None, typer.Option(help="The column to predict.")] = None,
     column: ColumnOpt = None,
+    group: Annotated[str | None, typer.Option(help=OPTIONS["group"].help)] = None,
+    group_pattern: Annotated[str | None, typer.Option(help=OPTIONS["group_pattern"].help)] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show the schema deepstrata infers: one row per column (kind, role, why)."""
+    """Show the schema deepstrata infers: one row per column (kind, role, why); and which
+    columns look like groups (a speaker, a patient) to keep on one side of validation."""
     from deepstrata.cli.display import print_table
-    from deepstrata.config import parse_columns
-    from deepstrata.data.folders import default_target, is_folder, summary
-    from deepstrata.data.schema import format_schema, infer_schema
+    from deepstrata.config import FitConfig, parse_columns
+    from deepstrata.data.folders import default_target, is_folder, summary, with_groups
+    from deepstrata.data.schema import format_schema, group_hints, infer_schema
     from deepstrata.data.sources import read_table
 
+    group = FitConfig(group=group, group_pattern=group_pattern).group  # checked as fit does
     table = read_table(data)
+    if group_pattern is not None:
+        table = with_groups(table, group_pattern)
     target = target or default_target(table)  # as fit does: a folder's class sub-folder
     schema = infer_schema(
-        table.frame, target=target, columns=parse_columns(column or []), source=table.source
+        table.frame,
+        target=target,
+        columns=parse_columns(column or []),
+        source=table.source,
+        group=group,
     )
     if as_json:
         print(json.dumps(schema.to_dict(), indent=2))
@@ -42,6 +52,9 @@ def inspect(
         ["column", "kind", "role", "missing", "unique", "examples", "why"],
         format_schema(schema),
     )
+    if group is None:
+        for line in group_hints(table.frame, schema):
+            print(line)
 
 
 def embed(

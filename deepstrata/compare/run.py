@@ -23,7 +23,10 @@ Every family of one (seed, fraction) sees exactly the same rows, and none sees a
 test row. The test split is drawn once (stratified for classes, from the fit's
 ``seed``) and is the same for every seed and fraction, so two points differ only by
 what was trained. The subsets of one seed are nested (stratified ordering: each
-prefix keeps the classes' shares), and ``seeds`` also seed every fit.
+prefix keeps the classes' shares), and ``seeds`` also seed every fit. With ``group`` (a
+column: a speaker, a patient), every group is on one side of the test split and of each
+subset's validation split, and the subsets take whole groups in a seeded order (the last
+one cut to the size): the test then measures groups never trained on.
 
 The metric: accuracy for classifiers, R² for regression, or ``metric`` (balanced
 accuracy, macro F1, ROC AUC; RMSE, MAE). The table shows the mean over seeds ±
@@ -96,8 +99,15 @@ def compare(
         )
     classical = [f for f in families if f != "network"]
     baseline_options = _baseline_options(prepared) if classical else {}
+    _require_groups(
+        prepared, prepared.groups, 3, "in the labelled rows", "a test split and subsets to validate"
+    )
     pool, test = train_validation_split(
-        prepared.encoded, stratify=task.stratify, fraction=test_fraction, seed=cfg.seed
+        prepared.encoded,
+        stratify=task.stratify,
+        fraction=test_fraction,
+        seed=cfg.seed,
+        groups=prepared.groups,
     )
     # The target's scale (regression) comes from the training pool only.
     encoder = TargetEncoder(task.name).fit(prepared.frame.iloc[pool][cfg.target], table)
@@ -107,6 +117,7 @@ def compare(
         encoded=encoder.encode(prepared.frame[cfg.target], table),
     )
     sizes = _subset_sizes(fractions, len(pool), len(encoder.classes))
+    _check_subset_groups(prepared, pool, sizes[0], fractions[0], seeds)
     result = CompareResult(
         data=str(table.source),
         target=cfg.target,
@@ -121,8 +132,9 @@ def compare(
     )
     say = _say if progress else (lambda line: None)
     say(
-        f"compare: {len(pool)} training rows, {len(test)} test rows ({task.name}, {metric}); "
-        f"{len(families)} families x {len(fractions)} sizes x {len(seeds)} seeds"
+        f"compare: {len(pool)} training rows, {len(test)} test rows"
+        f"{_groups_said(prepared, pool, test)} ({task.name}, {metric}); {len(families)} "
+        f"families x {len(fractions)} sizes x {len(seeds)} seeds"
     )
     if "network" in families and prepared.strategy["used"] == "features":
         say(
@@ -155,21 +167,57 @@ def _prepared(data, target, options):
     return prepare(table, cfg)
 
 
+def _require_groups(prepared, groups, needed: int, where: str, what: str) -> None:
+    """DataError naming the --group column when ``groups`` holds fewer than ``needed``."""
+    count = 0 if groups is None else len(np.unique(groups))
+    if groups is not None and count < needed:
+        raise prepared.table.error(
+            f"{count} group(s) {where}, and {what} needs at least {needed} (each group on "
+            "one side)",
+            column=prepared.cfg.group,
+            hint="a column with more groups, or larger --fractions",
+        )
+
+
+def _check_subset_groups(prepared, pool, size: int, fraction: float, seeds) -> None:
+    """Every seed's smallest subset holds two groups at least (to validate on one)."""
+    groups = prepared.groups
+    if groups is None:
+        return
+    for seed in seeds:
+        order = _nested_order(
+            prepared.encoded[pool], stratify=False, seed=seed, groups=groups[pool]
+        )
+        where = f"in fraction {fraction:g} ({size} rows, seed {seed})"
+        _require_groups(prepared, groups[pool[order[:size]]], 2, where, "its validation split")
+
+
+def _groups_said(prepared, pool, test) -> str:
+    """`` (in 40 and 8 groups of 'voice')``, or nothing without --group."""
+    groups = prepared.groups
+    if groups is None:
+        return ""
+    counts = len(np.unique(groups[pool])), len(np.unique(groups[test]))
+    return f" (in {counts[0]} and {counts[1]} groups of {prepared.cfg.group!r})"
+
+
 def _run_grid(prepared, result, pool, test, sizes, classical, baseline_options, say) -> None:
     """Every family on every (seed, size): nested subsets of the pool, one test split."""
     from deepstrata.data.split import train_validation_split
     from deepstrata.seeding import preserved_random_state
 
-    cfg, frame, encoded, stratify = (
+    cfg, frame, encoded, stratify, groups = (
         prepared.cfg,
         prepared.frame,
         prepared.encoded,
         prepared.task.stratify,
+        prepared.groups,
     )
     test_rows = (frame.iloc[test], encoded[test])
     with preserved_random_state():
         for seed in result.seeds:
-            order = pool[_nested_order(encoded[pool], stratify=stratify, seed=seed)]
+            pooled = None if groups is None else groups[pool]
+            order = pool[_nested_order(encoded[pool], stratify=stratify, seed=seed, groups=pooled)]
             for fraction, size in sizes:
                 subset = np.sort(order[:size])
                 sub = dataclasses.replace(
@@ -179,7 +227,11 @@ def _run_grid(prepared, result, pool, test, sizes, classical, baseline_options, 
                     encoded=encoded[subset],
                 )
                 train, validation = train_validation_split(
-                    sub.encoded, stratify=stratify, fraction=cfg.validation_fraction, seed=seed
+                    sub.encoded,
+                    stratify=stratify,
+                    fraction=cfg.validation_fraction,
+                    seed=seed,
+                    groups=sub.groups,
                 )
                 if len(validation) == 0:
                     raise prepared.table.error(
@@ -240,12 +292,20 @@ def _subset_sizes(fractions: list[float], pool: int, num_classes: int) -> list[i
     return sizes
 
 
-def _nested_order(target: np.ndarray, *, stratify: bool, seed: int) -> np.ndarray:
+def _nested_order(
+    target: np.ndarray, *, stratify: bool, seed: int, groups: np.ndarray | None = None
+) -> np.ndarray:
     """A permutation of the rows whose every prefix keeps the classes' shares (stratify):
-    row i of its class, of n, is placed at (i + u) / n with u uniform in [0, 1)."""
+    row i of its class, of n, is placed at (i + u) / n with u uniform in [0, 1). With
+    ``groups``: the groups in a seeded order, each group's rows together (a prefix is
+    whole groups but for the last), the classes' shares as the groups give them."""
     from deepstrata.seeding import numpy_rng
 
     rng = numpy_rng(seed, stream=11)
+    if groups is not None:
+        _, codes = np.unique(groups, return_inverse=True)
+        rank = rng.permutation(codes.max() + 1)  # (groups,): each group's place
+        return np.lexsort((rng.random(len(target)), rank[codes]))
     if not stratify:
         return rng.permutation(len(target))
     position = np.empty(len(target))

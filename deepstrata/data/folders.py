@@ -12,25 +12,32 @@ holds one modality. Image and audio rows hold the path relative to the folder
 into a ``text`` column, with their path in ``file``. A folder with no usable file in
 a sub-folder is unlabelled (for ``predict``). Hidden files and other extensions are skipped,
 and said so.
+
+A file's name often says whose it is (``yes/alice_01.wav``: Alice's); :func:`with_groups`
+adds that as a ``group`` column (``fit --group-pattern``), so that validation holds out
+whole speakers, patients or users.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections import Counter
 from pathlib import Path
 
 import pandas as pd
 
+from deepstrata.config import GROUP_COLUMN
 from deepstrata.data.table import TABLE_SUFFIXES, Table
-from deepstrata.errors import DataError, DataWarning
+from deepstrata.errors import ConfigError, DataError, DataWarning
 from deepstrata.kinds import KINDS
 
 # kind -> the file name endings of its files (each kind's entry says: deepstrata.kinds)
 EXTENSIONS = {name: kind.extensions for name, kind in KINDS.items() if kind.extensions}
 IMAGE_EXTENSIONS, AUDIO_EXTENSIONS = EXTENSIONS["image"], EXTENSIONS["audio"]
 LABEL = "label"
+GROUP = GROUP_COLUMN  # the column with_groups adds (--group-pattern implies --group group)
 
 
 def modality_of(name: str) -> str | None:
@@ -141,3 +148,39 @@ def summary(table: Table) -> str:
         more = ", …" if len(counts) > 12 else ""
         text += f" in {len(counts)} classes ({shown}{more})"
     return text
+
+
+def with_groups(table: Table, pattern: str) -> Table:
+    r"""``table`` (read from a folder) with a ``group`` column: the first capture group
+    of ``pattern`` searched in each file's path relative to the folder (``/`` between
+    parts, whatever the system).
+
+    Raises ConfigError (--group-pattern) for a table not read from a folder, and
+    DataError naming the first file the pattern does not match, with how many more.
+
+    >>> frame = pd.DataFrame({"audio": ["yes/alice_01.wav", "no/bob_02.wav"]})
+    >>> table = with_groups(Table(frame, source=".", lines=None), r"^[^/]+/(\w+)_")
+    >>> table.frame["group"].tolist()
+    ['alice', 'bob']
+    """
+    if not is_folder(table) or GROUP in table.frame.columns:
+        raise ConfigError(
+            f"{table.source} is not a folder of files (or has a {GROUP!r} column already); "
+            "a table names its group column with --group",
+            option="--group-pattern",
+        )
+    compiled = re.compile(pattern)
+    paths = table.frame[file_column(table)].astype(str)
+    found = [compiled.search(path) for path in paths]
+    groups = [match.group(1) if match else None for match in found]
+    unmatched = [path for path, group in zip(paths, groups) if not group]
+    if unmatched:
+        more = f" (and {len(unmatched) - 1} more)" if len(unmatched) > 1 else ""
+        raise DataError(
+            f"--group-pattern {pattern!r} finds no group in the file's path {unmatched[0]!r}{more}",
+            file=str(Path(table.source) / unmatched[0]),
+            hint="the pattern is searched in the path relative to the folder, e.g. "
+            "'yes/alice_01.wav', and its first capture group names the group",
+        )
+    frame = table.frame.assign(**{GROUP: groups})
+    return Table(frame=frame, source=table.source, lines=table.lines)

@@ -20,11 +20,20 @@ from deepstrata.errors import ConfigError, DataError, DataWarning
 from deepstrata.tasks import TASKS, infer_task
 from deepstrata.values import FALSE_WORDS, TRUE_WORDS
 
-__all__ = ["FILE_KINDS", "KINDS", "TASKS", "Feature", "Schema", "infer_schema", "infer_task"]
+__all__ = [
+    "FILE_KINDS",
+    "KINDS",
+    "TASKS",
+    "Feature",
+    "Schema",
+    "group_hints",
+    "infer_schema",
+    "infer_task",
+]
 
 KINDS = tuple(kind_registry.KINDS)
 FILE_KINDS = kind_registry.FILE_KINDS  # columns of paths to files
-ROLES = ("input", "target", "ignore")
+ROLES = ("input", "target", "ignore", "group")  # group: kept on one side of every split
 
 _ID_NAME = re.compile(r"(^id$|_id$|^id_|uuid|guid|^key$|^index$)", re.IGNORECASE)
 _DATE_LIKE = re.compile(r"^\s*\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?")
@@ -33,6 +42,8 @@ _DATE_LIKE = re.compile(r"^\s*\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T]\d{1,2}:\d{2}(
 NUMERIC_SHARE = 0.9  # a text column whose values parse as numbers this often is a number
 PATH_SHARE = 0.9  # a text column whose values end in an image (audio) extension this often
 TEXT_MIN_MEAN_WORDS = 4.0  # strings averaging this many words are free text
+GROUP_MIN_VALUES = 10  # a column that looks like a group (inspect's hint) has this many values
+GROUP_MIN_ROWS_EACH = 2.0  # and at least this many rows per value on average
 
 
 @dataclass
@@ -102,11 +113,14 @@ def infer_schema(
     columns: dict[str, str] | None = None,
     ignore: list[str] | tuple[str, ...] = (),
     source: str | None = None,
+    group: str | None = None,
 ) -> Schema:
     """Infer kind and role of every column of ``frame``.
 
     ``columns`` forces kinds (``{"zip": "category"}``); ``ignore`` forces the
-    ignore role. ``target=None`` is allowed for ``inspect`` only (task is then "").
+    ignore role; ``group`` names the column whose values the splits keep apart (role
+    ``group``: no input of the network). ``target=None`` is allowed for ``inspect``
+    only (task is then "").
 
     >>> frame = pd.DataFrame({"age": [30, 41, 52, 23], "plan": ["a", "b", "a", "b"],
     ...                       "churned": ["yes", "no", "no", "yes"]})
@@ -118,6 +132,7 @@ def infer_schema(
     """
     columns = dict(columns or {})
     _check_names(frame, target=target, columns=columns, ignore=ignore, source=source)
+    _check_group(frame, group=group, target=target)
     features = []
     for name in frame.columns:
         column = frame[name]
@@ -126,6 +141,10 @@ def infer_schema(
             feature.role = "target"
             feature.kind = columns.get(name) or _target_kind(column)
             feature.reason = "the target"
+        elif name == group:
+            feature.role = "group"
+            feature.kind = columns.get(name) or "category"
+            feature.reason = f"the group (--group): {feature.unique} values, each on one side"
         elif name in ignore:
             feature.role, feature.reason = "ignore", "ignored by request"
             nested = nested_type(column.dropna())
@@ -186,6 +205,53 @@ def _check_names(frame, *, target, columns, ignore, source) -> None:
             column=target,
             hint="pass the right name with --target",
         )
+
+
+def _check_group(frame, *, group, target) -> None:
+    """ConfigError naming --group for a column that is not there, or is the target."""
+    if group is None:
+        return
+    if group not in frame.columns:
+        raise ConfigError(_missing_column_message(group, frame.columns), option="--group")
+    if group == target:
+        raise ConfigError(
+            f"{group!r} is the target; the group is another column (a speaker, a patient)",
+            option="--group",
+        )
+
+
+def group_hints(frame: pd.DataFrame, schema: Schema) -> list[str]:
+    """``inspect``'s lines for the columns that look like groups: a category (or an id)
+    whose values repeat, at least :data:`GROUP_MIN_VALUES` of them with
+    :data:`GROUP_MIN_ROWS_EACH` rows each on average. Rows of one group are alike (one
+    speaker's clips, one patient's visits), so a validation split that mixes them
+    promises more than a new group will see.
+
+    >>> frame = pd.DataFrame({"user": [f"u{i % 12}" for i in range(48)], "y": [0, 1] * 24})
+    >>> group_hints(frame, infer_schema(frame, target="y"))[0].split(":")[0]
+    'column user looks like a group (12 values, 4 rows each on average)'
+    """
+    hints = []
+    for feature in schema.features:
+        if feature.role not in ("input", "ignore"):
+            continue
+        values = frame[feature.name].dropna()
+        numbered_id = (
+            feature.kind == "number"
+            and ptypes.is_integer_dtype(values)
+            and _ID_NAME.search(feature.name)
+        )
+        if feature.kind != "category" and not numbered_id:
+            continue
+        distinct = feature.unique
+        if distinct < GROUP_MIN_VALUES or len(values) < GROUP_MIN_ROWS_EACH * distinct:
+            continue
+        hints.append(
+            f"column {feature.name} looks like a group ({distinct} values, "
+            f"{len(values) / distinct:.3g} rows each on average): --group {feature.name} "
+            "keeps each on one side of validation"
+        )
+    return hints
 
 
 def format_schema(schema: Schema) -> list[list[str]]:

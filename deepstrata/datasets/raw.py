@@ -29,6 +29,9 @@ import pandas as pd
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-us-nyc")
 VARIANTS = ("m1", "m2", "m3", "m4", "f1", "f2", "f3", "f4")
+# The voice in a path of spoken_digits' train/ or test/ folder ("one/en-gb+f2-150-40.wav"):
+# fit's --group-pattern, so that validation holds out whole voices.
+VOICE_PATTERN = r"^[^/]+/(.+)-\d+-\d+\.wav$"
 
 
 def digit_images(folder: str | Path, *, test_fraction: float = 0.2, seed: int = 0) -> Path:
@@ -84,20 +87,24 @@ def spoken_digits(
     variants: tuple[str, ...] = VARIANTS,
     speeds: tuple[int, ...] = (130, 175),
     pitches: tuple[int, ...] = (35, 65),
-    test_voices: int = 8,
+    test_voices: int | tuple[str, ...] = 8,
     seed: int = 0,
 ) -> Path:
     """Synthesise ``folder/{train,test}/<word>/<voice>-<speed>-<pitch>.wav``.
 
     A voice is an accent with a variant (e.g. ``en-gb-scotland+f2``); ``test_voices``
-    of them, drawn at random, are kept for ``test/``. Raises RuntimeError when
-    espeak-ng is missing (``apt-get install espeak-ng``).
+    of them, drawn at random, are kept for ``test/`` (or the voices named, e.g. every
+    female variant). :data:`VOICE_PATTERN` finds the voice in a file's path. Raises
+    RuntimeError when espeak-ng is missing (``apt-get install espeak-ng``).
     """
     program = espeak()
     if program is None:
         raise RuntimeError("espeak-ng is not installed (apt-get install espeak-ng)")
     voices = [f"{accent}+{variant}" for accent in accents for variant in variants]
-    held_out = set(np.random.default_rng(seed).permutation(voices)[:test_voices].tolist())
+    if isinstance(test_voices, int):
+        held_out = set(np.random.default_rng(seed).permutation(voices)[:test_voices].tolist())
+    else:
+        held_out = set(test_voices)
     folder = Path(folder)
     jobs = []
     for voice in voices:

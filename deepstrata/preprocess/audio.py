@@ -15,7 +15,10 @@ when there are many, see :mod:`deepstrata.data.files`):
 
 ``fit`` learns each mel bin's mean and standard deviation over the training
 clips (all their frames); ``transform`` returns ``(log_mel - mean) / std``
-flattened to ``n_mels * frames`` values per row, mel bin major. A missing cell
+flattened to ``n_mels * frames`` values per row, mel bin major. ``normalise``
+(``--audio-normalise``, on for new fits) asks the encoder to take each clip to mean 0
+and variance 1 after its training augmentations (:mod:`deepstrata.encoders.audio`); it
+is part of the state, and a state without it (a bundle made before it) means off. A missing cell
 (empty or NaN) gives zeros: every bin at its training mean. A file that cannot
 be read is not missing: all such files are listed in one DataError.
 """
@@ -126,11 +129,13 @@ class AudioPreprocessor(Preprocessor):
         sample_rate: int = default("sample_rate"),
         seconds: float = default("audio_seconds"),
         n_mels: int = default("audio_mels"),
+        normalise: bool = default("audio_normalise"),
         workers: int | None = None,
     ) -> None:
         self.sample_rate = sample_rate
         self.seconds = seconds
         self.n_mels = n_mels
+        self.normalise = normalise
         self.workers = workers
         self.mean = np.zeros(n_mels)  # (n_mels,) float64, per mel bin
         self.std = np.ones(n_mels)
@@ -208,6 +213,7 @@ class AudioPreprocessor(Preprocessor):
             "sample_rate": self.sample_rate,
             "seconds": self.seconds,
             "n_mels": self.n_mels,
+            "normalise": self.normalise,
             "mean": self.mean.tolist(),
             "std": self.std.tolist(),
         }
@@ -218,13 +224,17 @@ class AudioPreprocessor(Preprocessor):
             sample_rate=options["sample_rate"],
             seconds=options["audio_seconds"],
             n_mels=options["audio_mels"],
+            normalise=options["audio_normalise"],
             workers=options.get("decode_workers"),  # a general option
         )
 
     @classmethod
     def from_state(cls, state: dict) -> AudioPreprocessor:
         pre = cls(
-            sample_rate=state["sample_rate"], seconds=state["seconds"], n_mels=state["n_mels"]
+            sample_rate=state["sample_rate"],
+            seconds=state["seconds"],
+            n_mels=state["n_mels"],
+            normalise=state.get("normalise", False),  # older bundles: none, as they were made
         )
         pre.mean = np.asarray(state["mean"], dtype=np.float64)
         pre.std = np.asarray(state["std"], dtype=np.float64)

@@ -42,7 +42,13 @@ from deepstrata.model.model import Model, combine
 from deepstrata.recipes.crossval import check_folds, fold_logs, oof_table, say, train_fold
 from deepstrata.recipes.ensemble import classical_heads, classical_side, row_losses, weigh
 from deepstrata.recipes.features import train_features
-from deepstrata.recipes.prepare import Prepared, Trained, assemble, held_out_outputs
+from deepstrata.recipes.prepare import (
+    Prepared,
+    Trained,
+    assemble,
+    group_counts,
+    held_out_outputs,
+)
 from deepstrata.recipes.records import data_summary, prediction_records
 from deepstrata.report.render import PREDICTIONS, SUMMARY
 
@@ -74,17 +80,59 @@ class CrossFit:
 
 
 def nested_splits(
-    encoded: np.ndarray, *, folds: int, stratify: bool, fraction: float, seed: int
+    encoded: np.ndarray,
+    *,
+    folds: int,
+    stratify: bool,
+    fraction: float,
+    seed: int,
+    groups: np.ndarray | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Per fold: (rows to train on, rows to stop and calibrate on, the held-out fold).
 
-    The first two split the other folds' rows; the held-out fold is in neither."""
+    The first two split the other folds' rows; the held-out fold is in neither. With
+    ``groups``, every group is on one side of both splits (ValueError when the other
+    folds hold a single group)."""
     splits = []
-    for train_rows, held_out in kfold_split(encoded, folds=folds, stratify=stratify, seed=seed):
+    outer = kfold_split(encoded, folds=folds, stratify=stratify, seed=seed, groups=groups)
+    for train_rows, held_out in outer:
         fit, stop = train_validation_split(
-            encoded[train_rows], stratify=stratify, fraction=fraction, seed=seed
+            encoded[train_rows],
+            stratify=stratify,
+            fraction=fraction,
+            seed=seed,
+            groups=None if groups is None else groups[train_rows],
         )
         splits.append((train_rows[fit], train_rows[stop], held_out))
+    return splits
+
+
+def _splits(prepared: Prepared) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """:func:`nested_splits` of the prepared rows; DataError when a fold leaves nothing
+    to stop on (a class of one row there, or a single group)."""
+    cfg = prepared.cfg
+    try:
+        splits = nested_splits(
+            prepared.encoded,
+            folds=cfg.folds,
+            stratify=prepared.task.stratify,
+            fraction=cfg.validation_fraction,
+            seed=cfg.seed,
+            groups=prepared.groups,
+        )
+    except ValueError as error:  # too few groups for a fold's inner split
+        raise prepared.table.error(
+            f"{error} ({len(np.unique(prepared.groups))} groups in all)",
+            column=cfg.group,
+            hint="use fewer folds (--folds), or a column with more groups",
+        ) from None
+    if any(len(stop) == 0 for _, stop, _ in splits):
+        raise prepared.table.error(
+            "no row of a fold can be held out to stop training on: every class has a "
+            "single row there",
+            column=cfg.target,
+            hint="use fewer folds (--folds), add rows or merge rare classes",
+        )
     return splits
 
 
@@ -96,20 +144,7 @@ def cross_fit(prepared: Prepared, *, run, resume, progress, callbacks) -> CrossF
     check_folds(prepared)
     side = classical_side(prepared)  # a column it cannot take fails before any training
     heads = classical_heads(cfg.head)
-    splits = nested_splits(
-        encoded,
-        folds=cfg.folds,
-        stratify=prepared.task.stratify,
-        fraction=cfg.validation_fraction,
-        seed=cfg.seed,
-    )
-    if any(len(stop) == 0 for _, stop, _ in splits):
-        raise prepared.table.error(
-            "no row of a fold can be held out to stop training on: every class has a "
-            "single row there",
-            column=cfg.target,
-            hint="use fewer folds (--folds), add rows or merge rare classes",
-        )
+    splits = _splits(prepared)
     skipped = {}  # decided once, so that every fold fits the same heads
     if len(heads) > 1 and max(len(fit) for fit, _, _ in splits) > MAX_ROWS:
         skipped["svm"] = f"more than {MAX_ROWS} training rows"  # --head svm: as asked
@@ -153,6 +188,10 @@ def cross_fit(prepared: Prepared, *, run, resume, progress, callbacks) -> CrossF
     verdict["cross_fitted"] = {
         "folds": cfg.folds,
         "rows": len(encoded),
+        **group_counts(
+            prepared,
+            [{"train": fit, "stop": stop, "held_out": out} for fit, stop, out in splits],
+        ),
         "early_stopping": "an inner split of each fold's training rows "
         f"({cfg.validation_fraction:g} of them), never the held-out fold",
         "seconds": {name: round(value, 3) for name, value in seconds.items()},
@@ -198,6 +237,7 @@ def cross_fitted_ensemble(prepared: Prepared, *, run, resume, progress, callback
             "per_fold": per_fold,
         },
         "rows": {"train": len(encoded), "validation": len(encoded)},
+        **({"groups": verdict["cross_fitted"]["groups"]} if cfg.group else {}),
         "training": f"cross-fitted ensemble over {cfg.folds} folds: {kept}",
         "ensemble": verdict,
     }

@@ -1,6 +1,7 @@
 """K-fold cross-validation for ``fit --folds K``: K networks on stratified folds, mean and
 std of every metric, out-of-fold predictions, then a refit on all rows or the K-fold
 ensemble. A finished fold is saved in the run directory, so a resumed run skips it.
+With ``--group``, each group is held out in one fold (:func:`deepstrata.data.split.kfold_split`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ from deepstrata.data.split import kfold_split
 from deepstrata.errors import ConfigError
 from deepstrata.model.model import Model, load
 from deepstrata.recipes.network import train_split
-from deepstrata.recipes.prepare import Prepared, Trained, assemble, calibrated, transform
+from deepstrata.recipes.prepare import (
+    Prepared,
+    Trained,
+    assemble,
+    calibrated,
+    group_counts,
+    transform,
+)
 from deepstrata.recipes.records import data_summary, prediction_records
 from deepstrata.report.render import PREDICTIONS, SUMMARY
 
@@ -41,7 +49,9 @@ def cross_validated(prepared: Prepared, *, run, resume, progress, callbacks) -> 
     either a refit on all rows (for the mean best epoch) or the K-fold ensemble."""
     cfg, encoded, task = prepared.cfg, prepared.encoded, prepared.task
     check_folds(prepared)
-    folds = kfold_split(encoded, folds=cfg.folds, stratify=task.stratify, seed=cfg.seed)
+    folds = kfold_split(
+        encoded, folds=cfg.folds, stratify=task.stratify, seed=cfg.seed, groups=prepared.groups
+    )
     results, oof_raw, oof, fold_of = _train_folds(prepared, folds, run, resume, progress, callbacks)
     fold_metrics = [
         task.metrics(encoded[rows], oof[rows], prepared.target_encoder) for _, rows in folds
@@ -60,6 +70,7 @@ def cross_validated(prepared: Prepared, *, run, resume, progress, callbacks) -> 
         "validation": model.metrics_of(oof, encoded),  # out-of-fold: every row held out once
         "cross_validation": _summary(cfg, fold_metrics, results),
         "rows": {"train": len(encoded), "validation": len(encoded)},
+        **group_counts(prepared, [{"train": a, "validation": b} for a, b in folds]),
         **info,
         **({"decision": decision} if decision is not None else {}),
     }

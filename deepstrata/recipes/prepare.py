@@ -18,6 +18,7 @@ import torch
 from deepstrata import tasks
 from deepstrata.config import FitConfig, check_for_task
 from deepstrata.data.files import BadFile, bad_files_error
+from deepstrata.data.folders import with_groups
 from deepstrata.data.schema import Schema, infer_schema
 from deepstrata.data.table import Table
 from deepstrata.errors import ConfigError, DataWarning
@@ -55,6 +56,13 @@ class Prepared:
         return tasks.get(self.schema.task)
 
     @property
+    def groups(self) -> np.ndarray | None:
+        """Each row's group (``--group``) as text, for the splits; None without one."""
+        if self.cfg.group is None:
+            return None
+        return self.frame[self.cfg.group].astype(str).to_numpy()
+
+    @property
     def options(self) -> dict:
         """What preprocessors and encoders read: the config plus the pretrained networks."""
         return {**self.cfg.to_dict(), "pretrained": self.pretrained}
@@ -81,6 +89,8 @@ class Trained:
 
 def prepare(table: Table, cfg: FitConfig) -> Prepared:
     """Schema, labelled rows, decoded files, encoded target and strategy (see module doc)."""
+    if cfg.group_pattern is not None:
+        table = with_groups(table, cfg.group_pattern)  # a folder: the group from file names
     schema = infer_schema(
         table.frame,
         target=cfg.target,
@@ -88,6 +98,7 @@ def prepare(table: Table, cfg: FitConfig) -> Prepared:
         columns=cfg.columns,
         ignore=cfg.ignore,
         source=table.source,
+        group=cfg.group,
     )
     check_for_task(cfg, schema.task)
     task = tasks.get(schema.task)
@@ -103,6 +114,8 @@ def prepare(table: Table, cfg: FitConfig) -> Prepared:
     frame, skipped = _check_files(table, frame, schema, cfg)
     if len(frame) < 2:
         raise table.error(f"need at least 2 labelled rows to train, found {len(frame)}")
+    if cfg.group is not None:
+        check_groups(table, frame[cfg.group], cfg)
     target_encoder = TargetEncoder(schema.task).fit(frame[cfg.target], table)
     encoded = target_encoder.encode(frame[cfg.target], table)
     _warn_if_few(cfg, task, target_encoder, encoded)
@@ -128,6 +141,55 @@ def prepare(table: Table, cfg: FitConfig) -> Prepared:
     return Prepared(
         cfg, table, frame, schema, target_encoder, encoded, skipped, strategy, pretrained
     )
+
+
+def groups_needed(cfg: FitConfig) -> tuple[int, str]:
+    """The fewest groups the splits of ``cfg`` can keep apart, and what needs them."""
+    if cfg.folds and cfg.ensemble:  # the held-out fold, and an inner split of the rest
+        return cfg.folds + 1, f"--ensemble --folds {cfg.folds}"
+    if cfg.folds:
+        return cfg.folds, f"--folds {cfg.folds}"
+    return 2, "a validation split"
+
+
+def check_groups(table: Table, values: pd.Series, cfg: FitConfig) -> None:
+    """DataError naming the --group column when a labelled row has no group, or when there
+    are fewer groups than the splits need (before any work)."""
+    missing = values.isna().to_numpy()
+    if missing.any():
+        raise table.error(
+            f"{int(missing.sum())} labelled row(s) have no group (the first is named here)",
+            column=cfg.group,
+            position=int(values.index[missing][0]),
+            hint="give every row a group, or leave those rows out",
+        )
+    count, (needed, what) = values.nunique(), groups_needed(cfg)
+    if count < needed:
+        raise table.error(
+            f"{count} group(s) in the labelled rows; {what} needs at least {needed}, each "
+            "group on one side",
+            column=cfg.group,
+            hint="fewer --folds, or a column with more groups",
+        )
+
+
+def group_counts(prepared: Prepared, sides: dict | list[dict]) -> dict:
+    """metrics.json's ``groups`` entry: the column, the number of groups, and how many
+    each side holds (``sides``: name -> row positions; for folds, a list of such, one per
+    fold). Empty without --group."""
+    groups = prepared.groups
+    if groups is None:
+        return {}
+
+    def count(rows_by_side: dict) -> dict:
+        return {name: len(np.unique(groups[rows])) for name, rows in rows_by_side.items()}
+
+    entry = {"column": prepared.cfg.group, "total": len(np.unique(groups))}
+    if isinstance(sides, list):
+        entry["per_fold"] = [count(fold) for fold in sides]
+    else:
+        entry.update(count(sides))
+    return {"groups": entry}
 
 
 def _warn_if_few(cfg: FitConfig, task, target_encoder, encoded: np.ndarray) -> None:

@@ -10,7 +10,7 @@ from deepstrata.data.split import train_validation_split
 from deepstrata.model.model import Model
 from deepstrata.recipes.ensemble import classical_side, with_classical
 from deepstrata.recipes.network import train_split
-from deepstrata.recipes.prepare import Prepared, assemble, calibrated
+from deepstrata.recipes.prepare import Prepared, assemble, calibrated, group_counts
 from deepstrata.recipes.records import data_summary, prediction_records
 from deepstrata.report.render import PREDICTIONS, SUMMARY
 
@@ -23,6 +23,7 @@ def single_split(prepared: Prepared, *, run, resume, progress, callbacks) -> Mod
         stratify=task.stratify,
         fraction=cfg.validation_fraction,
         seed=cfg.seed,
+        groups=prepared.groups,
     )
     if len(val_rows) == 0:
         raise prepared.table.error(
@@ -54,6 +55,7 @@ def single_split(prepared: Prepared, *, run, resume, progress, callbacks) -> Mod
     model.metrics = {
         "validation": model.metrics_of(outputs, labels),
         "rows": split,
+        **group_counts(prepared, {"train": train_rows, "validation": val_rows}),
         **info,
         **({"decision": decision} if decision is not None else {}),
         "history": trained.history,

@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.conftest import make_churn_frame
+
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 FAST = ("--max-epochs", "3", "--quiet")
@@ -153,6 +155,37 @@ def test_inspect_without_a_target(churn_csv, cli):
     schema = json.loads(cli("inspect", churn_csv, "--json").out)
     assert schema["task"] == ""
     assert {f["name"]: f["role"] for f in schema["features"]}["churned"] == "input"
+
+
+def test_inspect_says_when_a_column_looks_like_a_group(tmp_path, cli):
+    path = tmp_path / "visits.csv"
+    frame = make_churn_frame().assign(patient=lambda f: [f"p{i % 25}" for i in range(len(f))])
+    frame.to_csv(path, index=False)
+    result = cli("inspect", path, "--target", "churned")
+    assert result.code == 0, result.err
+    assert result.out.splitlines()[-1] == (
+        "column patient looks like a group (25 values, 8 rows each on average): "
+        "--group patient keeps each on one side of validation"
+    )
+    grouped = cli("inspect", path, "--target", "churned", "--group", "patient")
+    row = next(line.split() for line in grouped.out.splitlines() if "p0, p1" in line)
+    assert row[1:3] == ["category", "group"] and "looks like a group" not in grouped.out
+    missing = cli("inspect", path, "--target", "churned", "--group", "patiet")
+    assert (
+        missing.code != 0 and "--group" in missing.err and "did you mean 'patient'" in missing.err
+    )
+
+
+def test_inspect_takes_a_folders_groups_from_the_file_names(tmp_path, cli):
+    for word in ("yes", "no"):
+        for speaker in ("ann", "bob"):
+            path = tmp_path / "words" / word / f"{speaker}_1.txt"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"{word} from {speaker}", encoding="utf-8")
+    result = cli("inspect", tmp_path / "words", "--group-pattern", r"^[^/]+/(\w+)_", "--json")
+    assert result.code == 0, result.err
+    roles = {f["name"]: f["role"] for f in json.loads(result.out)["features"]}
+    assert roles["group"] == "group" and roles["label"] == "target"
 
 
 # -- fit, predict, evaluate ---------------------------------------------------------------------

@@ -349,3 +349,43 @@ def test_overwrite_onto_a_folder_that_is_not_a_compare_is_refused_before_trainin
     result = cli("compare", churn_csv, "--target", "churned", "--out", precious, "--overwrite")
     assert "not a compare output" in result.error_line()
     assert (precious / "chapter1.tex").read_text() == "keep me"
+
+
+def test_with_a_group_no_group_is_on_both_sides_of_the_test_or_of_a_validation(capsys):
+    frame = make_churn_frame().assign(speaker=lambda f: [f"s{i % 20}" for i in range(len(f))])
+    seen = []
+    classical = compare_module._classical
+
+    def spy(sub, train, validation, test_rows, families, options, metric):
+        seen.append((sub.frame["speaker"], train, validation, test_rows[0]["speaker"]))
+        return classical(sub, train, validation, test_rows, families, options, metric)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(compare_module, "_classical", spy)
+        compare(
+            frame,
+            target="churned",
+            group="speaker",
+            fractions=(0.5, 1.0),
+            seeds=(0, 1),
+            families=("logreg",),
+            **{**FAST, "progress": True},
+        )
+    assert len(seen) == 4
+    for speakers, train, validation, test in seen:
+        assert not set(speakers) & set(test)  # the test speakers are never trained on
+        assert not set(speakers.iloc[train]) & set(speakers.iloc[validation])
+    half, full = seen[0][0], seen[1][0]
+    assert set(half.index) <= set(full.index)  # nested
+    cut = [g for g in set(half) if (half == g).sum() != (full == g).sum()]
+    assert len(cut) <= 1  # whole groups, but for the last one taken
+    assert "groups of 'speaker'" in capsys.readouterr().err
+
+
+def test_too_few_groups_to_compare_are_named_before_any_fit():
+    frame = make_churn_frame().assign(pair=lambda f: np.arange(len(f)) % 2)
+    with pytest.raises(
+        DataError, match=r"2 group\(s\) in the labelled rows, and a test split"
+    ) as error:
+        compare(frame, target="churned", group="pair", families=("logreg",), **FAST)
+    assert error.value.column == "pair"

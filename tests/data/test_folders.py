@@ -6,14 +6,15 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import soundfile
 from PIL import Image
 
-from deepstrata.data.folders import LABEL, read_folder
+from deepstrata.data.folders import GROUP, LABEL, read_folder, with_groups
 from deepstrata.data.sources import read_table
 from deepstrata.data.table import Table
-from deepstrata.errors import DataError, DataWarning
+from deepstrata.errors import ConfigError, DataError, DataWarning
 
 
 def png(path: Path) -> None:
@@ -245,3 +246,31 @@ def test_read_table_of_a_folder_reads_the_folder(tmp_path):
         assert isinstance(table, Table)
         assert table.source == str(tmp_path)
         assert table.frame.equals(read_folder(tmp_path).frame)
+
+
+def test_a_group_pattern_adds_each_files_group_from_its_name(tmp_path):
+    for path in ("yes/alice_01.wav", "yes/bob_01.wav", "no/alice_02.wav", "no/cy_07.wav"):
+        wav(tmp_path / path)
+    table = with_groups(read_quietly(tmp_path), r"^[^/]+/(\w+)_")
+    rows = dict(zip(table.frame["audio"], table.frame[GROUP]))
+    assert rows == {
+        "no/alice_02.wav": "alice",
+        "no/cy_07.wav": "cy",
+        "yes/alice_01.wav": "alice",
+        "yes/bob_01.wav": "bob",
+    }
+    assert table.source == str(tmp_path)
+
+
+def test_a_file_the_group_pattern_does_not_match_is_named(tmp_path):
+    for path in ("yes/alice_01.wav", "yes/bob.wav", "no/x.wav"):
+        wav(tmp_path / path)
+    with pytest.raises(DataError, match=r"'no/x.wav' \(and 1 more\)") as raised:
+        with_groups(read_quietly(tmp_path), r"^[^/]+/(\w+)_")
+    assert raised.value.file == str(tmp_path / "no/x.wav")
+
+
+def test_a_group_pattern_is_for_folders_only():
+    table = read_table(pd.DataFrame({"x": [1, 2], "y": [0, 1]}))
+    with pytest.raises(ConfigError, match="--group-pattern"):
+        with_groups(table, r"(\w+)")

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deepstrata.data.schema import Schema, infer_schema, infer_task
+from deepstrata.data.schema import Schema, group_hints, infer_schema, infer_task
 from deepstrata.errors import ConfigError, DataError, DataWarning
 
 
@@ -119,3 +119,42 @@ def test_mostly_numeric_strings_stay_numbers_so_the_bad_value_is_reported():
 def test_schema_round_trips_through_a_dict():
     schema = infer_schema(frame(), target="churned")
     assert Schema.from_dict(schema.to_dict()) == schema
+
+
+def with_speakers(rows: int = 60) -> pd.DataFrame:
+    data = frame(rows)
+    data["speaker"] = [f"s{i % 12}" for i in range(rows)]  # 12 speakers, 5 rows each
+    data["patient_id"] = np.arange(rows) % 15  # 15 patients, numbered
+    return data
+
+
+def test_the_group_column_has_a_role_of_its_own_and_is_no_input():
+    schema = infer_schema(with_speakers(), target="churned", group="speaker")
+    speaker = next(f for f in schema.features if f.name == "speaker")
+    assert (speaker.kind, speaker.role) == ("category", "group")
+    assert "12 values" in speaker.reason
+    assert "speaker" not in [f.name for f in schema.inputs]
+    assert Schema.from_dict(schema.to_dict()).features == schema.features
+
+
+def test_a_missing_group_column_is_named_with_a_close_name():
+    with pytest.raises(ConfigError, match="did you mean 'speaker'") as raised:
+        infer_schema(with_speakers(), target="churned", group="speakr")
+    assert raised.value.option == "--group"
+    with pytest.raises(ConfigError, match="is the target"):
+        infer_schema(with_speakers(), target="churned", group="churned")
+
+
+def test_inspect_says_which_columns_look_like_groups():
+    data = with_speakers()
+    hints = group_hints(data, infer_schema(data, target="churned"))
+    assert hints == [
+        "column speaker looks like a group (12 values, 5 rows each on average): "
+        "--group speaker keeps each on one side of validation",
+        "column patient_id looks like a group (15 values, 4 rows each on average): "
+        "--group patient_id keeps each on one side of validation",
+    ]
+    # the target, unique ids, few values and the chosen group are no hint
+    data["churned"] = [f"c{i % 12}" for i in range(len(data))]
+    schema = infer_schema(data, target="churned", group="speaker")
+    assert [hint.split()[1] for hint in group_hints(data, schema)] == ["patient_id"]

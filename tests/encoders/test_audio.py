@@ -2,8 +2,8 @@ import pytest
 import torch
 from torch import nn
 
-from deepstrata.encoders.audio import AudioEncoder, build_audio_encoder
-from deepstrata.nn.spectrogram import SpecAugment
+from deepstrata.encoders.audio import AudioEncoder, LogMelInput, build_audio_encoder
+from deepstrata.nn.spectrogram import LogMelAugment, SpecAugment, per_clip_normalise
 from deepstrata.preprocess.audio import AudioPreprocessor
 
 SHAPES = [(16, 20), (8, 12)]  # two columns: (n_mels, frames)
@@ -84,6 +84,59 @@ def test_builder_reads_the_shapes_from_the_preprocessors_and_the_options():
     assert out.shape == (2, 16)
     defaults = build_audio_encoder(pres[:1], {})
     assert isinstance(defaults.augment, SpecAugment) and defaults.out_dim == 32 * 4
+
+
+def fitted(n_mels=16, seconds=0.2, normalise=True):
+    """An audio preprocessor as a fit leaves it: per-bin statistics, the normalise switch."""
+    state = {
+        "sample_rate": 8000,
+        "seconds": seconds,
+        "n_mels": n_mels,
+        "normalise": normalise,
+        "mean": torch.linspace(-8, 2, n_mels).tolist(),
+        "std": torch.linspace(1, 3, n_mels).tolist(),
+    }
+    return AudioPreprocessor.from_state(state)
+
+
+OPTIONS = {"audio_width": 4, "audio_depth": 2, "spec_augment": False}
+
+
+def test_voice_augmentations_change_training_batches_but_not_eval_outputs():
+    pre = fitted()
+    torch.manual_seed(0)
+    augmented = build_audio_encoder([pre], {**OPTIONS, "audio_augment": "speed,pitch,noise,shift"})
+    plain = build_audio_encoder([pre], {**OPTIONS, "audio_augment": "none"})
+    assert augmented.state_dict().keys() == plain.state_dict().keys()  # bundles load either way
+    plain.load_state_dict(augmented.state_dict())
+    x = block(rows=4, shapes=[(16, pre.frames)])
+    torch.testing.assert_close(augmented.eval()(x), plain.eval()(x))
+    spectrogram = x.reshape(-1, 1, 16, pre.frames)
+    prepare = augmented.inputs[0].train()
+    assert isinstance(prepare.augment, LogMelAugment)
+    assert not torch.allclose(prepare(spectrogram), plain.inputs[0].train()(spectrogram))
+    torch.manual_seed(1)
+    assert not torch.allclose(augmented.train()(x), plain.train()(x))
+
+
+def test_normalise_is_read_from_the_preprocessor_and_applied_in_eval_too():
+    x = block(rows=2, shapes=[(16, 21)])
+    on = build_audio_encoder([fitted()], {**OPTIONS, "audio_augment": "none"}).eval()
+    off = build_audio_encoder([fitted(normalise=False)], {**OPTIONS, "audio_augment": "none"})
+    spectrogram = x.reshape(-1, 1, 16, 21)
+    assert torch.equal(off.inputs[0].eval()(spectrogram), spectrogram)  # bit for bit: as before
+    pre = fitted()
+    mean, std = torch.tensor(pre.mean).float()[:, None], torch.tensor(pre.std).float()[:, None]
+    torch.testing.assert_close(
+        on.inputs[0](spectrogram), per_clip_normalise(spectrogram * std + mean)
+    )
+
+
+def test_augmenting_without_normalising_returns_to_the_standardised_scale():
+    pre = fitted(normalise=False)
+    prepare = LogMelInput(mean=pre.mean, std=pre.std, augment=nn.Identity()).train()
+    x = block(rows=2, shapes=[(16, 21)]).reshape(-1, 1, 16, 21)
+    torch.testing.assert_close(prepare(x), x, atol=1e-5, rtol=0)
 
 
 @pytest.mark.gpu

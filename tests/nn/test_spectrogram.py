@@ -3,12 +3,15 @@ import pytest
 import torch
 
 from deepstrata.nn.spectrogram import (
+    LOG_SILENCE,
+    LogMelAugment,
     SpecAugment,
     hz_to_mel,
     log_mel_spectrogram,
     mel_centre_frequencies,
     mel_filterbank,
     mel_to_hz,
+    per_clip_normalise,
 )
 
 
@@ -162,3 +165,108 @@ def test_spec_augment_widths_larger_than_the_input_are_clamped():
     torch.manual_seed(0)
     out = SpecAugment(max_frequency_width=50, max_time_width=50).train()(torch.ones(16, 4, 5))
     assert out.shape == (16, 4, 5) and set(out.unique().tolist()) <= {0.0, 1.0}
+
+
+# -- LogMelAugment: new voices of a log-mel ------------------------------------------------
+
+
+def word_like(batch=2, tone_hz=1000.0, n_mels=64):
+    """``(batch, 1, n_mels, 101)`` log-mels of a 0.5 s tone then 0.5 s of digital silence."""
+    waveform = torch.zeros(batch, 16000)
+    waveform[:, :8000] = torch.from_numpy(tone(tone_hz))
+    return log_mel_spectrogram(waveform, sample_rate=16000, n_mels=n_mels)[:, None]
+
+
+def voices(transforms, **ranges):
+    return LogMelAugment(
+        sample_rate=16000, n_fft=400, n_mels=64, transforms=transforms, **ranges
+    ).train()
+
+
+def test_log_mel_augment_is_the_identity_in_eval_mode_and_keeps_no_state():
+    augment = voices(("speed", "pitch", "noise", "shift")).eval()
+    x = word_like()
+    assert torch.equal(augment(x), x)
+    assert augment.state_dict() == {}  # nothing a bundle would have to store
+
+
+def test_a_time_shift_moves_the_clip_by_whole_frames_with_silence_coming_in():
+    torch.manual_seed(0)
+    x = word_like(batch=8)
+    moved = voices(("shift",), shift=0.1)(x)
+    for original, shifted in zip(x[:, 0], moved[:, 0]):
+        offsets = [
+            k
+            for k in range(-10, 11)
+            if torch.allclose(shifted[:, 20:80], original[:, 20 - k : 80 - k], atol=1e-3)
+        ]
+        assert len(offsets) == 1
+        if offsets[0] > 0:  # silence came in at the start
+            torch.testing.assert_close(
+                shifted[:, : offsets[0]],
+                torch.full_like(shifted[:, : offsets[0]], LOG_SILENCE),
+                atol=1e-3,
+                rtol=0,
+            )
+
+
+@pytest.mark.parametrize("factor", [0.9, 1.1])
+def test_a_pitch_warp_moves_a_tone_by_its_factor_and_keeps_its_length(factor):
+    x = word_like(tone_hz=2000.0)
+    warped = voices(("pitch",), pitch=(factor, factor))(x)
+    centres = mel_centre_frequencies(n_mels=64, sample_rate=16000)
+    peak = centres[int(warped[0, 0, :, 10].argmax())]
+    nearest = centres[np.abs(centres - 2000.0 * factor).argmin()]
+    assert peak == nearest
+    assert warped[0, 0, :, 60].max() < LOG_SILENCE + 0.5  # still silent where it was
+
+
+def test_speed_plays_the_clip_faster_or_slower():
+    x = word_like()
+    sounding = (x[0, 0].max(dim=0).values > LOG_SILENCE + 1).sum()  # about 50 frames
+    fast = voices(("speed",), speed=(1.1, 1.1))(x)
+    slow = voices(("speed",), speed=(0.9, 0.9))(x)
+    frames = [(y[0, 0].max(dim=0).values > LOG_SILENCE + 1).sum() for y in (fast, slow)]
+    assert abs(frames[0] - sounding / 1.1) <= 2 and abs(frames[1] - sounding / 0.9) <= 2
+
+
+def test_noise_comes_at_the_signal_to_noise_ratio_asked():
+    torch.manual_seed(0)
+    x = word_like(batch=4)
+    power = x.exp().sum(dim=-2).mean(dim=-1)  # (B, 1): as the augment measures the signal
+    for snr in (10.0, 30.0):
+        noisy = voices(("noise",), snr=(snr, snr), noise_probability=1.0)(x)
+        silence = noisy[..., 60:].exp().sum(dim=-2).mean(dim=-1)  # noise alone there
+        ratio = 10 * torch.log10(power / silence)
+        assert torch.all((ratio - snr).abs() < 1.0), ratio
+        assert torch.all(noisy >= x - 1e-4)  # power is only ever added
+
+
+def test_noise_is_added_to_about_half_the_clips():
+    torch.manual_seed(0)
+    x = word_like(batch=1).expand(200, -1, -1, -1)
+    clean = (voices(("noise",))(x) == x).flatten(1).all(dim=1)
+    assert 70 < int(clean.sum()) < 130
+
+
+def test_augmentations_are_random_per_clip_and_follow_the_seed():
+    augment = voices(("speed", "pitch", "noise", "shift"))
+    x = word_like(batch=3)
+    torch.manual_seed(5)
+    first = augment(x)
+    torch.manual_seed(5)
+    assert torch.equal(augment(x), first)
+    assert not torch.allclose(first[0], first[1])  # the same clip, two voices
+    assert torch.isfinite(first).all()
+
+
+def test_per_clip_normalise_gives_each_clip_mean_zero_and_variance_one():
+    x = word_like(batch=2) * torch.tensor([1.0, 3.0]).view(2, 1, 1, 1) + 7
+    normalised = per_clip_normalise(x)
+    torch.testing.assert_close(normalised.mean(dim=(-2, -1)), torch.zeros(2, 1), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        normalised.std(dim=(-2, -1), unbiased=False), torch.ones(2, 1), atol=1e-4, rtol=0
+    )
+    torch.testing.assert_close(
+        normalised[0], normalised[1], atol=1e-4, rtol=0
+    )  # gain and offset gone

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 import soundfile
 
+from deepstrata.config import with_defaults
 from deepstrata.data.sources import read_table
 from deepstrata.errors import DataError
 from deepstrata.nn.spectrogram import mel_centre_frequencies
@@ -184,3 +185,68 @@ def test_impossible_settings_are_refused_before_decoding(tmp_path):
         AudioPreprocessor(n_mels=128).fit(column, table)
     with pytest.raises(ValueError, match="seconds must be at least"):
         AudioPreprocessor(seconds=0.01).fit(column, table)
+
+
+def test_normalise_is_part_of_the_state_and_an_older_state_means_off(tmp_path):
+    write(tmp_path / "a.wav", tone(440, 16000))
+    column, table = table_of(tmp_path, ["a.wav", ""])
+    assert AudioPreprocessor.from_options(with_defaults({})).normalise  # new fits: on
+    for normalise in (True, False):
+        pre = AudioPreprocessor(seconds=SECONDS, n_mels=32, normalise=normalise).fit(column, table)
+        state = json.loads(json.dumps(pre.state()))
+        assert state["normalise"] is normalise
+        assert AudioPreprocessor.from_state(state).normalise is normalise
+    del state["normalise"]  # what a bundle made before the switch holds
+    older = AudioPreprocessor.from_state(state)
+    assert older.normalise is False
+    np.testing.assert_array_equal(older.transform(column, table), pre.transform(column, table))
+
+
+def test_an_audio_bundle_made_before_normalise_and_augment_loads_unchanged(tmp_path):
+    import deepstrata
+    from deepstrata.bundle.manifest import MANIFEST, write_manifest
+
+    for word, frequency in (("low", 300), ("high", 3000)):
+        (tmp_path / "clips" / word).mkdir(parents=True)
+        for take in range(6):
+            data = tone(frequency * (1 + take / 20), 16000)
+            write(tmp_path / "clips" / word / f"{take}.wav", data)
+    options = {"audio_seconds": SECONDS, "audio_mels": 16, "audio_width": 4, "audio_depth": 1}
+    model = deepstrata.fit(
+        tmp_path / "clips", max_epochs=1, learning_rate=0.01, progress=False, **options
+    )
+    path = model.save(tmp_path / "bundle")
+    config_path = path / "config.json"
+    config = json.loads(config_path.read_text())
+    new_keys = {"normalise", "audio_normalise", "audio_augment", "group", "group_pattern"}
+    assert new_keys <= keys_of(config)
+    older = without(config, new_keys)  # as a bundle made before these options holds it
+    assert not new_keys & keys_of(older)
+    config_path.write_text(json.dumps(older))
+    versions = json.loads((path / MANIFEST).read_text())["versions"]
+    write_manifest(path, versions=versions)
+    loaded = deepstrata.load(path)
+    assert loaded.members[0].preprocessors["audio"].normalise is False  # as it was made
+    # ... and so it predicts what a model of those days did: no per-clip normalisation
+    model.members[0].preprocessors["audio"].normalise = False
+    model.members[0].network.encoders["audio"].inputs[0].normalise = False
+    frame = pd.DataFrame({"audio": sorted(str(p) for p in (tmp_path / "clips").rglob("*.wav"))})
+    np.testing.assert_allclose(loaded.predict_proba(frame), model.predict_proba(frame), atol=1e-6)
+
+
+def keys_of(data) -> set:
+    """Every key of every mapping inside ``data`` (a config.json)."""
+    if isinstance(data, dict):
+        return set(data) | set().union(*(keys_of(value) for value in data.values()))
+    if isinstance(data, list):
+        return set().union(*(keys_of(value) for value in data))
+    return set()
+
+
+def without(data, keys: set):
+    """``data`` with every entry named in ``keys`` left out, at every depth."""
+    if isinstance(data, dict):
+        return {k: without(v, keys) for k, v in data.items() if k not in keys}
+    if isinstance(data, list):
+        return [without(value, keys) for value in data]
+    return data
