@@ -88,6 +88,7 @@ from deepstrata.train.callbacks import Callback
 LEARNING_RATE = 1e-3  # finetune and scratch: an explicit rate skips the range test
 SCRATCH_PATIENCE = 8
 TARGET = 10.0  # finetune epoch / warm features fit
+EXTRACTION_TARGET = 0.9  # deepstrata's extraction rows/s / a bare ONNX Runtime loop's
 STRATEGIES = ("scratch", "finetune", "features")
 MOVIE_TEST_ROWS = 500  # not 1,000: evaluate re-embeds the test rows for every model (~20 s each)
 
@@ -213,6 +214,130 @@ def fit(dataset: Dataset, data, strategy: str, *, seed: int, **options) -> tuple
             **options,
         )
     return model, clock() - start
+
+
+# -- part 0: extraction rate, torch against ONNX Runtime ----------------------------------------
+def extraction_inputs(dataset: Dataset, rows: int, image_size: int | None):
+    """The pretrained extractor for ``dataset``'s input column and its prepared inputs for the
+    first ``rows`` rows of a stratified subset (images at ``image_size``)."""
+    from deepstrata.config import with_defaults
+    from deepstrata.data.folders import file_column
+    from deepstrata.kinds import KINDS
+    from deepstrata.model.extractor import build_extractor
+    from deepstrata.pretrained.registry import default_for
+
+    picked = stratified_subset(dataset.labels, min(rows, len(dataset.labels)), seed=0)
+    table = read_table(dataset.subset(picked))
+    kind = "image" if dataset.target is None else "text"
+    if kind == "image":
+        column = file_column(table)
+    else:
+        column = next(name for name in table.frame.columns if name != dataset.target)
+    network = default_for(kind)
+    options = {**dataset.options, "strategy": "features", "pretrained": {kind: network.name}}
+    if kind == "image":
+        options["image_size"] = image_size
+    options = with_defaults(options)
+    preprocessor = KINDS[kind].new_preprocessor(options).fit(table.frame[column], table)
+    extractor = build_extractor({column: preprocessor}, options)
+    inputs = transform_frame({column: preprocessor}, table.frame, table)
+    return extractor, kind, inputs[kind]
+
+
+def bare_onnx_runtime(extractor, kind: str, block) -> Callable[[], None]:
+    """A plain ONNX Runtime loop over ``block`` on deepstrata's cached export, in batches of
+    the embedding cache's size; its inputs made ready beforehand (pixels as floats on 0..1,
+    token ids with the padding every row of a batch shares cut off)."""
+    import onnxruntime
+    import torch
+
+    from deepstrata.pretrained.cache import BATCH
+    from deepstrata.pretrained.registry import get
+    from deepstrata.pretrained.runtime import INPUT, cached_export, session_options
+
+    encoder = extractor.encoders[kind]
+    prepared = encoder.prepare[0](block)  # (N, 3, S, S) floats, or (N, T) ids
+    backbone = encoder.backbone
+    path = cached_export(
+        encoder.network, get(encoder.network).identity()["sha256"], prepared.shape[1:]
+    )
+    if path is None or not path.is_file():
+        raise RuntimeError("deepstrata made no ONNX export to compare with (see the lines above)")
+    session = onnxruntime.InferenceSession(
+        str(path), sess_options=session_options(onnxruntime), providers=["CPUExecutionProvider"]
+    )
+    with torch.inference_mode():
+        batches = [
+            backbone.onnx_feed(prepared[start : start + BATCH]).contiguous().numpy()
+            for start in range(0, len(prepared), BATCH)
+        ]
+
+    def loop() -> None:
+        for batch in batches:
+            session.run(None, {INPUT: batch})
+
+    return loop
+
+
+def extraction_rates(dataset: Dataset, *, rows: int, repeats: int, image_size: int) -> dict:
+    """Rows per second of the same embeddings three ways, interleaved per repeat: deepstrata's
+    torch path (the backbone in eager PyTorch, as before ONNX Runtime), deepstrata's extractor
+    (ONNX Runtime) and a bare ONNX Runtime loop on the same exported file; all without the
+    embedding cache (every row computed), in batches of the same size."""
+    import torch
+
+    from deepstrata.pretrained.cache import embed
+
+    extractor, kind, block = extraction_inputs(dataset, rows, image_size)
+    encoder = extractor.encoders[kind]
+    shape = f"{image_size}px" if kind == "image" else f"{block.shape[1]} tokens max"
+    print(f"\n{dataset.name}: {len(block)} rows ({shape}), {kind} network {encoder.network}")
+    started = clock()
+    _, counts = extractor.extract(
+        {kind: block}, cache=False, report=lambda line: print("  " + line)
+    )
+    engines = counts[kind].get("engines", {})
+    print(f"  first extraction (export, check) {clock() - started:.1f}s: {engines}", flush=True)
+    bare = bare_onnx_runtime(extractor, kind, block)
+
+    def torch_path() -> None:
+        with torch.inference_mode():
+            embed(encoder, block, key=None)  # encoder.runtime unset: eager PyTorch
+
+    ways = {
+        "torch": torch_path,
+        "onnx": lambda: extractor.extract({kind: block}, cache=False),
+        "bare": bare,
+    }
+    seconds: dict[str, list[float]] = {name: [] for name in ways}
+    for repeat in range(1, repeats + 1):
+        for name, run in ways.items():
+            start = clock()
+            run()
+            seconds[name].append(clock() - start)
+        print(
+            f"  repeat {repeat}: "
+            + ", ".join(f"{name} {len(block) / s[-1]:.1f} rows/s" for name, s in seconds.items()),
+            flush=True,
+        )
+    rates = {name: len(block) / median(values) for name, values in seconds.items()}
+    return {"rows": len(block), "shape": shape, "network": encoder.network, **rates}
+
+
+def extraction_table(results: dict[str, dict]) -> None:
+    print("\n### Part 0: extraction rate, rows/s (medians; batches of 64, no embedding cache)\n")
+    print(
+        "| data | rows | network, input | before: torch eager | after: deepstrata (ONNX Runtime) "
+        "| bare ONNX Runtime loop | after / before | after / bare (target >= 0.9) |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for name, r in results.items():
+        ratio = r["onnx"] / r["bare"]
+        print(
+            f"| {name} | {r['rows']} | {r['network']}, {r['shape']} | {r['torch']:.1f} "
+            f"| {r['onnx']:.1f} | {r['bare']:.1f} | **{r['onnx'] / r['torch']:.2f}x** "
+            f"| **{ratio:.2f}** ({'met' if ratio >= EXTRACTION_TARGET else 'MISSED'}) |"
+        )
 
 
 # -- part 1: seconds per epoch ------------------------------------------------------------------
@@ -480,7 +605,7 @@ def accuracy_table(dataset: Dataset, records: list[dict], sizes: list[int], seed
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", default="images,text", help="images, text or both")
-    parser.add_argument("--only", choices=["timing", "accuracy"], default=None)
+    parser.add_argument("--only", choices=["extraction", "timing", "accuracy"], default=None)
     parser.add_argument(
         "--text",
         choices=["movie", "drug"],
@@ -489,6 +614,15 @@ def main() -> None:
     )
     parser.add_argument("--image-size", type=int, default=64, help="every strategy's image side")
     parser.add_argument("--text-max-length", type=int, default=64, help="tokens per review")
+    parser.add_argument(
+        "--extraction-rows", type=int, default=None, help="part 0 rows per data set (256)"
+    )
+    parser.add_argument(
+        "--extraction-image-size",
+        type=int,
+        default=224,
+        help="part 0: the image side (224: what the issue measured)",
+    )
     parser.add_argument(
         "--timing-rows", type=int_list, default=None, help="part 1: digits,reviews (500,300)"
     )
@@ -558,7 +692,25 @@ def main() -> None:
             )
             datasets[-1].timing_rows = timing_rows[-1]
 
-        if args.only != "accuracy":
+        if args.only in (None, "extraction"):
+            part0 = clock()
+            print(
+                "\npart 0: extraction rate of the pretrained networks, torch eager (before) against "
+                "ONNX Runtime (after) and against a bare ONNX Runtime loop on the same export"
+            )
+            rates = {
+                dataset.name: extraction_rates(
+                    dataset,
+                    rows=args.extraction_rows or 256,  # fewer rows than EXPORT_ROWS: no export
+                    repeats=repeats,
+                    image_size=args.extraction_image_size,
+                )
+                for dataset in datasets
+            }
+            extraction_table(rates)
+            print(f"\n# part 0 took {clock() - part0:.0f}s", flush=True)
+
+        if args.only in (None, "timing"):
             print(
                 "\npart 1: finetune epochs (after the first) against features fits on cached "
                 "embeddings; a run during which other processes kept more than "
@@ -571,7 +723,7 @@ def main() -> None:
             timing_table(timings)
             print(f"\n# part 1 took {clock() - started:.0f}s", flush=True)
 
-        if args.only != "timing":
+        if args.only in (None, "accuracy"):
             part2 = clock()
             os.environ["DEEPSTRATA_CACHE_DIR"] = str(root / "cache")
             print("\npart 2: test accuracy against training rows (fit holds 20 % of them out)")

@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from deepstrata.pretrained.runtime import Graph
+
 MEAN, SCALE = 127.0, 128.0  # TF-Lite preprocessing: (x - 127) / 128 on 0..255 pixels
 
 
@@ -49,6 +51,14 @@ class EfficientNetBackbone(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = self.network.extract_features(normalise(x))  # (B, 1280, h, w)
         return features.mean(dim=(2, 3))  # (B, 1280)
+
+    def onnx_feed(self, x: torch.Tensor) -> torch.Tensor:
+        return x  # the graph takes the images as they come
+
+    def onnx_graph(self, row_shape: tuple[int, ...]) -> Graph:
+        """The whole backbone, for ``(B, *row_shape)`` images (see :mod:`.runtime`)."""
+        example = torch.rand(2, *row_shape, generator=torch.Generator().manual_seed(0))
+        return Graph(module=self, example=example, dynamic={0: torch.export.Dim("batch")})
 
     def stages(self) -> list[list[nn.Module]]:
         net = self.network
