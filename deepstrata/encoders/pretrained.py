@@ -77,6 +77,12 @@ class PretrainedEncoder(nn.Module):
         encoded = [backbone(prepare(c)) for prepare, c in zip(self.prepare, columns)]
         return torch.cat(encoded, dim=1)  # (B, C * out_dim)
 
+    def lengths(self, block: torch.Tensor) -> torch.Tensor | None:
+        """``(B,)``: how much of each row the backbone reads, when that varies (text: tokens,
+        over every column); None when it does not (images). Batches of like length cost less."""
+        count = getattr(self.backbone, "lengths", None)
+        return count(block) if callable(count) else None
+
 
 def build_pretrained_encoder(
     kind: str, widths: Sequence[int], options: dict, prepare: Sequence[nn.Module] | None = None

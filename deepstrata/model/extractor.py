@@ -58,6 +58,7 @@ class FeatureExtractor(nn.Module):
                     sha256=description["sha256"],
                     report=report,
                 )
+                lengths = encoder.lengths(block)
                 encoder.runtime = runtime
                 try:
                     vectors, counts[kind] = embed(
@@ -67,6 +68,7 @@ class FeatureExtractor(nn.Module):
                         report=report,
                         what=f"{kind} rows",
                         expect=runtime.expect,
+                        lengths=lengths.numpy() if lengths is not None else None,
                     )
                 finally:
                     encoder.runtime = None

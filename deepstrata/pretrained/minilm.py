@@ -65,6 +65,11 @@ class MiniLMBackbone(nn.Module):
         pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)  # (B, D)
         return F.normalize(pooled, dim=1)
 
+    @staticmethod
+    def lengths(ids: torch.Tensor) -> torch.Tensor:
+        """``(B, T)`` -> ``(B,)``: the real tokens of each row (what a batch's padding is cut to)."""
+        return (ids != PAD).sum(dim=1)
+
     def onnx_feed(self, ids: torch.Tensor) -> torch.Tensor:
         return trim_padding(ids)  # in Python: the graph takes any length
 
