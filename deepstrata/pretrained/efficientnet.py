@@ -46,10 +46,14 @@ class EfficientNetBackbone(nn.Module):
 
     def __init__(self, network: nn.Module) -> None:
         super().__init__()
-        self.network = network
+        # Channels-last weights and inputs: on 2 CPU cores a fine-tuning step ran 1.2-1.4x
+        # faster (64 and 224 px, 1 and 2 threads), inference several times faster (oneDNN's
+        # convolutions prefer it). Saved weights are made contiguous by the writers.
+        self.network = network.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = self.network.extract_features(normalise(x))  # (B, 1280, h, w)
+        x = normalise(x).contiguous(memory_format=torch.channels_last)  # (B, 3, S, S)
+        features = self.network.extract_features(x)  # (B, 1280, h, w)
         return features.mean(dim=(2, 3))  # (B, 1280)
 
     def onnx_feed(self, x: torch.Tensor) -> torch.Tensor:
