@@ -1,8 +1,8 @@
 """Pretrained backbones through ONNX Runtime: exported once, cached on disk, checked against torch.
 
 On a CPU, ONNX Runtime runs the same weights several times faster than torch eager
-(EfficientNet-Lite0 at 224 px on 2 cores: 7-22 images/s eager, 55-130 through ONNX Runtime;
-see ``bench/transfer.py``). So where ``onnxruntime`` is installed (the ``serve`` extra), the
+(EfficientNet-Lite0 at 224 px on 2 cores: 13-22 images/s eager against 94-132 when issue 23
+was filed; 3 against 30 on 2 cores kept busy by other work, ``bench/transfer.py`` part 0). So where ``onnxruntime`` is installed (the ``serve`` extra), the
 backbones of ``--strategy features``, ``deepstrata embed`` and a features bundle's predictions
 run through it (:class:`BackboneRuntime`, used by the feature extractor):
 
@@ -12,14 +12,15 @@ run through it (:class:`BackboneRuntime`, used by the feature extractor):
   the input shape and a hash of the weight file's sha256, the shape, and the exporter's and
   runtime's versions. It is written to a temporary file and renamed into place only once it
   passed the check, so the folder holds checked exports only. With the cache off
-  (``DEEPSTRATA_CACHE_DIR=off``) the export lives in a temporary folder for the process.
+  (``DEEPSTRATA_CACHE_DIR=off``) it is made in a temporary folder, removed once ONNX Runtime
+  has read it: the session lives for the process.
 - **checked before use**, once per process: the first rows it is given go through both torch
   and ONNX Runtime, and every output must agree within ``ATOL + RTOL * |torch|``.
 - **torch is the fallback** for anything that fails: onnxruntime (or onnxscript) not installed,
   an export error, a mismatch, a cached file that does not load or check (removed, and exported
   again). A failure is said once per process (a warning and a progress line); every run records
   which engine computed (``metrics.json``, ``features.extraction``).
-- an export costs 5-15 s, so it is made only when at least ``EXPORT_ROWS`` rows are to be
+- an export costs 5-25 s, so it is made only when at least ``EXPORT_ROWS`` rows are to be
   computed; fewer rows use an export already on disk, else torch.
 
 ONNX Runtime's intra-op threads are torch's thread count (``torch.get_num_threads()``).
@@ -27,6 +28,7 @@ ONNX Runtime's intra-op threads are torch's thread count (``torch.get_num_thread
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -78,6 +80,7 @@ def session_options(onnxruntime):
     return options
 
 
+@functools.cache  # per process: a features bundle may predict one row at a time
 def versions() -> dict:
     """The exporter's and runtime's versions (a change re-exports); a PackageNotFoundError
     names one that is not installed. Read from the metadata: importing onnxscript takes
