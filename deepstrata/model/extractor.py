@@ -37,20 +37,43 @@ class FeatureExtractor(nn.Module):
         self, inputs: dict[str, torch.Tensor], *, cache: bool, report=lambda line: None
     ) -> tuple[np.ndarray, dict]:
         """``(N, D)`` float32 features; pretrained kinds go through the embedding cache when
-        ``cache``. Returns the features and, per pretrained kind, what was cached/computed."""
+        ``cache``, and their backbones through ONNX Runtime where it is installed and matches
+        torch (:mod:`deepstrata.pretrained.runtime`). Returns the features and, per pretrained
+        kind, what was cached/computed and by which engine (``engines``: per input shape)."""
         from deepstrata.pretrained.cache import embed, encoder_key
+        from deepstrata.pretrained.runtime import BackboneRuntime
 
         blocks, counts = [], {}
         with torch.inference_mode():
             for kind, encoder in self.encoders.items():
                 block = inputs[kind]
-                if isinstance(encoder, PretrainedEncoder):
-                    key = encoder_key(describe(encoder)) if cache else None
+                if not isinstance(encoder, PretrainedEncoder):
+                    blocks.append(encoder(block).float().numpy())
+                    continue
+                description = describe(encoder)
+                key = encoder_key(description) if cache else None
+                runtime = BackboneRuntime(
+                    encoder.backbone,
+                    network=encoder.network,
+                    sha256=description["sha256"],
+                    report=report,
+                )
+                lengths = encoder.lengths(block)
+                encoder.runtime = runtime
+                try:
                     vectors, counts[kind] = embed(
-                        encoder, block, key=key, report=report, what=f"{kind} rows"
+                        encoder,
+                        block,
+                        key=key,
+                        report=report,
+                        what=f"{kind} rows",
+                        expect=runtime.expect,
+                        lengths=lengths.numpy() if lengths is not None else None,
                     )
-                else:
-                    vectors = encoder(block).float().numpy()
+                finally:
+                    encoder.runtime = None
+                if runtime.engines:
+                    counts[kind]["engines"] = runtime.engines
                 blocks.append(vectors)
         return np.concatenate(blocks, axis=1), counts
 

@@ -36,6 +36,7 @@ from deepstrata.preprocess.base import Preprocessor, file_field
 
 SCRATCH_SIZE = 64  # pixels per side from scratch (--image-size unset)
 PRETRAINED_SIZE = 224  # and for a pretrained network: the size it was trained at
+SIDE_SAMPLE = 1000  # files whose headers give the median source side
 
 RESIZE_POLICIES = ("crop", "pad", "squash")
 PAD_GREY = 128
@@ -147,6 +148,8 @@ class ImagePreprocessor(Preprocessor):
     path that cannot be read is a :class:`~deepstrata.errors.DataError` listing
     every bad file with its row; :meth:`bad_files` lists them instead, for
     ``--skip-bad-files``. ``workers``: decoding processes (None: automatic).
+    ``size`` None: chosen when fitting, from the median shorter side of the files (a
+    pretrained network's features: :func:`deepstrata.pretrained.inputs.image_side`).
     """
 
     kind = "image"
@@ -155,7 +158,7 @@ class ImagePreprocessor(Preprocessor):
     def __init__(
         self,
         *,
-        size: int = SCRATCH_SIZE,
+        size: int | None = SCRATCH_SIZE,
         resize: str = default("image_resize"),
         max_pixels: int = default("max_image_pixels"),
         workers: int | None = None,
@@ -166,8 +169,10 @@ class ImagePreprocessor(Preprocessor):
         self.workers = workers
         self.mean: list[float] = [0.5, 0.5, 0.5]
         self.std: list[float] = [0.25, 0.25, 0.25]
+        self.source_side: float | None = None  # the median the size was chosen by (not saved)
 
     def fit(self, column: pd.Series, table: Table) -> ImagePreprocessor:
+        self._choose_size(column, table)
         arrays = self._decode(column, table)
         total = np.zeros(3, dtype=np.float64)
         squares = np.zeros(3, dtype=np.float64)
@@ -197,6 +202,7 @@ class ImagePreprocessor(Preprocessor):
 
     def bad_files(self, column: pd.Series, table: Table) -> list[BadFile]:
         """Every file of ``column`` that cannot be decoded, with its row (never raises)."""
+        self._choose_size(column, table)
         _, bad = read_files(column, table, self._decoder(), key=self._key(), workers=self.workers)
         return bad
 
@@ -252,6 +258,19 @@ class ImagePreprocessor(Preprocessor):
         pre.std = [float(s) for s in state["std"]]
         return pre
 
+    def _choose_size(self, column: pd.Series, table: Table) -> None:
+        """``size`` None (a pretrained network's features, --image-size unset): chosen from the
+        median shorter side of (up to SIDE_SAMPLE of) the files, read from their headers."""
+        if self.size is not None:
+            return
+        from deepstrata.pretrained.inputs import image_side
+
+        step = max(1, len(column) // SIDE_SAMPLE)
+        sides, _ = read_files(column.iloc[::step], table, _shorter_side, key="side", workers=0)
+        found = [int(side[0]) for side in sides if side is not None]
+        self.source_side = float(np.median(found)) if found else None
+        self.size = image_side(self.source_side)
+
     # -- decoding ------------------------------------------------------------------------------
     def _decoder(self) -> functools.partial:
         if self.resize not in RESIZE_POLICIES:
@@ -273,13 +292,24 @@ class ImagePreprocessor(Preprocessor):
         )
 
 
-def image_size(options: dict) -> int:
-    """``image_size`` when set; else 224 for a pretrained network (its training size), 64."""
+def image_size(options: dict) -> int | None:
+    """``image_size`` when set; else for a pretrained network's features None (chosen at fit
+    from the source images: :mod:`deepstrata.pretrained.inputs`), for fine-tuning 224 (its
+    training size); from scratch 64."""
     from deepstrata.pretrained.registry import uses_pretrained
 
     if options.get("image_size"):
         return options["image_size"]
-    return PRETRAINED_SIZE if uses_pretrained(options) else SCRATCH_SIZE
+    if not uses_pretrained(options):
+        return SCRATCH_SIZE
+    return None if options.get("strategy") == "features" else PRETRAINED_SIZE
+
+
+def _shorter_side(path: Path) -> np.ndarray:
+    """An image file's shorter side, from its header (nothing decoded); a bad file raises and
+    is left to the decoding that follows to report."""
+    with Image.open(path) as image:
+        return np.array([min(image.size)])
 
 
 HTTP = file_field("image")

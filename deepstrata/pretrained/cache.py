@@ -92,12 +92,18 @@ def embed(
     key: str | None,
     report: Callable[[str], None] = lambda line: None,
     what: str = "rows",
+    expect: Callable[[int], None] = lambda rows: None,
+    lengths: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict]:
     """``(N, W)`` inputs -> ``(N, D)`` float32 embeddings, computing only uncached rows.
 
     ``key`` names the encoder (see :func:`encoder_key`); None, or no cache directory,
-    computes everything. Returns the embeddings and counts (rows, cached, computed,
-    seconds). Identical rows are computed once.
+    computes everything. ``expect`` is told how many rows are to be computed before the
+    first is (the runtime decides by it whether an export pays). ``lengths``, per row, how
+    much of it the network reads (text: its tokens): rows are then computed shortest first,
+    so a batch holds rows of like length and the padding they share is cut off (on short
+    reviews, half the tokens of batches in table order). Returns the embeddings and counts
+    (rows, cached, computed, seconds). Identical rows are computed once.
     """
     started = time.perf_counter()
     directory = cache_directory() if key is not None else None
@@ -108,8 +114,11 @@ def embed(
     for index, k in enumerate(keys):
         first_row.setdefault(k, index)
     missing = [row for k, row in first_row.items() if k not in known]  # rows to compute
+    if lengths is not None:
+        missing.sort(key=lambda row: lengths[row])
     if missing:
         report(f"embedding {len(missing)} {what} ({len(known)} cached)")
+        expect(len(missing))
     computed: dict[bytes, np.ndarray] = {}
     last_report = time.perf_counter()
     with torch.inference_mode():

@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from deepstrata.pretrained.runtime import Graph
+
 MEAN, SCALE = 127.0, 128.0  # TF-Lite preprocessing: (x - 127) / 128 on 0..255 pixels
 
 
@@ -44,11 +46,23 @@ class EfficientNetBackbone(nn.Module):
 
     def __init__(self, network: nn.Module) -> None:
         super().__init__()
-        self.network = network
+        # Channels-last weights and inputs: on 2 CPU cores a fine-tuning step ran 1.2-1.4x
+        # faster (64 and 224 px, 1 and 2 threads), inference several times faster (oneDNN's
+        # convolutions prefer it). Saved weights are made contiguous by the writers.
+        self.network = network.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = self.network.extract_features(normalise(x))  # (B, 1280, h, w)
+        x = normalise(x).contiguous(memory_format=torch.channels_last)  # (B, 3, S, S)
+        features = self.network.extract_features(x)  # (B, 1280, h, w)
         return features.mean(dim=(2, 3))  # (B, 1280)
+
+    def onnx_feed(self, x: torch.Tensor) -> torch.Tensor:
+        return x  # the graph takes the images as they come
+
+    def onnx_graph(self, row_shape: tuple[int, ...]) -> Graph:
+        """The whole backbone, for ``(B, *row_shape)`` images (see :mod:`.runtime`)."""
+        example = torch.rand(2, *row_shape, generator=torch.Generator().manual_seed(0))
+        return Graph(module=self, example=example, dynamic={0: torch.export.Dim("batch")})
 
     def stages(self) -> list[list[nn.Module]]:
         net = self.network

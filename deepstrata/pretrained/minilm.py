@@ -16,6 +16,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from deepstrata.pretrained.runtime import Graph
+
 PAD = 0  # [PAD] in the BERT vocabulary
 
 
@@ -53,16 +55,54 @@ class MiniLMBackbone(nn.Module):
         self.bert = bert
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.embed(trim_padding(ids))
+
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        """``forward`` without cutting the padding off first (what the ONNX graph computes)."""
         mask = ids != PAD  # (B, T)
-        length = max(int(mask.sum(dim=1).max()), 1) if len(ids) else 1
-        ids, mask = ids[:, :length], mask[:, :length]
         hidden = self.bert(input_ids=ids, attention_mask=mask.long()).last_hidden_state  # (B, T, D)
         weights = mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
         pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)  # (B, D)
         return F.normalize(pooled, dim=1)
 
+    @staticmethod
+    def lengths(ids: torch.Tensor) -> torch.Tensor:
+        """``(B, T)`` -> ``(B,)``: the real tokens of each row (what a batch's padding is cut to)."""
+        return (ids != PAD).sum(dim=1)
+
+    def onnx_feed(self, ids: torch.Tensor) -> torch.Tensor:
+        return trim_padding(ids)  # in Python: the graph takes any length
+
+    def onnx_graph(self, row_shape: tuple[int, ...]) -> Graph:
+        """:meth:`embed` for up to ``row_shape[0]`` tokens, any batch and length (see
+        :mod:`.runtime`)."""
+        (tokens,) = row_shape
+        generator = torch.Generator().manual_seed(0)
+        example = torch.randint(1000, 30000, (3, min(tokens, 16)), generator=generator)
+        example[0, -1] = PAD  # padding, so the graph keeps the mask
+        dynamic = {0: torch.export.Dim("batch"), 1: torch.export.Dim("tokens", max=tokens)}
+        return Graph(module=_Untrimmed(self), example=example, dynamic=dynamic)
+
     def stages(self) -> list[list[nn.Module]]:
         return [[self.bert.embeddings], *([layer] for layer in self.bert.encoder.layer)]
+
+
+class _Untrimmed(nn.Module):
+    """:meth:`MiniLMBackbone.embed` as a module's forward, for the exporter."""
+
+    def __init__(self, backbone: MiniLMBackbone) -> None:
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.backbone.embed(ids)
+
+
+def trim_padding(ids: torch.Tensor) -> torch.Tensor:
+    """``(B, T)`` -> ``(B, T')``: the trailing padding every row shares cut off (attention is
+    quadratic in T); at least one column."""
+    length = max(int((ids != PAD).sum(dim=1).max()), 1) if len(ids) else 1
+    return ids[:, :length]
 
 
 def load_backbone(path: Path) -> MiniLMBackbone:

@@ -157,6 +157,21 @@ def _folds(features: np.ndarray, target: np.ndarray, task: str, seed: int) -> di
     }
 
 
+def image_sizes(preprocessors: dict, options: dict) -> dict:
+    """``{"image_size": {column: {size, source_side, chosen_by}}}`` for metrics.json: the side
+    each image column went to the pretrained network at, and why; ``{}`` without images."""
+    from deepstrata.pretrained.inputs import rule
+
+    sizes = {}
+    for name, pre in preprocessors.items():
+        if pre.kind != "image":
+            continue
+        chosen_by = "--image-size" if options.get("image_size") else rule()
+        side = getattr(pre, "source_side", None)
+        sizes[name] = {"size": pre.size, "source_side": side, "chosen_by": chosen_by}
+    return {"image_size": sizes} if sizes else {}
+
+
 def train_features(
     prepared,
     train_rows: np.ndarray,
@@ -213,6 +228,7 @@ def train_features(
             "dimensions": int(features.shape[1]),
             "extraction": counts,
             "extraction_seconds": round(extract_seconds, 3),
+            **image_sizes(preprocessors, options),
         },
         "head": {"chosen": head.name, "requested": cfg.head, "candidates": heads_table},
     }

@@ -72,3 +72,25 @@ def test_stages_hold_every_parameter_once_bottom_to_top(backbone, request):
     staged = [id(p) for stage in module.stages() for part in stage for p in part.parameters()]
     assert len(staged) == len(set(staged))
     assert set(staged) == {id(p) for p in module.parameters()}
+
+
+@pytest.mark.parametrize("backbone", ["minilm", "efficientnet"])
+def test_the_onnx_graph_computes_the_forward_pass_on_its_feed(backbone, request):
+    """What ONNX Runtime runs (``onnx_graph``'s module on ``onnx_feed(x)``) is the backbone's
+    forward pass; the export itself is tested in test_runtime.py."""
+    module: nn.Module = request.getfixturevalue(backbone)
+    generator = torch.Generator().manual_seed(0)
+    if backbone == "minilm":
+        x = torch.randint(1000, 30000, (3, 10), generator=generator)
+        x[0, 4:] = x[1, 7:] = 0  # padding of two lengths; the batch shares 3 columns of it
+        x[2, 7:] = 0
+        row_shape = (10,)
+    else:
+        x = torch.rand(2, 3, 32, 32, generator=generator)
+        row_shape = (3, 32, 32)
+    graph = module.onnx_graph(row_shape)
+    assert len(graph.example) > 1  # the batch axis stays symbolic
+    fed = module.onnx_feed(x)
+    assert fed.shape[1] == (7 if backbone == "minilm" else 3)
+    with torch.no_grad():
+        torch.testing.assert_close(graph.module(fed), module(x))

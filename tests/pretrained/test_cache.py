@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -63,3 +64,16 @@ def test_the_cache_can_be_turned_off(monkeypatch, tmp_path):
 def test_no_rows_give_an_empty_matrix_of_the_encoder_width():
     vectors, counts = embed(CountingEncoder(), torch.zeros(0, 3), key=None)
     assert vectors.shape == (0, 2) and counts["rows"] == 0
+
+
+def test_rows_are_computed_shortest_first_when_lengths_are_given():
+    seen = []
+
+    def encoder(block: torch.Tensor) -> torch.Tensor:
+        seen.extend(block[:, 0].tolist())
+        return block.float()
+
+    block = torch.tensor([[10, 0], [11, 1], [12, 2], [13, 3]])
+    vectors, _ = embed(encoder, block, key=None, lengths=np.array([3, 1, 2, 1]))
+    assert seen == [11, 13, 12, 10]  # by length, ties in table order
+    assert vectors[:, 0].tolist() == [10, 11, 12, 13]  # the output keeps the table's order
