@@ -128,7 +128,22 @@ GENERAL = (
     ),
     Option("gradient_accumulation", 1, "Batches per optimizer step.", AtLeast(1)),
     Option("max_epochs", 200, "Epochs at most.", AtLeast(1), sklearn=True),
-    Option("patience", 20, "Epochs without improvement before stopping.", AtLeast(1), sklearn=True),
+    Option(
+        "schedule_epochs",
+        None,
+        "Epochs onecycle and cosine span (and train), at most --max-epochs.",
+        AtLeast(1),
+        type="int",
+        optional=True,
+        extra={"shown": "auto: about 1,500 optimizer steps, from the row count"},
+    ),
+    Option(
+        "patience",
+        20,
+        "Epochs without improvement before stopping (counted once the warm-up is over).",
+        AtLeast(1),
+        sklearn=True,
+    ),
     Option("min_delta", 1e-4, "Smallest improvement that counts.", AtLeast(0)),
     Option(
         "monitor",
