@@ -49,8 +49,13 @@ def auto_ensemble(prepared) -> tuple[bool, str]:
     network is involved) whose task the classical models serve: there gradient boosting
     or a linear model often beats the network alone, and the validation split decides at
     the cost of a few classical fits. Off otherwise: image, text and audio columns have
-    their own ways (``--strategy``), and ``--ensemble`` says so outright."""
+    their own ways (``--strategy``), and ``--ensemble`` says so outright. Off with
+    ``--folds``: K-fold cross-validation of the network, as asked (``--ensemble --folds``
+    cross-fits both)."""
     from deepstrata.pretrained.strategy import TABULAR
+
+    if prepared.cfg.folds:
+        return False, "--folds cross-validates the network (--ensemble: cross-fitted with both)"
 
     kinds = sorted({feature.kind for feature in prepared.schema.inputs})
     if not tasks.get(prepared.schema.task).classical:

@@ -1,6 +1,6 @@
 """One validation split: train on the rest, stop and calibrate on it (``fit``'s default).
 
-With ``--ensemble`` (by default on a table: :func:`deepstrata.recipes.ensemble.auto_ensemble`)
+With ``--ensemble`` (on a table by default: :func:`deepstrata.recipes.ensemble.auto_ensemble`)
 the best classical model trains on the same rows and the two are weighed on the validation
 rows (:func:`deepstrata.recipes.ensemble.with_classical`).
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from deepstrata.data.split import train_validation_split
 from deepstrata.model.model import Model
-from deepstrata.recipes.ensemble import auto_ensemble, classical_side, with_classical
+from deepstrata.recipes.ensemble import classical_side, with_classical
 from deepstrata.recipes.network import train_split
 from deepstrata.recipes.prepare import Prepared, assemble, calibrated
 from deepstrata.recipes.records import data_summary, prediction_records
@@ -31,9 +31,6 @@ def single_split(prepared: Prepared, *, run, resume, progress, callbacks) -> Mod
             column=cfg.target,
             hint="add rows or merge rare classes",
         )
-    if cfg.ensemble is None:  # auto: recorded as what was done, as the strategy is
-        cfg.ensemble, why = auto_ensemble(prepared)
-        progress.note(f"ensemble {'on' if cfg.ensemble else 'off'} (auto): {why}")
     side = classical_side(prepared) if cfg.ensemble else None  # fails before any training
     trained = train_split(
         prepared,

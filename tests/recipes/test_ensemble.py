@@ -231,7 +231,7 @@ def _prepared(kinds: dict[str, str], task: str = "binary", strategy: str = "scra
         target="label",
         task=task,
     )
-    return SimpleNamespace(schema=schema, cfg=SimpleNamespace(strategy=strategy))
+    return SimpleNamespace(schema=schema, cfg=SimpleNamespace(strategy=strategy, folds=None))
 
 
 @pytest.mark.parametrize(
