@@ -96,7 +96,9 @@ GENERAL = (
         type="float-or-auto",
         sklearn=True,
     ),
-    Option("schedule", "onecycle", " | ".join(SCHEDULES) + ".", Choice(*SCHEDULES)),
+    # plateau (with its warm-up) and patience 10: as accurate as the one-cycle over 200
+    # epochs on most of the data sets of bench/schedules.py, and about twice as fast.
+    Option("schedule", "plateau", " | ".join(SCHEDULES) + ".", Choice(*SCHEDULES)),
     Option(
         "weight_decay",
         1e-4,
@@ -128,7 +130,22 @@ GENERAL = (
     ),
     Option("gradient_accumulation", 1, "Batches per optimizer step.", AtLeast(1)),
     Option("max_epochs", 200, "Epochs at most.", AtLeast(1), sklearn=True),
-    Option("patience", 20, "Epochs without improvement before stopping.", AtLeast(1), sklearn=True),
+    Option(
+        "schedule_epochs",
+        None,
+        "Epochs onecycle and cosine span (and train), at most --max-epochs.",
+        AtLeast(1),
+        type="int",
+        optional=True,
+        extra={"shown": "auto: about 1,500 optimizer steps, from the row count"},
+    ),
+    Option(
+        "patience",
+        10,
+        "Epochs without improvement before stopping (counted once the warm-up is over).",
+        AtLeast(1),
+        sklearn=True,
+    ),
     Option("min_delta", 1e-4, "Smallest improvement that counts.", AtLeast(0)),
     Option(
         "monitor",
@@ -233,11 +250,15 @@ GENERAL = (
     ),
     Option(
         "ensemble",
-        False,
-        "Also fit the best classical model (logreg, svm, gbm) and mix it with the network "
-        "when that beats both on validation. With --folds K: weighed on every row's "
-        "out-of-fold outputs (K networks; steadier on small tables).",
+        None,
+        "Also fit the best classical model (logreg, svm, gbm) on the same rows and keep "
+        "the better, or the mix when that beats both on validation; --no-ensemble: the "
+        "network alone. With --folds K: weighed on every row's out-of-fold outputs (K "
+        "networks; steadier on small tables).",
+        type="bool",
+        optional=True,
         group="pretrained",
+        extra={"shown": "auto: on for a table of numbers, categories, booleans, dates"},
     ),
     Option(
         "skip_bad_files",

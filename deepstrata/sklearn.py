@@ -118,6 +118,7 @@ class _DeepEstimator(BaseEstimator):
             },
             seed=_seed(self.random_state),
             progress=bool(self.verbose),
+            ensemble=False,  # the estimator is the network; scikit-learn composes ensembles
         )
 
     def _frame(self, X) -> tuple[pd.DataFrame, int]:

@@ -62,7 +62,11 @@ def run_demo(out: Path, *, max_epochs: int = 200, seed: int = 0) -> dict:
     )
 
     console.print("3. training (the network: category embeddings + numbers -> MLP -> 3 classes)")
-    model = deepstrata.fit(train_csv, target="species", max_epochs=max_epochs, seed=seed)
+    # The network alone (on a table fit would also weigh the classical models): the demo
+    # shows the network and its bundle (weights.safetensors); `try next` shows the rest.
+    model = deepstrata.fit(
+        train_csv, target="species", max_epochs=max_epochs, seed=seed, ensemble=False
+    )
 
     bundle = model.save(out / "bundle", overwrite=True)
     reloaded = deepstrata.load(bundle)

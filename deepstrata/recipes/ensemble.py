@@ -42,6 +42,31 @@ WEIGHTS = np.round(np.linspace(0.0, 1.0, 21), 2)  # the network's share
 TOLERANCE = 1e-6  # a relative margin below this is a tie, not a win
 
 
+def auto_ensemble(prepared) -> tuple[bool, str]:
+    """What ``--ensemble auto`` (the default) means for this data: ``(on, why)``.
+
+    On for a table (every input a number, category, boolean or date, so no pretrained
+    network is involved) whose task the classical models serve: there gradient boosting
+    or a linear model often beats the network alone, and the validation split decides at
+    the cost of a few classical fits. Off otherwise: image, text and audio columns have
+    their own ways (``--strategy``), and ``--ensemble`` says so outright. Off with
+    ``--folds``: K-fold cross-validation of the network, as asked (``--ensemble --folds``
+    cross-fits both)."""
+    from deepstrata.pretrained.strategy import TABULAR
+
+    if prepared.cfg.folds:
+        return False, "--folds cross-validates the network (--ensemble: cross-fitted with both)"
+
+    kinds = sorted({feature.kind for feature in prepared.schema.inputs})
+    if not tasks.get(prepared.schema.task).classical:
+        return False, f"the classical models do not serve the {prepared.schema.task} task"
+    if set(kinds) - set(TABULAR):
+        return False, f"not a table of {', '.join(TABULAR)} columns ({', '.join(kinds)})"
+    if prepared.cfg.strategy != "scratch":
+        return False, f"--strategy {prepared.cfg.strategy} has no network to mix"
+    return True, "a table whose task the classical models serve (--no-ensemble: the network)"
+
+
 def classical_side(prepared):
     """A copy of ``prepared`` that trains a classical model on features (see module doc)."""
     from deepstrata.recipes.features import fixed_feature_networks

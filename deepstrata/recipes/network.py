@@ -123,6 +123,7 @@ def _trainer(prepared, network, directory, val_rows, callbacks, progress, max_ep
         schedule=cfg.schedule,
         batch_size=cfg.batch_size,
         max_epochs=epochs,
+        schedule_epochs=cfg.schedule_epochs,
         patience=cfg.patience if val_rows is not None else epochs + 1,
         min_delta=cfg.min_delta,
         monitor=cfg.monitor,

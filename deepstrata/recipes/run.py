@@ -19,6 +19,7 @@ from deepstrata.errors import ConfigError, DataError
 from deepstrata.model.model import Data, Model
 from deepstrata.recipes.crossfit import cross_fitted_ensemble
 from deepstrata.recipes.crossval import cross_validated
+from deepstrata.recipes.ensemble import auto_ensemble
 from deepstrata.recipes.prepare import Prepared, prepare
 from deepstrata.recipes.single import single_split
 from deepstrata.seeding import preserved_random_state
@@ -78,6 +79,9 @@ def _trained(
         raise DataError("no target column given", hint="pass target=NAME (--target NAME)")
 
     prepared = prepare(table, cfg)
+    why = None
+    if cfg.ensemble is None:  # auto: decided by the columns and the task, recorded as done
+        cfg.ensemble, why = auto_ensemble(prepared)
     if run is not None:
         digest = fingerprint(prepared.table.frame)
         if resume:
@@ -91,6 +95,8 @@ def _trained(
             )
     reporter = progress if isinstance(progress, Progress) else Progress(enabled=bool(progress))
     reporter.note(f"strategy {cfg.strategy}: {prepared.strategy['reason']}")
+    if why:
+        reporter.note(f"ensemble {'on' if cfg.ensemble else 'off'} (auto): {why}")
     context = {"run": run, "resume": resume, "progress": reporter, "callbacks": list(callbacks)}
     recipe = (
         cross_fitted_ensemble

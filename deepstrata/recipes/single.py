@@ -1,7 +1,8 @@
 """One validation split: train on the rest, stop and calibrate on it (``fit``'s default).
 
-With ``--ensemble`` the best classical model trains on the same rows and the two are
-weighed on the validation rows (:func:`deepstrata.recipes.ensemble.with_classical`).
+With ``--ensemble`` (on a table by default: :func:`deepstrata.recipes.ensemble.auto_ensemble`)
+the best classical model trains on the same rows and the two are weighed on the validation
+rows (:func:`deepstrata.recipes.ensemble.with_classical`).
 """
 
 from __future__ import annotations

@@ -60,9 +60,7 @@ class Progress(Callback):
         if self.enabled:
             for line in _choices(trainer):
                 print(line, file=self.stream, flush=True)
-        self.start(
-            trainer.max_epochs, time_limit=trainer.time_limit, done=len(trainer.history.epochs)
-        )
+        self.start(trainer.epochs, time_limit=trainer.time_limit, done=len(trainer.history.epochs))
 
     def on_epoch_end(self, trainer, record: dict) -> None:
         self.update(record)

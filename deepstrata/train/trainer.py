@@ -45,7 +45,7 @@ from deepstrata.train.history import History
 from deepstrata.train.lr_finder import RangeTest, range_test
 from deepstrata.train.optimizer import parameter_groups, preserved_training_state
 from deepstrata.train.precision import autocast, choose_precision
-from deepstrata.train.schedules import build_schedule
+from deepstrata.train.schedules import PLATEAU_WARMUP_EPOCHS, build_schedule, schedule_epochs
 
 HIGHER_IS_BETTER = frozenset({"accuracy"})  # monitored metrics to maximise
 
@@ -100,6 +100,7 @@ class Trainer:
         schedule: str = "onecycle",
         batch_size: int | None = None,
         max_epochs: int = 200,
+        schedule_epochs: int | None = None,
         patience: int = 20,
         min_delta: float = 1e-4,
         monitor: str = "loss",
@@ -124,6 +125,7 @@ class Trainer:
         self.schedule_name = schedule
         self.batch_size = batch_size
         self.max_epochs = max_epochs
+        self.schedule_epochs = schedule_epochs  # None: from the data (schedules.schedule_epochs)
         self.patience = patience
         self.min_delta = min_delta
         self.monitor = monitor
@@ -207,8 +209,14 @@ class Trainer:
         saved = self._read_checkpoint(settings) if resume else None
         rate, precision = self._choose(saved, inputs, target, batch_size)
         self.optimizer = self._new_optimizer(rate)
+        epochs = self.epochs = schedule_epochs(  # known from the start: it runs its course
+            self.schedule_name, steps, self.max_epochs, self.schedule_epochs
+        )
         self.schedule = build_schedule(
-            self.schedule_name, self.optimizer, total_steps=self.max_epochs * steps
+            self.schedule_name,
+            self.optimizer,
+            total_steps=epochs * steps,
+            warmup_steps=PLATEAU_WARMUP_EPOCHS * steps,
         )
         # fp16 needs loss scaling; disabled, the scaler passes everything straight through.
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=precision == "fp16")
@@ -237,7 +245,7 @@ class Trainer:
         # leak into the first step; a checkpoint is only ever taken with none held.
         self.optimizer.zero_grad(set_to_none=True)
         try:
-            for epoch in range(resume_at[0], self.max_epochs + 1):
+            for epoch in range(resume_at[0], epochs + 1):
                 if loop.history.stopped:  # resumed from the checkpoint of a finished run
                     break
                 first = resume_at[1] if epoch == resume_at[0] else 0
@@ -388,7 +396,7 @@ class Trainer:
             history.best_score, history.best_epoch, loop.since_best = score, epoch, 0
             history.best_validation_loss = monitored
             loop.best_state = {k: v.detach().clone() for k, v in self.network.state_dict().items()}
-        else:
+        elif not self.schedule.warming_up():  # patience counts from the peak rate on
             loop.since_best += 1
         self.schedule.after_epoch(monitored)
         for callback in self.callbacks:
@@ -399,8 +407,9 @@ class Trainer:
             history.stopped = f"early stopping: no improvement for {self.patience} epochs"
         elif self.stop_training:
             history.stopped = f"stopped by a callback after epoch {epoch}"
-        elif epoch == self.max_epochs:
-            history.stopped = f"reached max epochs ({self.max_epochs})"
+        elif epoch == self.epochs:
+            end = "max epochs" if epoch == self.max_epochs else "the schedule's end"
+            history.stopped = f"reached {end} ({epoch})"
 
     def _score(self, record: dict) -> float:
         """The monitored value of an epoch, signed so that lower is better."""
@@ -425,6 +434,7 @@ class Trainer:
             "gradient_accumulation": self.gradient_accumulation,
             "max_epochs": self.max_epochs,
             "schedule": self.schedule_name,
+            "schedule_epochs": self.schedule_epochs,
             "learning_rate": self.learning_rate,
             "weight_decay": self.weight_decay,
             "precision": self.precision,

@@ -40,7 +40,7 @@ def test_the_help_shows_each_option_with_its_default(cli):
     for option in OPTIONS.values():
         if option.cli:
             assert option.flag in text, option.flag
-    assert "[onecycle]" in text and "[200]" in text and "[256,128]" in text
+    assert "[plateau]" in text and "[200]" in text and "[256,128]" in text
     assert "--text-encoder" in text and "transformer | bag | cnn" in text  # a kind's option
 
 

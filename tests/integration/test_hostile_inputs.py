@@ -445,7 +445,7 @@ def test_saving_onto_an_existing_bundle_needs_overwrite(churn_frame, churn_bundl
 def test_fit_with_overwrite_replaces_the_bundle(tmp_path, churn_csv, churn_bundle, cli):
     old_config = json.loads((churn_bundle / "config.json").read_text())
     (churn_bundle / "notes.txt").write_text("an old file the new bundle must not keep")
-    args = ("--overwrite", "--max-epochs", "2", "--seed", "7", "--quiet")
+    args = ("--overwrite", "--max-epochs", "2", "--seed", "7", "--quiet", "--no-ensemble")
     result = cli("fit", churn_csv, "--target", "churned", "--out", churn_bundle, *args)
     assert result.code == 0, result.err
     assert sorted(p.name for p in churn_bundle.iterdir()) == [

@@ -16,7 +16,13 @@ import deepstrata
 from deepstrata.data.schema import Feature, Schema
 from deepstrata.errors import ConfigError, DataWarning
 from deepstrata.model.model import combine
-from deepstrata.recipes.ensemble import WEIGHTS, classical_side, validation_loss, weigh
+from deepstrata.recipes.ensemble import (
+    WEIGHTS,
+    auto_ensemble,
+    classical_side,
+    validation_loss,
+    weigh,
+)
 from deepstrata.train.progress import Progress
 from tests.conftest import FAST_FIT, make_churn_frame
 
@@ -201,6 +207,49 @@ def test_a_small_validation_split_points_to_cross_fitting():
         progress=Progress(stream=stream),
     )
     assert "ensemble: weighed on 24 validation rows; --folds 5" in stream.getvalue()
+
+
+# -- on by default on a table -------------------------------------------------------------------
+def test_a_table_is_ensembled_by_default_and_no_ensemble_trains_the_network_alone():
+    frame = make_churn_frame(rows=200, seed=3)
+    stream = io.StringIO()
+    model = deepstrata.fit(
+        frame, target="churned", head="logreg", max_epochs=2, progress=Progress(stream=stream)
+    )
+    assert "ensemble on (auto): a table whose task" in stream.getvalue()
+    assert model.metrics["ensemble"]["classical"] == "logreg"
+    assert model.config.ensemble is True  # the bundle records what was done
+    alone = deepstrata.fit(frame, target="churned", ensemble=False, **FAST_FIT)
+    assert "ensemble" not in alone.metrics and len(alone.members) == 1
+    assert alone.config.ensemble is False
+
+
+def _prepared(kinds: dict[str, str], task: str = "binary", strategy: str = "scratch"):
+    features = [Feature(name, kind) for name, kind in kinds.items()]
+    schema = Schema(
+        features=[*features, Feature("label", "category", role="target")],
+        target="label",
+        task=task,
+    )
+    return SimpleNamespace(schema=schema, cfg=SimpleNamespace(strategy=strategy, folds=None))
+
+
+@pytest.mark.parametrize(
+    ("kinds", "task", "strategy", "on", "why"),
+    [
+        ({"age": "number", "plan": "category", "day": "datetime"}, "binary", "scratch", True,
+         "a table"),
+        ({"age": "number", "flag": "boolean"}, "regression", "scratch", True, "a table"),
+        ({"age": "number", "review": "text"}, "binary", "scratch", False, "not a table"),
+        ({"photo": "image"}, "multiclass", "features", False, "not a table"),
+        ({"age": "number"}, "multilabel", "scratch", False, "do not serve the multilabel"),
+    ],
+)  # fmt: skip
+def test_auto_ensemble_is_on_for_tables_whose_task_the_classical_models_serve(
+    kinds, task, strategy, on, why
+):
+    chosen, reason = auto_ensemble(_prepared(kinds, task, strategy))
+    assert chosen is on and why in reason
 
 
 # -- what fit leaves for the report -------------------------------------------------------------

@@ -6,7 +6,13 @@ import pytest
 import torch
 
 from deepstrata.errors import ConfigError
-from deepstrata.train.schedules import SCHEDULES, build_schedule
+from deepstrata.train.schedules import (
+    BUDGET_STEPS,
+    MIN_EPOCHS,
+    SCHEDULES,
+    build_schedule,
+    schedule_epochs,
+)
 
 PEAK = 1e-2
 
@@ -211,3 +217,68 @@ def test_invalid_options_name_their_flag(options, flag):
     with pytest.raises(ConfigError) as error:
         build_schedule(optimizer=optimizer_with_groups(), total_steps=10, **options)
     assert error.value.option == flag
+
+
+# -- the schedule's length, and its warm-up --------------------------------------------------------
+def test_onecycle_and_cosine_span_a_budget_of_steps_that_max_epochs_caps():
+    assert schedule_epochs("onecycle", 50, 200, None) == BUDGET_STEPS // 50  # 30
+    assert schedule_epochs("cosine", 9, 200, None) == math.ceil(BUDGET_STEPS / 9)  # 167
+    assert schedule_epochs("onecycle", 10_000, 200, None) == MIN_EPOCHS  # few long epochs
+    assert schedule_epochs("onecycle", 2, 200, None) == 200  # tiny data: the cap
+    assert schedule_epochs("onecycle", 50, 5, None) == 5
+    assert schedule_epochs("onecycle", 50, 200, 80) == 80  # asked for
+    assert schedule_epochs("onecycle", 50, 60, 80) == 60
+
+
+@pytest.mark.parametrize("name", ["plateau", "constant"])
+def test_open_ended_schedules_run_to_max_epochs(name):
+    assert schedule_epochs(name, 50, 200, None) == 200
+    assert schedule_epochs(name, 50, 200, 30) == 200
+
+
+def test_onecycle_warms_up_for_pct_start_of_its_steps():
+    optimizer = optimizer_with_groups()
+    schedule = build_schedule("onecycle", optimizer, total_steps=100, pct_start=0.3)
+    warming = []
+    for _ in range(100):
+        warming.append(schedule.warming_up())
+        optimizer.step()
+        schedule.after_batch()
+    assert warming == [True] * 30 + [False] * 70
+    assert not build_schedule("constant", optimizer_with_groups(), total_steps=1).warming_up()
+
+
+def test_plateau_warms_up_linearly_and_only_then_watches_the_loss():
+    optimizer = optimizer_with_groups()
+    schedule = build_schedule(
+        "plateau", optimizer, total_steps=1, plateau_patience=0, warmup_steps=4
+    )
+    rates = []
+    for step in range(4):
+        rates.append(schedule.learning_rates()[0])
+        assert schedule.warming_up()
+        optimizer.step()
+        schedule.after_batch()
+        schedule.after_epoch(1.0 + step)  # worse every time, yet no drop while warming up
+    np.testing.assert_allclose(rates, [PEAK * k / 5 for k in (1, 2, 3, 4)], rtol=1e-12)
+    assert not schedule.warming_up()
+    assert schedule.learning_rates() == [pytest.approx(PEAK)]
+    schedule.after_epoch(1.0)  # the plateau's first epoch: its best so far
+    schedule.after_epoch(2.0)
+    assert schedule.learning_rates() == [pytest.approx(PEAK / 2)]
+
+
+def test_plateau_resumed_inside_its_warm_up_gives_the_same_rates():
+    losses = [1.0] * 12
+    options = {"total_steps": 1, "plateau_patience": 1, "warmup_steps": 8}
+    optimizer = optimizer_with_groups(peaks=(1e-2, 3e-3))
+    schedule = build_schedule("plateau", optimizer, **options)
+    run(schedule, optimizer, 5, monitored=losses[:5])
+    state = json.loads(json.dumps(schedule.state_dict()))
+    expected = run(schedule, optimizer, 7, monitored=losses[5:])
+
+    fresh_optimizer = optimizer_with_groups(peaks=(1e-2, 3e-3))
+    fresh = build_schedule("plateau", fresh_optimizer, **options)
+    fresh.load_state_dict(state)
+    np.testing.assert_array_equal(run(fresh, fresh_optimizer, 7, monitored=losses[5:]), expected)
+    assert expected[:, 0].max() == pytest.approx(1e-2) and expected[-1, 0] < 1e-2

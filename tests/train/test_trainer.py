@@ -52,6 +52,37 @@ def test_same_seed_same_weights_other_seed_other_weights():
     assert not torch.equal(train(1), train(2))
 
 
+def test_early_stopping_waits_for_the_warm_up():
+    """Nothing improves (a rate of 1e-9), patience 1: without the wait the run would end
+    in epoch 2, inside the one-cycle's warm-up (3 epochs of 10)."""
+    inputs, y = regression_data(rows=64)
+    net = network()
+    trainer = Trainer(
+        net,
+        loss_fn=net.loss,
+        batch_size=16,
+        max_epochs=10,
+        learning_rate=1e-9,
+        patience=1,
+        min_delta=1.0,
+    )
+    history = trainer.fit(inputs, y, validation=(inputs, y))
+    assert len(history.epochs) == 3 and history.stopped.startswith("early stopping")
+    assert not trainer.schedule.warming_up()
+
+
+def test_onecycle_runs_its_schedule_epochs_to_the_end():
+    inputs, y = regression_data(rows=64)
+    net = network()
+    trainer = Trainer(
+        net, loss_fn=net.loss, batch_size=16, max_epochs=50, schedule_epochs=4, learning_rate=1e-2
+    )
+    history = trainer.fit(inputs, y, validation=(inputs, y))
+    assert len(history.epochs) == 4 and history.stopped == "reached the schedule's end (4)"
+    rates = [record["learning_rate"] for record in history.epochs]
+    assert max(rates) == pytest.approx(1e-2, rel=0.2) and rates[-1] < 1e-2 / 1e4
+
+
 def test_early_stopping_restores_the_best_weights():
     inputs, y = regression_data(rows=64)
     gen = torch.Generator().manual_seed(1)
