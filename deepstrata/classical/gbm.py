@@ -209,11 +209,70 @@ class GBMHead:
         import lightgbm
 
         head = check_state(cls, meta)
-        head.booster_ = lightgbm.Booster(model_str=meta["lightgbm_model"])
+        text = meta["lightgbm_model"]
+        check_model_text(text)  # LightGBM aborts the process on some malformed trees
+        try:
+            head.booster_ = lightgbm.Booster(model_str=text)
+        except lightgbm.basic.LightGBMError as error:  # a bundle's file is data: one line
+            raise ValueError(f"the LightGBM model does not load: {error}") from None
         head.rounds_ = meta["rounds"]
         head.min_data_in_leaf_ = meta["min_data_in_leaf_used"]
         head.num_features_ = meta["num_features"]
         return head
+
+
+# A LightGBM model text is data in a bundle: LightGBM itself aborts the whole process on some
+# malformed trees (a child or feature index out of range, arrays of the wrong length), so
+# the text is checked first. Per tree: the arrays of splits have num_leaves - 1 entries,
+# those of leaves num_leaves; every number predictions read is finite.
+_SPLIT_ARRAYS = ("split_feature", "threshold", "decision_type", "left_child", "right_child")
+_LEAF_ARRAYS = ("leaf_value",)
+_FINITE = ("threshold", "leaf_value", "internal_value", "shrinkage")
+
+
+def check_model_text(text: str) -> None:
+    """ValueError, naming the tree and the field, unless ``text`` is a LightGBM model text
+    whose trees are well formed and whose numbers are finite."""
+    if not isinstance(text, str) or not text.startswith("tree\n"):
+        raise ValueError("the LightGBM model is not a LightGBM model text")
+    header, *trees = text.split("\nTree=")
+    fields = _fields(header)
+    try:
+        features = int(fields["max_feature_idx"][0]) + 1
+    except (KeyError, IndexError, ValueError):
+        raise ValueError("the LightGBM model has no max_feature_idx") from None
+    for block in trees:
+        tree = _fields(block.split("\nend of trees", 1)[0])
+        name = f"tree {block.split(chr(10), 1)[0].strip()}"
+        try:
+            arrays = {key: np.array(tree[key], dtype=np.float64) for key in tree if key != ""}
+            leaves = int(tree["num_leaves"][0])
+        except (KeyError, IndexError, ValueError):
+            raise ValueError(f"the LightGBM model's {name} is malformed") from None
+        sizes = {key: max(leaves - 1, 0) for key in _SPLIT_ARRAYS} | {"leaf_value": leaves}
+        for key, size in sizes.items():
+            if len(arrays.get(key, ())) != size and not (size == 0 and key not in arrays):
+                raise ValueError(f"the LightGBM model's {name}: {key} does not have {size} values")
+        for key in _FINITE:
+            if key in arrays and not np.isfinite(arrays[key]).all():
+                raise ValueError(f"the LightGBM model's {name}: {key} holds a non-finite value")
+        children = np.concatenate([arrays.get("left_child", []), arrays.get("right_child", [])])
+        split = arrays.get("split_feature", np.array([]))
+        if (
+            (children >= leaves - 1).any()
+            or (children < -leaves).any()
+            or (split < 0).any()
+            or (split >= features).any()
+        ):
+            raise ValueError(f"the LightGBM model's {name}: a child or feature out of range")
+
+
+def _fields(block: str) -> dict[str, list[str]]:
+    return {
+        key: value.split()
+        for key, _, value in (line.partition("=") for line in block.splitlines())
+        if _
+    }
 
 
 def default_threads(work: int) -> int:

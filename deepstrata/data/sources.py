@@ -269,14 +269,15 @@ def _read_json_lines(path: Path, source: str) -> Table:
             ) from None
         surrogate = _lone_surrogate(record)
         if surrogate is not None:
-            key, code = surrogate
+            key, code, in_key = surrogate
+            where = f"the key {key!a}" if in_key else f"the value of {key!r}"
             raise DataError(
-                f"the value of {key!r} holds a lone surrogate \\u{code:04x} (half of a "
+                f"{where} holds a lone surrogate \\u{code:04x} (half of a "
                 "UTF-16 pair, which is no character): the text was cut or mis-encoded",
                 file=source,
                 row=len(records) + 1,
                 line=number,
-                column=key,
+                column=None if in_key else key,
                 hint="write the whole character (both \\u escapes of the pair) or remove it",
             )
         if not isinstance(record, dict):
@@ -296,16 +297,18 @@ def _read_json_lines(path: Path, source: str) -> Table:
     return Table(frame=frame, source=source, lines=np.array(numbers, dtype=np.int64))
 
 
-def _lone_surrogate(record) -> tuple[str, int] | None:
-    """``(key, code point)`` of the first string value holding a lone UTF-16 surrogate
-    (JSON's \\ud800 without its partner: Python reads it, no text encoding can write it)."""
+def _lone_surrogate(record) -> tuple[str, int, bool] | None:
+    """``(key, code point, whether in the key)`` of the first key or string value holding a
+    lone UTF-16 surrogate (JSON's \\ud800 without its partner: Python reads it, no text
+    encoding can write it)."""
     if not isinstance(record, dict):
         return None
     for key, value in record.items():
-        if isinstance(value, str) and not value.isascii():
-            for char in value:
-                if 0xD800 <= ord(char) <= 0xDFFF:
-                    return str(key), ord(char)
+        for text, in_key in ((key, True), (value, False)):
+            if isinstance(text, str) and not text.isascii():
+                for char in text:
+                    if 0xD800 <= ord(char) <= 0xDFFF:
+                        return str(key), ord(char), in_key
     return None
 
 

@@ -106,3 +106,11 @@ def test_a_lone_surrogate_in_json_lines_is_named_as_such(tmp_path, cli):
     data.write_text('{"x": 1, "y": "a"}\n{"x": 2, "y": "b\\ud800"}\n', encoding="utf-8")
     line = cli("inspect", data, "--target", "y").error_line()
     assert "line 2" in line and "column 'y'" in line and "lone surrogate \\ud800" in line
+
+
+def test_a_lone_surrogate_in_a_json_lines_key_is_named_too(tmp_path, cli):
+    """Point 13: in a key, the surrogate ended in a UnicodeEncodeError traceback."""
+    data = tmp_path / "rows.jsonl"
+    data.write_text('{"x": 1, "y": "a"}\n{"x\\udc00": 2, "y": "b"}\n', encoding="utf-8")
+    line = cli("inspect", data, "--target", "y").error_line()
+    assert "line 2" in line and "the key 'x\\udc00'" in line and "lone surrogate \\udc00" in line

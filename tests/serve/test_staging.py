@@ -32,7 +32,7 @@ from tests.serve.conftest import asgi_session, staged_folders
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 TIMEOUT = 2.0  # seconds
-NORMAL_P99 = 1.0  # seconds: a normal request takes 5 to 20 ms here alone
+NORMAL_P99 = 1.5  # seconds; the old server answered the normal client 504 after its 2 s timeout
 NORMAL_REQUESTS = 40
 
 
