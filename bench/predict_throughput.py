@@ -31,7 +31,17 @@ from collections import defaultdict
 import numpy as np
 import pandas as pd
 import torch
-from _common import clock, footer, header, median, percentile, set_threads
+from _common import (
+    Before,
+    clock,
+    commit_of,
+    footer,
+    header,
+    make_frame,
+    median,
+    percentile,
+    set_threads,
+)
 
 import deepstrata
 from deepstrata.data.sources import read_table
@@ -41,28 +51,28 @@ from deepstrata.tasks import point_predictions
 from deepstrata.train.batches import EVAL_CHUNK, forward_in_chunks
 
 SEED = 0
-TARGET_P99_MS = 2.0
-CATEGORY_VALUES = [f"value_{i}" for i in range(10)]
-
-
-def make_frame(rows: int, seed: int) -> pd.DataFrame:
-    """The mixed table, with a ``label`` column ("yes" / "no") from a fixed noisy rule."""
-    rng = np.random.default_rng(seed)
-    data: dict[str, np.ndarray] = {f"number_{i}": rng.normal(size=rows) for i in range(8)}
-    data["number_0"][rng.random(rows) < 0.02] = np.nan
-    for name in ("category_0", "category_1"):
-        data[name] = np.asarray(CATEGORY_VALUES, dtype=object)[rng.integers(0, 10, rows)]
-    data["category_1"][rng.random(rows) < 0.02] = None
-    data["flag"] = rng.random(rows) < 0.3
-    score = (
-        np.nan_to_num(data["number_0"])
-        + data["number_1"] * data["number_2"]
-        + np.isin(data["category_0"], CATEGORY_VALUES[:3])
-        - data["flag"]
-        + 0.5 * rng.normal(size=rows)
-    )
-    data["label"] = np.where(score > 0, "yes", "no")
-    return pd.DataFrame(data)
+TARGET_P99_MS = 1.0  # one record in process (issue 23)
+# The single-row latency of another checkout (--before), in its own process: the same
+# table, the same fit, a 1-row DataFrame as that version's server built it.
+BEFORE = """
+import gc, json, sys, time
+import pandas as pd
+from _common import make_frame, set_threads
+import deepstrata
+set_threads(int(sys.argv[2]))
+model = deepstrata.fit(make_frame(int(sys.argv[1]), seed=0), target="label", max_epochs=2,
+                       progress=False, seed=0)
+row = pd.DataFrame([make_frame(2, seed=1).drop(columns="label").iloc[0].to_dict()])
+print(deepstrata.__file__, flush=True)
+for line in sys.stdin:
+    gc.collect()
+    times = []
+    for _ in range(int(line)):
+        start = time.perf_counter_ns()
+        model.predict(row)
+        times.append((time.perf_counter_ns() - start) / 1e6)
+    print(json.dumps(times), flush=True)
+"""
 
 
 def time_bulk(model, frame: pd.DataFrame, inputs: dict[str, torch.Tensor]) -> tuple[float, float]:
@@ -83,8 +93,9 @@ def time_bulk(model, frame: pd.DataFrame, inputs: dict[str, torch.Tensor]) -> tu
     return predict_seconds, bare_seconds
 
 
-def time_single_rows(model, row: pd.DataFrame, calls: int) -> list[float]:
-    """Milliseconds of each of ``calls`` single-row ``model.predict`` calls."""
+def time_single_rows(model, row: pd.DataFrame | list[dict], calls: int) -> list[float]:
+    """Milliseconds of each of ``calls`` single-row ``model.predict`` calls (``row``: a
+    1-row DataFrame, or a list of one record)."""
     gc.collect()
     times = []
     for _ in range(calls):
@@ -154,6 +165,12 @@ def main() -> None:
         "--threads", type=int, default=None, help="torch threads (default: all cores)"
     )
     parser.add_argument("--quick", action="store_true", help="smoke run: small sizes, 1 repeat")
+    parser.add_argument(
+        "--before",
+        metavar="DIR",
+        help="another checkout of deepstrata (git worktree add DIR fd17a4b): its single-row "
+        "latency measured in the same run, interleaved",
+    )
     args = parser.parse_args()
     fit_rows = args.fit_rows or (2_000 if args.quick else 20_000)
     rows = args.rows or (5_000 if args.quick else 100_000)
@@ -165,8 +182,21 @@ def main() -> None:
         header("predict throughput and single-row latency: Model.predict vs bare network", threads)
     )
     start = clock()
+    before = Before(args.before, BEFORE, str(fit_rows), str(threads)) if args.before else None
+    if before is not None:
+        print(
+            f"# before: {commit_of(args.before)} ({before.first}), fitted in {clock() - start:.1f}s"
+        )
+        start = clock()
+    # The network alone (fit's default on a table adds classical models): this measures
+    # the path from a row to the network and back.
     model = deepstrata.fit(
-        make_frame(fit_rows, seed=SEED), target="label", max_epochs=2, progress=False, seed=SEED
+        make_frame(fit_rows, seed=SEED),
+        target="label",
+        max_epochs=2,
+        progress=False,
+        seed=SEED,
+        ensemble=False,
     )
     kinds = ", ".join(f"{name}:{pre.kind}" for name, pre in model.preprocessors.items())
     print(f"# fitted on {fit_rows:,} rows in {clock() - start:.1f}s: {kinds}")
@@ -175,43 +205,54 @@ def main() -> None:
     table = read_table(frame)
     inputs = transform_frame(model.preprocessors, table.frame, table)  # outside every timing
     record = frame.iloc[0].to_dict()
-    row = pd.DataFrame([record])  # as a server builds it from one JSON object
+    row = pd.DataFrame([record])  # as a server built it from one JSON object
+    plain = [{k: (v.item() if hasattr(v, "item") else v) for k, v in record.items()}]  # JSON's
     shapes = ", ".join(f"{kind} {tuple(block.shape)}" for kind, block in inputs.items())
     print(f"# bulk frame {rows:,} rows -> {shapes}; single row: {record}")
 
     # Warm-up: kernels, allocator, pandas' lazy imports.
     time_bulk(model, frame.head(EVAL_CHUNK), {k: v[:EVAL_CHUNK] for k, v in inputs.items()})
     time_single_rows(model, row, max(calls // 10, 50))
+    time_single_rows(model, plain, max(calls // 10, 50))
+    if before is not None:
+        before.ask(str(max(calls // 10, 50)))
 
-    predict_rates, bare_rates, ratios, p50s, p99s, every_call = [], [], [], [], [], []
+    ways = {"1-row DataFrame": row, "one record (dict)": plain}
+    if before is not None:
+        ways = {"before: 1-row DataFrame": None, **ways}
+    predict_rates, bare_rates, ratios = [], [], []
+    latencies: dict[str, dict[str, list[float]]] = {w: {"p50": [], "p99": []} for w in ways}
     for repeat in range(1, repeats + 1):
         predict_seconds, bare_seconds = time_bulk(model, frame, inputs)
-        times = time_single_rows(model, row, calls)
         predict_rates.append(rows / predict_seconds)
         bare_rates.append(rows / bare_seconds)
         ratios.append(bare_seconds / predict_seconds)
-        p50s.append(percentile(times, 0.50))
-        p99s.append(percentile(times, 0.99))
-        every_call += times
-        print(
-            f"  repeat {repeat}: predict {predict_rates[-1]:>10,.0f} rows/s   "
-            f"bare network {bare_rates[-1]:>10,.0f} rows/s   ratio {ratios[-1]:.3f}   |   "
-            f"1 row: p50 {p50s[-1]:.3f} ms  p99 {p99s[-1]:.3f} ms",
-            flush=True,
-        )
+        line = [f"  repeat {repeat}: predict {predict_rates[-1]:>10,.0f} rows/s, bare network "
+                f"{bare_rates[-1]:>10,.0f} rows/s, ratio {ratios[-1]:.3f} | 1 row p50/p99 ms:"]  # fmt: skip
+        order = list(ways) if repeat % 2 else list(ways)[::-1]  # who goes first alternates
+        for way in order:
+            given = ways[way]
+            times = (
+                before.ask(str(calls)) if given is None else time_single_rows(model, given, calls)
+            )
+            latencies[way]["p50"].append(percentile(times, 0.50))
+            latencies[way]["p99"].append(percentile(times, 0.99))
+            line.append(f"{way} {latencies[way]['p50'][-1]:.3f}/{latencies[way]['p99'][-1]:.3f}")
+        print(" ".join(line), flush=True)
+    if before is not None:
+        before.close()
 
-    p99 = median(p99s)
-    verdict = "met" if p99 <= TARGET_P99_MS else "MISSED"
     print(
         f"\nbulk ({rows:,} rows, median of {repeats}): predict {median(predict_rates):,.0f} rows/s, "
         f"bare network {median(bare_rates):,.0f} rows/s, ratio predict/bare {median(ratios):.3f}"
     )
-    print(
-        f"single row (median of {repeats} x {calls} calls): p50 {median(p50s):.3f} ms, "
-        f"p99 {p99:.3f} ms (target <= {TARGET_P99_MS} ms: {verdict}); "
-        f"all {len(every_call)} calls pooled: p50 {percentile(every_call, 0.5):.3f} ms, "
-        f"p99 {percentile(every_call, 0.99):.3f} ms, max {max(every_call):.3f} ms"
-    )
+    print(f"single row, medians of {repeats} repeats x {calls} calls:")
+    for way, figures in latencies.items():
+        p50, p99 = median(figures["p50"]), median(figures["p99"])
+        verdict = "met" if p99 <= TARGET_P99_MS else "MISSED"
+        print(
+            f"  {way:<26} p50 {p50:.3f} ms  p99 {p99:.3f} ms  (p99 target <= {TARGET_P99_MS} ms: {verdict})"
+        )
     breakdown(model, row, max(calls // 4, 50))
     print(footer())
 

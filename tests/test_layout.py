@@ -77,7 +77,6 @@ COVERED_ELSEWHERE = {
     "serve/errors.py": "tests/serve/test_app.py",
     "serve/handlers.py": "tests/serve/test_app.py",
     "serve/metrics.py": "tests/serve/test_app.py",
-    "serve/predictor.py": "tests/serve/test_app.py",
     "serve/routes.py": "tests/serve/test_app.py",
     "serve/settings.py": "tests/cli/test_serve.py",
     "tasks/base.py": "tests/test_common.py",  # check_task over every task

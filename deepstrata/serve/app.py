@@ -13,6 +13,7 @@ would load its scripts from a CDN. Errors: :mod:`deepstrata.serve.handlers`.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from contextlib import asynccontextmanager
 
@@ -50,6 +51,8 @@ def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> F
         max_wait=settings.batch_wait_ms / 1000,
         pending=lambda: state.active,
         on_batch=metrics.batch,
+        join=predictor.join,
+        inline=predictor.inline,
     )
     stager = FileStager(predictor, budget=settings.decode_budget)
     context = routes.Context(
@@ -66,10 +69,17 @@ def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> F
         docs_url=None,
         redoc_url=None,
         openapi_url=None,  # served by a route, behind the token like /schema
+        **_telemetry(),
     )
     app.state.serve, app.state.metrics, app.state.batcher = state, metrics, batcher
     app.state.settings = settings
-    app.add_middleware(Guard, state=state, settings=settings, metrics=metrics)
+    app.add_middleware(
+        Guard,
+        state=state,
+        settings=settings,
+        metrics=metrics,
+        handlers={("POST", "/predict"): routes.predict_handler(context)},
+    )
     install_error_handlers(app)
     routes.add_health_routes(app, context)
     routes.add_info_routes(app, context)
@@ -132,6 +142,24 @@ def _openapi(app: FastAPI, context: routes.Context) -> dict:
                     operation["security"] = [{"bearer": []}]
     app.openapi_schema = document
     return document
+
+
+def _telemetry() -> dict:
+    """FastAPI's own OpenTelemetry hooks off where no provider is set when the app is made
+    (the usual case: this server has its Prometheus /metrics): otherwise FastAPI asks for
+    the providers on every request, a fifth of a small request's own time. A provider set up
+    before ``serve`` starts (``opentelemetry-instrument deepstrata serve ...``) keeps them."""
+    if "telemetry" not in inspect.signature(FastAPI).parameters:  # FastAPI before 0.16x
+        return {}
+    try:
+        from opentelemetry import metrics, trace
+        from opentelemetry._logs import get_logger_provider
+    except ImportError:
+        return {}
+    providers = (trace.get_tracer_provider(), metrics.get_meter_provider(), get_logger_provider())
+    if any("Proxy" not in type(provider).__name__ for provider in providers):
+        return {}  # someone configured OpenTelemetry: leave FastAPI's hooks on
+    return {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
 
 
 def _version() -> str:

@@ -1,6 +1,6 @@
 """Micro-batching: concurrent requests gathered into one forward pass.
 
-Each request puts its rows (a DataFrame) on a queue and awaits a future. One task
+Each request puts its rows (a DataFrame, or :class:`~deepstrata.serve.records.Rows`) on a queue and awaits a future. One task
 takes the first waiting request, then gathers more until ``max_rows`` rows or until
 ``max_wait`` seconds have passed, runs the batch in a single worker thread (torch's
 and ONNX Runtime's own threads do the arithmetic; the event loop stays free), and
@@ -26,6 +26,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -38,27 +39,37 @@ STOPPED = "the model's worker has stopped; the server needs a restart"
 
 @dataclass
 class _Waiting:
-    frame: pd.DataFrame
+    frame: Any  # a request's rows: anything ``len`` counts and ``join`` concatenates
     future: asyncio.Future
+
+
+def join_frames(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
 class MicroBatcher:
     """``await batcher.submit(frame)`` -> ``run(frame)``'s rows for ``frame``, batched.
 
-    ``run(frame) -> (rows, ...) array`` must answer each row independently of the others
+    ``join(frames)`` makes one batch of several requests' rows (default: DataFrames
+    concatenated); a batch for which ``inline(batch)`` is true runs on the event loop
+    itself, not in the worker thread (a model quicker than the hand-over). ``run(frame) -> (rows, ...) array`` must answer each row independently of the others
     (as an eval-mode network does). ``pending() -> int``: requests in progress in the
     server (those in the batch included)."""
 
     def __init__(
         self,
-        run: Callable[[pd.DataFrame], np.ndarray],
+        run: Callable[[Any], np.ndarray],
         *,
         max_rows: int,
         max_wait: float,
         pending: Callable[[], int] = lambda: 0,
         on_batch: Callable[[int, int], None] = lambda requests, rows: None,
+        join: Callable[[list], Any] = join_frames,
+        inline: Callable[[Any], bool] = lambda rows: False,
     ) -> None:
         self.run = run
+        self.join = join
+        self.inline = inline
         self.max_rows = max_rows
         self.max_wait = max_wait
         self.pending = pending
@@ -179,12 +190,17 @@ class MicroBatcher:
             batch.append(waiting)
             rows += len(waiting.frame)
 
+    async def _computed(self, rows) -> np.ndarray:
+        if self.inline(rows):
+            return self.run(rows)
+        return await self.in_worker(self.run, rows)
+
     async def _answer(self, batch: list[_Waiting]) -> None:
         frames = [waiting.frame for waiting in batch]
-        frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        frame = self.join(frames)
         self.on_batch(len(batch), len(frame))
         try:
-            outputs = await self.in_worker(self.run, frame)
+            outputs = await self._computed(frame)
         except Exception as error:
             if len(batch) == 1:
                 _settle(batch[0].future, error=error)
@@ -194,7 +210,7 @@ class MicroBatcher:
                 if waiting.future.done():  # its caller timed out meanwhile: nobody to answer
                     continue
                 try:
-                    _settle(waiting.future, result=await self.in_worker(self.run, waiting.frame))
+                    _settle(waiting.future, result=await self._computed(waiting.frame))
                 except Exception as single:
                     _settle(waiting.future, error=single)
             return

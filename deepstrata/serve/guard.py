@@ -30,6 +30,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from starlette.requests import ClientDisconnect
@@ -71,9 +72,18 @@ class Guard:
     """Pure ASGI middleware: ``app.add_middleware(Guard, state=..., settings=..., metrics=...)``."""
 
     def __init__(
-        self, app, *, state: ServerState, settings: ServeSettings, metrics: Metrics
+        self,
+        app,
+        *,
+        state: ServerState,
+        settings: ServeSettings,
+        metrics: Metrics,
+        handlers: dict[tuple[str, str], Callable] | None = None,
     ) -> None:
         self.app = app
+        # (method, path) -> handler(exchange): answered here, past the application's
+        # routing (see deepstrata.serve.routes.predict_handler)
+        self.handlers = handlers or {}
         self.state = state
         self.settings = settings
         self.metrics = metrics
@@ -139,8 +149,13 @@ class Guard:
             )
 
     async def _run(self, exchange: _Exchange) -> None:
+        scope = exchange.scope
+        handler = self.handlers.get((scope["method"], scope["path"]))
         try:
-            await self.app(exchange.scope, exchange.receive, exchange.send)
+            if handler is not None:
+                await handler(exchange)
+            else:
+                await self.app(scope, exchange.receive, exchange.send)
         except BodyTooLarge as error:  # raised from a read outside the app's own handlers
             if not exchange.started:
                 await exchange.refuse(error)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import io
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,13 @@ from deepstrata.errors import DataWarning
 from deepstrata.kinds import FILE_KINDS
 from deepstrata.model.model import Model
 from deepstrata.preprocess.category import CategoryPreprocessor
-from deepstrata.serve.records import category_vocabulary
+from deepstrata.serve.batching import join_frames
+from deepstrata.serve.records import Rows, category_vocabulary
+
+# A batch of up to INLINE_ROWS rows runs on the event loop when the model's one-row pass
+# (timed at warm-up) took at most INLINE_SECONDS: see Predictor.inline.
+INLINE_ROWS = 16
+INLINE_SECONDS = 0.002
 
 
 class Predictor:
@@ -56,20 +63,42 @@ class Predictor:
             if f.kind == "category"
         }
         self.file_columns = [f.name for f in inputs if f.kind in FILE_KINDS]
+        self.row_seconds: float | None = None  # a one-row pass, timed at warm-up (see inline)
         self._decoders = {
             name: _decoders([m.preprocessors[name] for m in self.model.members])
             for name in self.file_columns
         }
 
     # -- the forward pass (in the server's worker thread) -----------------------------------
-    def outputs(self, frame: pd.DataFrame) -> np.ndarray:
-        """Raw model outputs for the rows of ``frame`` (calibrated logits or values).
-
-        Image and audio columns hold paths here (see :meth:`file_paths`)."""
+    def outputs(self, rows: Rows | pd.DataFrame) -> np.ndarray:
+        """Raw model outputs for ``rows`` (calibrated logits or values): :class:`Rows` of a
+        model without image or audio inputs, else a DataFrame whose image and audio columns
+        hold paths (see :meth:`file_paths`)."""
         with warnings.catch_warnings():
             # Unseen categories are reported per record by warnings_of, not here.
             warnings.simplefilter("ignore", DataWarning)
-            return self.model.outputs_of(read_table(frame))
+            if isinstance(rows, Rows):
+                return self.model.outputs_of_values(rows.columns)
+            return self.model.outputs_of(read_table(rows))
+
+    def inline(self, rows: Rows | pd.DataFrame) -> bool:
+        """Whether ``rows`` run on the event loop rather than in the model's worker thread:
+        :class:`Rows` of at most ``INLINE_ROWS`` rows, of a model whose one-row pass took
+        at most ``INLINE_SECONDS`` at warm-up. Handing a batch to a thread and back costs a
+        small model more than its forward pass (two wake-ups, more on a busy machine);
+        larger batches and slower models stay in the worker, where the event loop reads
+        the next requests meanwhile and a request's timeout can answer."""
+        return (
+            isinstance(rows, Rows)
+            and len(rows) <= INLINE_ROWS
+            and self.row_seconds is not None
+            and self.row_seconds <= INLINE_SECONDS
+        )
+
+    @staticmethod
+    def join(parts: list) -> Rows | pd.DataFrame:
+        """One batch of several requests' rows (see :meth:`outputs`)."""
+        return Rows.join(parts) if isinstance(parts[0], Rows) else join_frames(parts)
 
     def answers(self, outputs: np.ndarray) -> dict:
         """``{"predictions": [...], "classes"?, "probabilities"?}`` of raw ``outputs``."""
@@ -84,7 +113,16 @@ class Predictor:
 
     def warm_up(self, rows: int) -> None:
         """A forward pass of 1 and of ``rows`` rows of missing values (every kind takes them):
-        kernels chosen, pages touched, lazy imports done before the first request."""
+        kernels chosen, pages touched, lazy imports done before the first request. Without
+        image or audio inputs, a one-row pass is then timed (the quickest of three) to
+        decide :meth:`inline`."""
+        if not self.file_columns:
+            for count in (1, max(rows, 1)):
+                blank = Rows({f.name: [None] * count for f in self.schema.inputs}, count)
+                self.answers(self.outputs(blank))
+            blank_row = Rows({f.name: [None] for f in self.schema.inputs}, 1)
+            self.row_seconds = min(_timed(self.outputs, blank_row) for _ in range(3))
+            return
         blank = pd.DataFrame({f.name: [None] for f in self.schema.inputs})
         for count in (1, max(rows, 1)):
             frame = blank.loc[[0] * count].reset_index(drop=True)
@@ -222,6 +260,12 @@ def _decoding_in_process(model: Model) -> Model:
     clone = copy.copy(model)
     clone.members = members
     return clone
+
+
+def _timed(function, *args) -> float:
+    start = time.perf_counter()
+    function(*args)
+    return time.perf_counter() - start
 
 
 def _plain(value):

@@ -25,6 +25,7 @@ Fields that are not inputs are ignored, with a warning in the response.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import numpy as np
@@ -45,7 +46,14 @@ from deepstrata.preprocess.base import ValueRefused, base64_length
 from deepstrata.preprocess.category import CategoryPreprocessor
 from deepstrata.serve.settings import ServeSettings
 
-__all__ = ["base64_length", "build_models", "category_vocabulary", "field_type", "frame_of"]
+__all__ = [
+    "Rows",
+    "base64_length",
+    "build_models",
+    "category_vocabulary",
+    "field_type",
+    "frame_of",
+]
 
 
 def _got(value: Any) -> str:
@@ -191,3 +199,31 @@ def frame_of(records: list[BaseModel], schema: Schema) -> pd.DataFrame:
         else:
             columns[feature.name] = np.array(values, dtype=object)
     return pd.DataFrame(columns, copy=False)
+
+
+@dataclass(frozen=True)
+class Rows:
+    """Validated records as ``{column: [value of each record]}``, the way
+    :meth:`~deepstrata.model.model.Model.outputs_of_values` takes them: a request without
+    image or audio fields never becomes a DataFrame (building one cost a single-row request
+    more than its forward pass). ``len()`` is the number of records."""
+
+    columns: dict[str, list]
+    count: int
+
+    def __len__(self) -> int:
+        return self.count
+
+    @classmethod
+    def of(cls, records: list[BaseModel], schema: Schema) -> Rows:
+        return cls(values_of(records, schema), len(records))
+
+    @classmethod
+    def join(cls, parts: list[Rows]) -> Rows:
+        """One batch of several requests' rows, in order."""
+        if len(parts) == 1:
+            return parts[0]
+        return cls(
+            {name: [v for part in parts for v in part.columns[name]] for name in parts[0].columns},
+            sum(part.count for part in parts),
+        )

@@ -175,7 +175,7 @@ def test_an_unexpected_failure_is_a_json_500_without_traceback_or_path(churn_mod
         def broken(table):
             raise RuntimeError("cannot open /srv/secret/weights.bin")
 
-        model.outputs_of = broken
+        model.outputs_of = model.outputs_of_values = broken
         response = client.post("/predict", json={"records": [one_record(churn_rows)]})
     assert response.status_code == 500
     assert response.json()["error"]["code"] == "internal_error"
@@ -276,3 +276,58 @@ def test_settings_are_validated_with_the_flag_name():
         with pytest.raises(ConfigError) as caught:
             settings.validate()
         assert caught.value.option == flag
+
+
+@pytest.mark.parametrize("escape", ["\\ud800", "\\udc00"])
+def test_a_lone_surrogate_is_named_as_such(client, churn_rows, escape):
+    """Issue 24.13: pydantic's parser said "unexpected end of hex escape" (or "lone leading
+    surrogate" for a trailing half)."""
+    record = json.dumps({"records": [{**one_record(churn_rows), "plan": "x"}]})
+    body = record.replace('"plan": "x"', f'"plan": "x{escape}"')
+    response = client.post("/predict", content=body.encode())
+    assert response.status_code == 422
+    message = response.json()["error"]["message"]
+    assert escape in message and "half of a UTF-16 surrogate pair" in message
+    assert "hex escape" not in message
+    whole = body.replace(escape, "\\ud83d\\ude00")  # a pair is a character: answered
+    assert client.post("/predict", content=whole.encode()).status_code == 200
+
+
+def test_predict_is_answered_past_fastapis_routing(churn_model, churn_rows):
+    """POST /predict is the guard's own handler (a third of a small request's time was
+    FastAPI's routing and middleware); its answers and errors are the route's."""
+    from fastapi.testclient import TestClient
+
+    from tests.serve.conftest import wait_ready
+
+    app = create_app(Predictor(churn_model), ServeSettings())
+    route = next(r for r in app.router.routes if getattr(r, "path", None) == "/predict")
+
+    async def unreachable(scope, receive, send):
+        raise AssertionError("FastAPI's /predict route ran")
+
+    route.app = unreachable
+    with TestClient(app, raise_server_exceptions=False) as client:
+        wait_ready(client.get)
+        good = client.post("/predict", json={"records": records_of(churn_rows.head(3))})
+        bad = client.post("/predict", json={"records": []}, headers={"X-Request-ID": "abc-1"})
+    assert good.status_code == 200, good.text
+    assert good.json()["predictions"] == list(churn_model.predict(churn_rows.head(3)))
+    assert good.headers["content-type"] == "application/json" and "x-request-id" in good.headers
+    assert bad.status_code == 422 and bad.json()["error"]["request_id"] == "abc-1"
+    assert bad.json()["error"]["details"][0]["field"] == "records"
+
+
+def test_fastapis_telemetry_hooks_are_off_unless_opentelemetry_is_set_up(monkeypatch):
+    """Asking OpenTelemetry for its providers on every request cost a fifth of a small
+    request; a server whose process configured OpenTelemetry keeps FastAPI's hooks."""
+    pytest.importorskip("opentelemetry")
+    from opentelemetry import trace
+
+    from deepstrata.serve.app import _telemetry
+
+    assert _telemetry() in ({}, {"telemetry": {"tracing": False, "metrics": False, "logs": False}})
+    if not _telemetry():
+        pytest.skip("this FastAPI has no telemetry hooks")
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: trace.NoOpTracerProvider())
+    assert _telemetry() == {}
