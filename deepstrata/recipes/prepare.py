@@ -29,6 +29,7 @@ from deepstrata.preprocess.target import TargetEncoder
 from deepstrata.pretrained.strategy import choose_strategy, pretrained_kinds
 from deepstrata.train.precision import resolve_device
 
+SMALLEST_PRETRAINED_SIDE = 32  # EfficientNet-Lite0's side shrinks 32-fold: less is no image
 FEW_ROWS = (
     10  # labelled rows below which fit warns that it can learn little (README: "Too little data")
 )
@@ -137,6 +138,14 @@ def prepare(table: Table, cfg: FitConfig) -> Prepared:
         )
     cfg.strategy = used  # the bundle and run.json record what was used
     pretrained = pretrained_kinds(schema) if used != "scratch" else {}
+    side = getattr(cfg, "image_size", None)
+    if "image" in pretrained and side is not None and side < SMALLEST_PRETRAINED_SIDE:
+        raise ConfigError(
+            f"--image-size {side} is too small for the pretrained image network "
+            f"({pretrained['image']} halves the side 5 times; --strategy {used}: {reason}); "
+            f"pass --image-size {SMALLEST_PRETRAINED_SIDE} or more, or --strategy scratch",
+            option="--image-size",
+        )
     strategy = {"used": used, "requested": requested, "reason": reason}
     return Prepared(
         cfg, table, frame, schema, target_encoder, encoded, skipped, strategy, pretrained

@@ -279,3 +279,13 @@ def test_embed_honours_a_named_column_inference_took_for_a_category(cli, tmp_pat
     assert pd.read_parquet(out).shape == (20, 384)
     line = cli("embed", data, "--column", "id", "-o", tmp_path / "x.parquet").error_line()
     assert "column 'id' is number, which has no pretrained network" in line
+
+
+def test_an_image_side_too_small_for_the_pretrained_network_is_named(cli, digits, tmp_path):
+    """fit --image-size 8 on images ended in torch's "Kernel size can't be greater than
+    actual input size" traceback from inside EfficientNet; now one line before any work."""
+    out = tmp_path / "tiny"
+    result = cli("fit", digits / "train", "--image-size", "8", "--strategy", "features", "-o", out)
+    line = result.error_line()
+    assert "--image-size 8 is too small" in line and "--image-size 32 or more" in line
+    assert not out.exists()
