@@ -72,7 +72,7 @@ def compare(
 
     destination = out or Path("runs") / f"{Path(data).stem}.compare"
     check_destination(destination, overwrite=overwrite)  # before hours of training, not after
-    options = given({**network, "column": column or None, "ignore": ignore or None})
+    options = given({**network, "column": column or None, "ignore": ignore or None}, OPTIONS)
     result = run_compare(
         data,
         target=target,

@@ -47,7 +47,7 @@ OverwriteOpt = Annotated[bool, typer.Option(help="Replace an existing bundle and
 def fit(ctx: typer.Context, data: Path | None = None, **values) -> None:
     """Train a network on DATA and write a bundle (checkpoints and logs go to the run directory)."""
     files = {name: values.pop(name) for name in _FILE_FLAGS}
-    flags = given(values)
+    flags = given(values, OPTIONS)
     flags.update(given({"column": files["column"] or None, "ignore": files["ignore"] or None}))
     if files["resume"] is None and data is None:
         ctx.fail("Missing argument 'DATA': the data to train on (or --resume RUN_DIR)")

@@ -54,10 +54,17 @@ def _annotation(option: Option):
     return Annotated[kind | None, typer.Option(option.flag, help=text, show_default=False)]
 
 
-def given(values: dict) -> dict:
-    """The flags the user gave: not None, and switches only when on."""
+def given(values: dict, options: dict[str, Option] | None = None) -> dict:
+    """The flags the user gave: not None, and off-by-default switches only when on. A
+    ``--x/--no-x`` flag whose default is not False (``--no-ensemble``) gives False, and
+    False is kept: it was said. ``options``: name -> Option of ``values`` (none: no flag is
+    tri-state)."""
+    options = options or {}
     return {
-        name: value for name, value in values.items() if value is not None and value is not False
+        name: value
+        for name, value in values.items()
+        if value is not None
+        and (value is not False or (name in options and not _switch(options[name])))
     }
 
 

@@ -4,6 +4,7 @@ is a flag, with its help and default, and no flag exists without an option."""
 from __future__ import annotations
 
 import inspect
+import json
 import subprocess
 import sys
 
@@ -108,3 +109,26 @@ def test_each_constraint_failure_names_the_flag():
         with pytest.raises(ConfigError) as error:
             FitConfig(**{name: bad})
         assert error.value.option == flag(name), (name, error.value)
+
+
+def test_a_no_flag_is_kept_where_the_default_is_not_off():
+    """--no-ensemble (default: auto) and --no-calibrate (default: on) were dropped as "not
+    given", so the fit ran the ensemble and calibrated anyway; an off-by-default switch
+    left off is still not given (a config file's value stands)."""
+    from deepstrata.cli.flags import given
+    from deepstrata.config import OPTIONS
+
+    values = {"ensemble": False, "calibrate": False, "tensorboard": False, "seed": None}
+    assert "tensorboard" in OPTIONS and OPTIONS["tensorboard"].default is False
+    assert given(values, OPTIONS) == {"ensemble": False, "calibrate": False}
+    assert given({"ensemble": True, "seed": 3}, OPTIONS) == {"ensemble": True, "seed": 3}
+
+
+def test_no_ensemble_on_the_command_line_fits_the_network_alone(cli, churn_csv, tmp_path):
+    out = tmp_path / "net"
+    args = ("--max-epochs", "1", "--no-ensemble", "--no-calibrate", "--quiet")
+    result = cli("fit", churn_csv, "--target", "churned", "--out", out, *args)
+    assert result.code == 0, result.err
+    config = json.loads((out / "config.json").read_text())
+    assert config["training"]["ensemble"] is False and config["training"]["calibrate"] is False
+    assert len(config["members"]) == 1 and not list(out.glob("*lightgbm*"))
