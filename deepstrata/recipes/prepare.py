@@ -227,8 +227,9 @@ def _warn_if_few(cfg: FitConfig, task, target_encoder, encoded: np.ndarray) -> N
     held_out = round(len(encoded) * cfg.validation_fraction)
     if not cfg.folds and held_out < FEW_VALIDATION_ROWS:
         warnings.warn(
-            f"about {held_out} rows are held out for validation: early stopping and "
-            f"calibration decide on them, and a row or two can swing them; with few rows, "
+            f"about {held_out} row{'s are' if held_out != 1 else ' is'} held out for validation: "
+            "early stopping and calibration decide on them, and a row or two can swing them; "
+            "with few rows, "
             "--folds 5 uses every row for validation once",
             DataWarning,
             stacklevel=4,
