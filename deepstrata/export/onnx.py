@@ -27,7 +27,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import logging
 import warnings
 from pathlib import Path
 
@@ -44,6 +43,7 @@ from deepstrata.model.member import Member
 from deepstrata.model.model import Model
 from deepstrata.preprocess.base import Preprocessor
 from deepstrata.preprocess.frame import transform_frame
+from deepstrata.pretrained.runtime import onnx_export
 
 ATOL = 1e-4  # on raw outputs: logits or standardised regression values
 RTOL = 1e-4
@@ -208,29 +208,20 @@ def _export_member(member: Member, path: Path) -> list[str]:
     kinds = list(inputs)
     module = _KindInputs(member.network, kinds).eval()
     batch = torch.export.Dim("batch")
-    quiet = logging.getLogger("torch.onnx")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)  # "torchvision is not installed" and other chatter
     try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            program = torch.onnx.export(
-                module,
-                tuple(inputs[kind] for kind in kinds),
-                dynamo=True,
-                input_names=kinds,
-                output_names=["output"],
-                dynamic_shapes=(tuple({0: batch} for _ in kinds),),
-                verbose=False,
-            )
-            program.save(str(path))
+        onnx_export(
+            module,
+            tuple(inputs[kind] for kind in kinds),
+            path,
+            input_names=kinds,
+            output_names=["output"],
+            dynamic_shapes=(tuple({0: batch} for _ in kinds),),
+        )
     except Exception as error:
         raise ExportError(
             f"torch.onnx.export could not export this network: {type(error).__name__}: "
             f"{str(error).splitlines()[0] if str(error) else ''}"
         ) from error
-    finally:
-        quiet.setLevel(level)
     return kinds
 
 

@@ -103,22 +103,32 @@ def export_name(network: str, sha256: str, row_shape: tuple[int, ...]) -> str:
 
 def export_graph(graph: Graph, path: Path) -> None:
     """Export ``graph`` to ``path`` (one self-contained file) with torch's exporter."""
+    onnx_export(
+        graph.module.eval(),
+        (graph.example,),
+        path,
+        input_names=[INPUT],
+        output_names=[OUTPUT],
+        dynamic_shapes=(graph.dynamic,),
+        external_data=False,
+    )
+
+
+def onnx_export(
+    module, example: tuple, path: Path, *, external_data: bool | None = None, **settings
+) -> None:
+    """``torch.onnx.export`` (the dynamo exporter) of ``module`` on ``example`` to ``path``,
+    without its chatter ("torchvision is not installed", warnings): the one call that both
+    the backbones here and :mod:`deepstrata.export.onnx` make. ``external_data``: as
+    ``ONNXProgram.save`` takes it (None: torch decides by size)."""
     chatter = logging.getLogger("torch.onnx")
     level = chatter.level
-    chatter.setLevel(logging.ERROR)  # "torchvision is not installed" and other chatter
+    chatter.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
-            program = torch.onnx.export(
-                graph.module.eval(),
-                (graph.example,),
-                dynamo=True,
-                input_names=[INPUT],
-                output_names=[OUTPUT],
-                dynamic_shapes=(graph.dynamic,),
-                verbose=False,
-            )
-            program.save(str(path), external_data=False)
+            program = torch.onnx.export(module, example, dynamo=True, verbose=False, **settings)
+            program.save(str(path), external_data=external_data)
     finally:
         chatter.setLevel(level)
 
