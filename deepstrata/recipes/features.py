@@ -29,6 +29,10 @@ from deepstrata.model.extractor import build_extractor
 from deepstrata.model.member import FeatureMember
 from deepstrata.recipes.prepare import Trained, transform
 
+# --head auto leaves LightGBM out on wider features (EfficientNet's 1,280 columns): on
+# 3,000 28-px digits it took 460-720 s of a 12-minute fit and lost to the logistic
+# regression (0.954 both), which fitted in seconds (bench/transfer.py --only features-fit).
+GBM_MAX_COLUMNS = 512
 AUTO_HEADS = ("logreg", "svm", "gbm", "mlp")  # tried by --head auto, simplest first (ties)
 
 
@@ -109,6 +113,13 @@ def fit_heads(
     for name in candidates:
         if name == "svm" and len(train[0]) > MAX_ROWS:
             table.append({"head": name, "skipped": f"more than {MAX_ROWS} training rows"})
+            continue
+        if name == "gbm" and train[0].shape[1] > GBM_MAX_COLUMNS:
+            reason = (
+                f"{train[0].shape[1]} columns, more than {GBM_MAX_COLUMNS} (--head gbm fits it)"
+            )
+            report(f"head gbm skipped: {reason}")
+            table.append({"head": name, "skipped": reason})
             continue
         started = time.perf_counter()
         if folds is None:

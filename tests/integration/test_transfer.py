@@ -289,3 +289,30 @@ def test_an_image_side_too_small_for_the_pretrained_network_is_named(cli, digits
     line = result.error_line()
     assert "--image-size 8 is too small" in line and "--image-size 32 or more" in line
     assert not out.exists()
+
+
+def test_head_auto_leaves_lightgbm_out_on_wide_features_and_says_so():
+    """On EfficientNet's 1,280 columns LightGBM took most of a 12-minute features fit and
+    lost to the logistic regression; --head gbm still fits it."""
+    from deepstrata.recipes.features import GBM_MAX_COLUMNS, fit_heads
+
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(120, GBM_MAX_COLUMNS + 1)).astype(np.float32)
+    target = (features[:, 0] > 0).astype(np.int64)
+    said = []
+    head, table = fit_heads(
+        ("logreg", "gbm"),
+        (features[:90], target[:90]),
+        (features[90:], target[90:]),
+        task="binary",
+        num_classes=2,
+        seed=0,
+        report=said.append,
+    )
+    assert head.name == "logreg"
+    assert {"head": "gbm", "skipped": f"{GBM_MAX_COLUMNS + 1} columns, more than "
+            f"{GBM_MAX_COLUMNS} (--head gbm fits it)"} in table  # fmt: skip
+    assert any("head gbm skipped" in line for line in said)
+    alone, _ = fit_heads(("gbm",), (features[:90], target[:90]), None, task="binary",
+                         num_classes=2, seed=0, report=said.append)  # fmt: skip
+    assert alone.name == "gbm"
