@@ -869,7 +869,8 @@ def features_fit_runs(
                 f"  {way}, cold, repeat {repeat}: {seconds:.1f}s end to end (CPU {cpu:.1f}s), extraction "
                 f"{record['extraction']:.1f}s ({count / record['extraction']:.0f} images/s, "
                 f"{record['engine']}, {record['side']} px), heads tried: {each}; "
-                f"{record['head']} kept, test accuracy {record.get('accuracy', float('nan')):.4f}",
+                f"{record['head']} kept"
+                + (f", test accuracy {record['accuracy']:.4f}" if "accuracy" in record else ""),
                 flush=True,
             )
     return records
