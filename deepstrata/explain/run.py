@@ -43,12 +43,13 @@ def check_method(model, method: str) -> str:
 
 
 def select_rows(
-    model, data, rows: tuple[int, int] | None, max_rows: int, target_class=None
+    model, data, rows: tuple[int, int | None] | None, max_rows: int, target_class=None
 ) -> Table:
     """The rows to explain, as a Table, after every check on them."""
     table = data if isinstance(data, Table) else read_table(_frame(data))
     count = len(table.frame)
     start, stop = (0, count) if rows is None else rows
+    stop = count if stop is None else stop
     if not (0 <= start < stop <= count):
         raise ConfigError(
             f"rows {start}:{stop} are outside the data ({count} rows: 0:{count})", option="--rows"
@@ -66,7 +67,9 @@ def select_rows(
             f"{', '.join(f.name for f in model.schema.inputs)})",
             column=missing[0],
         )
-    if target_class is not None and model.spec.classifier:
+    if target_class is not None and not model.spec.classifier:
+        raise ConfigError("a regression model has no classes to pick", option="--target-class")
+    if target_class is not None:
         names = [str(c) for c in model.classes]
         if str(target_class) not in names:
             raise ConfigError(
@@ -87,7 +90,7 @@ def explain(
     data,
     *,
     method: str = "auto",
-    rows: tuple[int, int] | None = None,
+    rows: tuple[int, int | None] | None = None,
     target_class=None,
     max_rows: int = MAX_ROWS,
     samples: int | None = None,

@@ -1,0 +1,127 @@
+"""explain.html: one self-contained page over an :class:`Explanation` (inline CSS, the
+importance plot embedded as a PNG, no script, the report's Content-Security-Policy)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from deepstrata.explain.explanation import Explanation
+from deepstrata.report.html import CSP, CSS, Html, Section, esc, fmt, image, note, table
+
+ROWS_SHOWN = 50
+
+
+def importance_png(importance) -> bytes:
+    """Mean |attribution| per column with its bootstrap interval, largest on top."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    shown = importance.head(25).iloc[::-1]
+    figure = Figure(figsize=(7, 0.35 * len(shown) + 1.2), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    errors = np.vstack([shown.importance - shown.low, shown.high - shown.importance])
+    axes.barh(shown.column.astype(str), shown.importance, xerr=errors, color="#60a5fa")
+    axes.set_xlabel("mean |attribution| (95 % bootstrap interval)")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
+
+
+def _importance(explanation: Explanation) -> Section:
+    frame = explanation.global_importance()
+    rows = [[r.column, r.importance, r.low, r.high] for r in frame.itertuples()]
+    body = image(importance_png(frame), "global importance", "mean |attribution| per column")
+    body += table(["column", "mean |attribution|", "low", "high"], rows, numeric=(1, 2, 3))
+    return Section("importance", "What drives the predictions", Html(body))
+
+
+FAITHFULNESS_WORDS = {
+    "deletion_area": "deletion area (attribution order; lower is more faithful)",
+    "deletion_area_random": "deletion area (random order)",
+    "insertion_area": "insertion area (attribution order; higher is more faithful)",
+    "insertion_area_random": "insertion area (random order)",
+    "completeness_gap": "completeness gap |Σ attributions - (f(x) - f(baseline))|, relative",
+    "completeness_max_abs_gap": "largest completeness gap of a row",
+    "randomisation_rank_correlation": "rank correlation after re-initialising the weights",
+    "randomisation_passed": "model-randomisation check passed (correlation < 0.3)",
+    "rows": "rows the curves were drawn on",
+    "randomisation_rows": "rows the randomisation check explained",
+}
+
+
+def _faithfulness(explanation: Explanation) -> Section:
+    rows = []
+    for key, value in explanation.faithfulness.items():
+        if isinstance(value, dict):
+            rows += [[f"rank agreement with {other}", v] for other, v in value.items()]
+        else:
+            rows.append([FAITHFULNESS_WORDS.get(key, key), value])
+    body = table(["measure", "value"], rows, numeric=(1,)) if rows else note("not measured")
+    return Section("faithfulness", "How faithful", Html(body))
+
+
+def _cell(value: float, scale: float) -> Html:
+    shade = min(1.0, abs(value) / scale) if scale > 0 else 0.0
+    colour = "220,38,38" if value > 0 else "37,99,235"
+    return Html(
+        f'<span style="background:rgba({colour},{shade * 0.5:.2f});padding:0 4px">'
+        f"{esc(fmt(float(value)))}</span>"
+    )
+
+
+def _rows(explanation: Explanation) -> Section:
+    frame = explanation.frame().head(ROWS_SHOWN)
+    scale = float(np.abs(explanation.values).max()) if explanation.values.size else 0.0
+    front = [c for c in ("row", "class", "prediction", "base_value") if c in frame.columns]
+    rows = [
+        [*(row[c] for c in front), *(_cell(row[c], scale) for c in explanation.columns)]
+        for _, row in frame.iterrows()
+    ]
+    body = note(
+        "Red moves the prediction up from the base value (the prediction with every column at "
+        "its baseline), blue down."
+    ) + table([*front, *explanation.columns], rows, numeric=(0,), wide=True)
+    shown = (
+        f"first {ROWS_SHOWN} of {len(explanation.rows)}"
+        if len(frame) < len(explanation.rows)
+        else "every"
+    )
+    return Section("rows", f"Attributions per row ({shown} rows)", Html(body))
+
+
+def _settings(explanation: Explanation) -> Section:
+    settings = {k: v for k, v in explanation.settings.items() if k != "baselines"}
+    rows = [[key, str(value)] for key, value in settings.items()]
+    baselines = [[c, b] for c, b in explanation.settings.get("baselines", {}).items()]
+    body = table(["setting", "value"], rows) + Html("<h3>Baselines</h3>")
+    body += table(["column", "baseline"], baselines)
+    return Section("settings", "Method and settings", Html(body))
+
+
+def render(explanation: Explanation, *, title: str) -> str:
+    """The whole page."""
+    sections = [
+        _importance(explanation),
+        _faithfulness(explanation),
+        _rows(explanation),
+        _settings(explanation),
+    ]
+    subtitle = (
+        f"method {explanation.method} · {len(explanation.rows)} rows · explains the "
+        f"{explanation.settings.get('explained', 'prediction')}"
+    )
+    contents = "".join(f'<li><a href="#{s.key}">{esc(s.title)}</a></li>' for s in sections)
+    body = "".join(
+        f'<section id="{s.key}"><h2>{esc(s.title)}</h2>{s.body}</section>' for s in sections
+    )
+    return (
+        "<!DOCTYPE html>\n"
+        f'<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"{CSP}<style>{CSS}</style></head><body><header><h1>{esc(title)}</h1>"
+        f'<p class="subtitle">{esc(subtitle)}</p></header>'
+        f"<nav><ol>{contents}</ol></nav><main>{body}</main></body></html>\n"
+    )
