@@ -84,11 +84,9 @@ def _rows(explanation: Explanation) -> Section:
         "Red moves the prediction up from the base value (the prediction with every column at "
         "its baseline), blue down."
     ) + table([*front, *explanation.columns], rows, numeric=(0,), wide=True)
-    shown = (
-        f"first {ROWS_SHOWN} of {len(explanation.rows)}"
-        if len(frame) < len(explanation.rows)
-        else "every"
-    )
+    shown = f"the first {ROWS_SHOWN} of {len(explanation.rows)}"
+    if len(frame) == len(explanation.rows):
+        shown = f"all {len(frame)}"
     return Section("rows", f"Attributions per row ({shown} rows)", Html(body))
 
 
