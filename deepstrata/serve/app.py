@@ -74,6 +74,8 @@ def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> F
     routes.add_health_routes(app, context)
     routes.add_info_routes(app, context)
     routes.add_predict_route(app, context)
+    if explainable():
+        routes.add_explain_route(app, context)
     app.openapi = lambda: _openapi(app, context)
     return app
 
@@ -132,6 +134,13 @@ def _openapi(app: FastAPI, context: routes.Context) -> dict:
                     operation["security"] = [{"bearer": []}]
     app.openapi_schema = document
     return document
+
+
+def explainable() -> bool:
+    """``POST /explain`` is served where the explain extra (captum, shap) is installed."""
+    from importlib.util import find_spec
+
+    return all(find_spec(name) is not None for name in ("captum", "shap"))
 
 
 def _version() -> str:
