@@ -21,7 +21,10 @@ class Explanation:
 
     ``rows``: positions of the explained rows in the data; ``classes``: the class
     explained per row (None for regression); ``settings``: what the method ran with
-    (baselines, steps, samples, seed); ``faithfulness``: its measured faithfulness."""
+    (baselines, steps, samples, seed); ``faithfulness``: its measured faithfulness;
+    ``maps``: for image columns explained pixel by pixel, ``{column: (rows, S, S)}``
+    attributions (colour channels summed), and ``pixels`` the images ``(rows, S, S, 3)``
+    uint8 they are laid over."""
 
     method: str
     columns: list[str]
@@ -32,6 +35,8 @@ class Explanation:
     classes: list | None
     settings: dict = field(default_factory=dict)
     faithfulness: dict = field(default_factory=dict)
+    maps: dict = field(default_factory=dict)
+    pixels: dict = field(default_factory=dict)
 
     def frame(self) -> pd.DataFrame:
         """One row per explained row, one column per input column, then ``row``,

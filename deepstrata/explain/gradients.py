@@ -59,26 +59,47 @@ def explained(target, member, raw: torch.Tensor, classes: torch.Tensor) -> torch
     return chosen.gather(1, classes[:, None])[:, 0]
 
 
+def _slots(network, kinds: list[str], by_kind: dict, preprocessors: dict) -> list:
+    """Where the integral runs, as ``(layer, column names, per-column output widths or
+    None)``: an image column's pixels (its encoder's 0..1 image, after the augmentation
+    that is the identity in eval) so that its attributions form a heat map; every other
+    kind's encoder output, split into its columns."""
+    from deepstrata.nn.augment import ImageAugment
+
+    slots = []
+    for kind in kinds:
+        encoder, names = network.encoders[kind], by_kind[kind]
+        pixels = [m for m in encoder.modules() if isinstance(m, ImageAugment)]
+        if pixels and len(pixels) == len(names):  # an image per column: (B, 3, S, S) each
+            slots += [(layer, [name], None) for layer, name in zip(pixels, names)]
+        else:
+            slots.append((encoder, names, output_widths(encoder, names, preprocessors)))
+    return slots
+
+
 def integrated_gradients(target, *, steps: int = 50, **_) -> tuple[np.ndarray, dict]:
-    """``(rows, columns)`` attributions and the settings they ran with."""
+    """``(rows, columns)`` attributions and the settings they ran with; for image
+    columns ``settings["maps"]`` holds ``{column: (rows, S, S)}`` pixel attributions
+    (summed over the colour channels)."""
     attr = require("captum.attr", "captum")
     weights = target.model.weights or [1 / len(target.inputs)] * len(target.inputs)
     total = np.zeros((target.rows, len(target.columns)))
+    maps: dict[str, np.ndarray] = {}
     classes = torch.from_numpy(
         np.zeros(target.rows, np.int64) if target.classes is None else target.classes
     )
     for weight, inputs in zip(weights, target.inputs):
         member = inputs.member
         network, kinds = member.network, list(inputs.blocks)
-        by_kind = _columns_by_kind(member.preprocessors)
+        slots = _slots(network, kinds, _columns_by_kind(member.preprocessors), member.preprocessors)
 
         def forward(*args, network=network, member=member, kinds=kinds, weight=weight):
             raw = network(dict(zip(kinds, args[: len(kinds)])))
             return weight * explained(target, member, raw, args[len(kinds)])
 
         with warnings.catch_warnings():  # Captum warns of layers that feed one another:
-            warnings.simplefilter("ignore", UserWarning)  # encoders never do
-            method = attr.LayerIntegratedGradients(forward, [network.encoders[k] for k in kinds])
+            warnings.simplefilter("ignore", UserWarning)  # these never do
+            method = attr.LayerIntegratedGradients(forward, [layer for layer, _, _ in slots])
         per_pass = max(1, EVALUATIONS_PER_PASS // steps)
         for start in range(0, target.rows, per_pass):
             part = slice(start, start + per_pass)
@@ -87,14 +108,21 @@ def integrated_gradients(target, *, steps: int = 50, **_) -> tuple[np.ndarray, d
             layers = method.attribute(
                 x, baselines=baseline, additional_forward_args=(classes[part],), n_steps=steps
             )
-            for kind, values in zip(kinds, layers):  # (n, out_dim) per kind
-                names = by_kind[kind]
-                widths = output_widths(network.encoders[kind], names, member.preprocessors)
-                offsets = np.cumsum([0, *widths])
+            layers = layers if isinstance(layers, list) else [layers]
+            for (_, names, widths), values in zip(slots, layers):
                 values = values.detach().double().numpy()
+                if widths is None:  # an image's pixels: (n, 3, S, S)
+                    column = target.columns.index(names[0])
+                    total[part, column] += values.reshape(len(values), -1).sum(axis=1)
+                    heat = maps.setdefault(names[0], np.zeros((target.rows, *values.shape[2:])))
+                    heat[part] += values.sum(axis=1)
+                    continue
+                offsets = np.cumsum([0, *widths])
                 for name, lo, hi in zip(names, offsets[:-1], offsets[1:]):
                     total[part, target.columns.index(name)] += values[:, lo:hi].sum(axis=1)
     settings = {"steps": steps, "path": "straight line from the baseline, per encoder output"}
+    if maps:
+        settings["maps"] = maps
     return total, settings
 
 

@@ -1,4 +1,5 @@
-"""An explanation's folder: attributions (CSV or Parquet), explain.json, explain.html.
+"""An explanation's folder: attributions (CSV or Parquet), explain.json, explain.html,
+and for image columns explained by pixel ``maps/<column>/<row>.png`` heat maps.
 
 Written into a temporary folder beside the destination and renamed into place, so a
 failure leaves nothing half-written and an existing folder whole."""
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from deepstrata.errors import ConfigError
 from deepstrata.explain.explanation import Explanation
-from deepstrata.explain.page import render
+from deepstrata.explain.page import heatmap_png, render
 
 FORMATS = ("csv", "parquet")
 
@@ -43,6 +44,11 @@ def write_folder(
             frame.to_csv(staging / "attributions.csv", index=False)
         text = json.dumps(explanation.to_dict(), indent=2, default=_plain)
         (staging / "explain.json").write_text(text + "\n", encoding="utf-8")
+        for column, maps in explanation.maps.items():  # one heat map PNG per image
+            (staging / "maps" / column).mkdir(parents=True)
+            for index, row in enumerate(explanation.rows):
+                png = heatmap_png(explanation.pixels[column][index], maps[index])
+                (staging / "maps" / column / f"{row}.png").write_bytes(png)
         (staging / "explain.html").write_text(render(explanation, title=title), encoding="utf-8")
         if folder.exists():
             shutil.rmtree(folder)

@@ -30,6 +30,47 @@ def importance_png(importance) -> bytes:
     return buffer.getvalue()
 
 
+MAPS_SHOWN = 12
+MAP_SIDE = 128  # pixels per side of a heat map as shown
+
+
+def heatmap_png(pixels: np.ndarray, attributions: np.ndarray) -> bytes:
+    """An image ``(S, S, 3)`` uint8 with its attributions ``(S, S)`` laid over it: red where
+    a pixel moved the prediction up, blue where down, as strong as the largest |value|."""
+    from PIL import Image
+
+    scale = float(np.abs(attributions).max()) or 1.0
+    strength = np.clip(np.abs(attributions) / scale, 0, 1)[..., None]  # (S, S, 1)
+    colour = np.where(attributions[..., None] > 0, [220, 38, 38], [37, 99, 235])
+    grey = pixels.mean(axis=2, keepdims=True).repeat(3, axis=2)  # the image, dimmed to grey
+    mixed = (1 - 0.7 * strength) * grey + 0.7 * strength * colour
+    image = Image.fromarray(mixed.astype(np.uint8)).resize((MAP_SIDE, MAP_SIDE), Image.NEAREST)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _maps(explanation: Explanation) -> list[Section]:
+    sections = []
+    for column, maps in explanation.maps.items():
+        pixels = explanation.pixels[column]
+        figures = "".join(
+            image(
+                heatmap_png(pixels[i], maps[i]),
+                f"{column}, row {explanation.rows[i]}",
+                f"row {explanation.rows[i]}"
+                + (f": {explanation.classes[i]}" if explanation.classes else ""),
+            )
+            for i in range(min(MAPS_SHOWN, len(maps)))
+        )
+        body = note(
+            f"Integrated gradients per pixel of {column}: red moved the prediction up from the "
+            "mean image, blue down."
+        ) + Html(f'<div class="grid">{figures}</div>')
+        sections.append(Section(f"map-{len(sections)}", f"Where in {column}", Html(body)))
+    return sections
+
+
 def _importance(explanation: Explanation) -> Section:
     frame = explanation.global_importance()
     rows = [[r.column, r.importance, r.low, r.high] for r in frame.itertuples()]
@@ -103,6 +144,7 @@ def render(explanation: Explanation, *, title: str) -> str:
     """The whole page."""
     sections = [
         _importance(explanation),
+        *_maps(explanation),
         _faithfulness(explanation),
         _rows(explanation),
         _settings(explanation),

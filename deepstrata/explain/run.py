@@ -8,19 +8,21 @@ one that does not apply to this model, a row range outside the data, more rows t
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 import pandas as pd
 
 from deepstrata.data.sources import read_table
 from deepstrata.data.table import Table
-from deepstrata.errors import ConfigError
+from deepstrata.errors import ConfigError, DataWarning
 from deepstrata.explain import faithfulness as faith
 from deepstrata.explain.explanation import Explanation
 from deepstrata.explain.methods import METHODS, resolve
 from deepstrata.explain.target import Target
 
 MAX_ROWS = 1000
+COMPLETENESS_TOLERANCE = 0.01
 
 
 def networks_only(model) -> bool:
@@ -107,6 +109,7 @@ def explain(
     started = time.perf_counter()
     target = Target(model, table, target_class=target_class)
     values, used = METHODS[name].run(target, **settings)
+    maps = used.pop("maps", {})
     seconds = time.perf_counter() - started
     offset = 0 if rows is None else rows[0]
     explanation = Explanation(
@@ -124,6 +127,8 @@ def explain(
             "seconds": seconds,
             "ms_per_row": 1000 * seconds / target.rows,
         },
+        maps=maps,
+        pixels={column: target.pixels(column) for column in maps},
     )
     if faithfulness:
         explanation.faithfulness = measure(model, table, target, explanation, settings, others)
@@ -136,6 +141,13 @@ def measure(model, table, target, explanation, settings, others) -> dict:
     out = faith.curves(target, values, seed=settings["seed"])
     if METHODS[name].additive:
         out.update(faith.completeness(target, values))
+        if out["completeness_gap"] > COMPLETENESS_TOLERANCE:
+            warnings.warn(
+                f"the attributions miss f(x) - f(baseline) by {out['completeness_gap']:.1%} "
+                f"(more than {COMPLETENESS_TOLERANCE:.0%}); more --steps narrow the gap",
+                DataWarning,
+                stacklevel=3,
+            )
     for other in others:
         other_values, _ = METHODS[other].run(target, **settings)
         out.setdefault("rank_agreement", {})[other] = faith.rank_agreement(values, other_values)

@@ -95,6 +95,17 @@ class Target:
         pres = self.model.members[0].preprocessors
         return {name: describe_baseline(pres[name]) for name in self.columns}
 
+    def pixels(self, column: str) -> np.ndarray:
+        """``(rows, S, S, 3)`` uint8: an image column's pixels as the model saw them."""
+        inputs = self.inputs[0]
+        index = self.columns.index(column)
+        for kind, positions in inputs.positions.items():
+            if (positions == index).any():
+                block = inputs.blocks[kind][:, positions == index].numpy()
+                size = inputs.member.preprocessors[column].size
+                return block.reshape(-1, 3, size, size).transpose(0, 2, 3, 1).astype(np.uint8)
+        raise KeyError(column)
+
     def _classes(self, outputs: np.ndarray, target_class) -> np.ndarray | None:
         if not self.spec.classifier:
             if target_class is not None:
