@@ -117,8 +117,10 @@ def randomisation(run, model, table, values: np.ndarray, classes, *, seed: int =
     chosen = None if classes is None else np.asarray(classes)[rows]
     randomised = run(randomised_model(model, seed), subset, chosen)
     correlation = rank_agreement(np.abs(values[rows]), np.abs(randomised))
-    return {
+    return {  # one column has no ranks to compare: not measured (None), not failed
         "randomisation_rank_correlation": correlation,
-        "randomisation_passed": bool(correlation < RANDOMISATION_THRESHOLD),
+        "randomisation_passed": None
+        if np.isnan(correlation)
+        else bool(correlation < RANDOMISATION_THRESHOLD),
         "randomisation_rows": len(rows),
     }

@@ -135,6 +135,13 @@ def explain(
     return explanation
 
 
+def _flat(values: np.ndarray, maps: dict) -> np.ndarray:
+    """Per row: the heat maps' pixels when there are any, else the column attributions."""
+    if not maps:
+        return values
+    return np.concatenate([m.reshape(len(m), -1) for m in maps.values()], axis=1)
+
+
 def measure(model, table, target, explanation, settings, others) -> dict:
     """The faithfulness measures that apply to this method and model."""
     name, values = explanation.method, explanation.values
@@ -151,12 +158,21 @@ def measure(model, table, target, explanation, settings, others) -> dict:
     for other in others:
         other_values, _ = METHODS[other].run(target, **settings)
         out.setdefault("rank_agreement", {})[other] = faith.rank_agreement(values, other_values)
-    if target.networks_only:
+    if target.networks_only:  # image columns: the check runs on their heat maps
 
         def run(randomised, subset, classes):
-            return METHODS[name].run(Target(randomised, subset, classes=classes), **settings)[0]
+            again = Target(randomised, subset, classes=classes)
+            values, used = METHODS[name].run(again, **settings)
+            return _flat(values, used.get("maps", {}))
 
         out.update(
-            faith.randomisation(run, model, table, values, target.classes, seed=settings["seed"])
+            faith.randomisation(
+                run,
+                model,
+                table,
+                _flat(values, explanation.maps),
+                target.classes,
+                seed=settings["seed"],
+            )
         )
     return out

@@ -46,15 +46,17 @@ def test_heat_maps_add_up_to_the_image_columns_attribution(tmp_path):
             image_size=SIDE, image_augment="none", strategy="scratch", seed=0,
         )  # fmt: skip
         # an untrained network is jagged along the path: 50 steps leave an 11 % gap here
-        explanation = explain(model, train.drop(columns="where").head(5), method="ig", steps=200)
+        explanation = explain(model, train.drop(columns="where").head(3), method="ig", steps=200)
     maps = explanation.maps["photo"]
-    assert maps.shape == (5, SIDE, SIDE)
+    assert maps.shape == (3, SIDE, SIDE)
     column = explanation.columns.index("photo")
     np.testing.assert_allclose(maps.sum(axis=(1, 2)), explanation.values[:, column], rtol=1e-5)
     assert explanation.faithfulness["completeness_gap"] < 0.01
-    assert explanation.pixels["photo"].shape == (5, SIDE, SIDE, 3)
+    # one image column: the randomisation check compares the heat maps' pixels
+    assert np.isfinite(explanation.faithfulness["randomisation_rank_correlation"])
+    assert explanation.pixels["photo"].shape == (3, SIDE, SIDE, 3)
     folder = write_folder(explanation, tmp_path / "out", title="Where?")
-    assert len(list((folder / "maps" / "photo").glob("*.png"))) == 5
+    assert len(list((folder / "maps" / "photo").glob("*.png"))) == 3
     assert "Where in photo" in (folder / "explain.html").read_text()
 
 
