@@ -60,6 +60,9 @@ def explain(
     faithfulness: Annotated[
         bool, typer.Option(help="Measure faithfulness (deletion, insertion, randomisation).")
     ] = True,
+    words: Annotated[
+        bool, typer.Option(help="Text columns: each word's attribution (KernelSHAP).")
+    ] = True,
     table_format: Annotated[
         str, typer.Option("--format", help="Attributions as csv or parquet.")
     ] = "csv",
@@ -90,6 +93,7 @@ def explain(
         seed=seed,
         faithfulness=faithfulness,
         compare=tuple(compare or ()),
+        words=words,
     )
     title = f"Why {model.schema.target}? {Path(str(data)).name} explained"
     write_folder(explanation, folder, title=title, table_format=table_format)

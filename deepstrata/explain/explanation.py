@@ -24,7 +24,8 @@ class Explanation:
     (baselines, steps, samples, seed); ``faithfulness``: its measured faithfulness;
     ``maps``: for image columns explained pixel by pixel, ``{column: (rows, S, S)}``
     attributions (colour channels summed), and ``pixels`` the images ``(rows, S, S, 3)``
-    uint8 they are laid over."""
+    uint8 they are laid over; ``words``: for text columns, ``{column: [{"words",
+    "values", "base_value"} per row]}`` (:mod:`deepstrata.explain.words`)."""
 
     method: str
     columns: list[str]
@@ -37,6 +38,7 @@ class Explanation:
     faithfulness: dict = field(default_factory=dict)
     maps: dict = field(default_factory=dict)
     pixels: dict = field(default_factory=dict)
+    words: dict = field(default_factory=dict)
 
     def frame(self) -> pd.DataFrame:
         """One row per explained row, one column per input column, then ``row``,
@@ -92,6 +94,8 @@ class Explanation:
             "global_importance": self.global_importance().to_dict(orient="records"),
             "faithfulness": self.faithfulness,
         }
+        if self.words:
+            out["words"] = self.words
         if rows:
             out["rows"] = [
                 {

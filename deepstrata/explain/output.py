@@ -1,5 +1,6 @@
 """An explanation's folder: attributions (CSV or Parquet), explain.json, explain.html,
-and for image columns explained by pixel ``maps/<column>/<row>.png`` heat maps.
+for image columns explained by pixel ``maps/<column>/<row>.png`` heat maps, and for
+text columns ``words.csv`` (one line per word).
 
 Written into a temporary folder beside the destination and renamed into place, so a
 failure leaves nothing half-written and an existing folder whole."""
@@ -14,6 +15,7 @@ from pathlib import Path
 from deepstrata.errors import ConfigError
 from deepstrata.explain.explanation import Explanation
 from deepstrata.explain.page import heatmap_png, render
+from deepstrata.explain.words import words_frame
 
 FORMATS = ("csv", "parquet")
 
@@ -42,6 +44,10 @@ def write_folder(
             frame.to_parquet(staging / "attributions.parquet", index=False)
         else:
             frame.to_csv(staging / "attributions.csv", index=False)
+        if explanation.words:
+            words_frame(explanation.words, explanation.rows).to_csv(
+                staging / "words.csv", index=False
+            )
         text = json.dumps(explanation.to_dict(), indent=2, default=_plain)
         (staging / "explain.json").write_text(text + "\n", encoding="utf-8")
         for column, maps in explanation.maps.items():  # one heat map PNG per image

@@ -71,6 +71,24 @@ def _maps(explanation: Explanation) -> list[Section]:
     return sections
 
 
+def _words(explanation: Explanation) -> list[Section]:
+    sections = []
+    for column, per_row in explanation.words.items():
+        lines = []
+        for index, entry in enumerate(per_row[:ROWS_SHOWN]):
+            scale = max((abs(v) for v in entry["values"]), default=0.0)
+            words = " ".join(
+                _cell(v, scale, text=w) for w, v in zip(entry["words"], entry["values"])
+            )
+            lines.append([explanation.rows[index], Html(words or "<i>empty</i>")])
+        body = note(
+            f"KernelSHAP over the words of {column}: red moved the prediction up from the "
+            "prediction without the text, blue down."
+        ) + table(["row", column], lines, numeric=(0,))
+        sections.append(Section(f"words-{len(sections)}", f"Which words in {column}", Html(body)))
+    return sections
+
+
 def _importance(explanation: Explanation) -> Section:
     frame = explanation.global_importance()
     rows = [[r.column, r.importance, r.low, r.high] for r in frame.itertuples()]
@@ -104,12 +122,12 @@ def _faithfulness(explanation: Explanation) -> Section:
     return Section("faithfulness", "How faithful", Html(body))
 
 
-def _cell(value: float, scale: float) -> Html:
+def _cell(value: float, scale: float, *, text: str | None = None) -> Html:
     shade = min(1.0, abs(value) / scale) if scale > 0 else 0.0
     colour = "220,38,38" if value > 0 else "37,99,235"
     return Html(
         f'<span style="background:rgba({colour},{shade * 0.5:.2f});padding:0 4px">'
-        f"{esc(fmt(float(value)))}</span>"
+        f"{esc(fmt(float(value)) if text is None else text)}</span>"
     )
 
 
@@ -145,6 +163,7 @@ def render(explanation: Explanation, *, title: str) -> str:
     sections = [
         _importance(explanation),
         *_maps(explanation),
+        *_words(explanation),
         _faithfulness(explanation),
         _rows(explanation),
         _settings(explanation),

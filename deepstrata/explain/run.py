@@ -20,6 +20,7 @@ from deepstrata.explain import faithfulness as faith
 from deepstrata.explain.explanation import Explanation
 from deepstrata.explain.methods import METHODS, resolve
 from deepstrata.explain.target import Target
+from deepstrata.explain.words import text_columns, word_values
 
 MAX_ROWS = 1000
 COMPLETENESS_TOLERANCE = 0.01
@@ -100,6 +101,7 @@ def explain(
     seed: int = 0,
     faithfulness: bool = True,
     compare: tuple[str, ...] = (),
+    words: bool = True,
 ) -> Explanation:
     """Attributions of ``model``'s predictions on ``data`` (see ``Model.explain``)."""
     name = check_method(model, method)
@@ -130,6 +132,10 @@ def explain(
         maps=maps,
         pixels={column: target.pixels(column) for column in maps},
     )
+    if words:
+        for column in text_columns(model):
+            explanation.words[column] = word_values(target, column, seed=seed)
+            explanation.settings["words"] = "KernelSHAP over each text's words (2W + 512)"
     if faithfulness:
         explanation.faithfulness = measure(model, table, target, explanation, settings, others)
     return explanation

@@ -213,7 +213,8 @@ class Model:
         ``method``: ``auto`` (integrated gradients for networks, else KernelSHAP), ``ig``,
         ``shap``, ``exact``, ``lime`` or ``permutation``. ``options``: ``rows=(start,
         stop)``, ``target_class``, ``max_rows`` (1000), ``samples``, ``steps`` (50),
-        ``seed``, ``faithfulness`` (True), ``compare`` (other methods to rank against).
+        ``seed``, ``faithfulness`` (True), ``compare`` (other methods to rank against),
+        ``words`` (True: text columns' words by KernelSHAP).
         Needs the ``explain`` extra (captum, shap, lime)."""
         from deepstrata.explain import explain
 

@@ -277,6 +277,7 @@ def explain_frame(context: Context, frame, method: str) -> dict:
             samples=SERVE_SAMPLES,
             max_rows=max(len(frame), 1),
             faithfulness=False,
+            words=False,  # a text's words cost 2W + 512 model calls each: not per request
         )
     classes = explanation.classes or [None] * len(explanation.rows)
     return {
