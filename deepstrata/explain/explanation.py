@@ -25,7 +25,9 @@ class Explanation:
     ``maps``: for image columns explained pixel by pixel, ``{column: (rows, S, S)}``
     attributions (colour channels summed), and ``pixels`` the images ``(rows, S, S, 3)``
     uint8 they are laid over; ``words``: for text columns, ``{column: [{"words",
-    "values", "base_value"} per row]}`` (:mod:`deepstrata.explain.words`)."""
+    "values", "base_value"} per row]}`` (:mod:`deepstrata.explain.words`);
+    ``dependence``: partial dependence of the top numeric columns
+    (:mod:`deepstrata.explain.dependence`)."""
 
     method: str
     columns: list[str]
@@ -39,6 +41,7 @@ class Explanation:
     maps: dict = field(default_factory=dict)
     pixels: dict = field(default_factory=dict)
     words: dict = field(default_factory=dict)
+    dependence: dict = field(default_factory=dict)
 
     def frame(self) -> pd.DataFrame:
         """One row per explained row, one column per input column, then ``row``,
@@ -94,6 +97,8 @@ class Explanation:
             "global_importance": self.global_importance().to_dict(orient="records"),
             "faithfulness": self.faithfulness,
         }
+        if self.dependence:
+            out["partial_dependence"] = self.dependence
         if self.words:
             out["words"] = self.words
         if rows:

@@ -89,11 +89,40 @@ def _words(explanation: Explanation) -> list[Section]:
     return sections
 
 
+def dependence_png(dependence: dict, explained: str) -> bytes:
+    """One panel per column: the mean explained value against the column's value."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    columns = [c for c in dependence if c != "class"]
+    figure = Figure(figsize=(3.2 * len(columns), 2.6), layout="constrained")
+    FigureCanvasAgg(figure)
+    for number, column in enumerate(columns, start=1):
+        axes = figure.add_subplot(1, len(columns), number)
+        axes.plot(dependence[column]["values"], dependence[column]["mean"], marker="o", ms=3)
+        axes.set_xlabel(column)
+        if number == 1:
+            axes.set_ylabel(explained)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
+
+
 def _importance(explanation: Explanation) -> Section:
     frame = explanation.global_importance()
     rows = [[r.column, r.importance, r.low, r.high] for r in frame.itertuples()]
     body = image(importance_png(frame), "global importance", "mean |attribution| per column")
     body += table(["column", "mean |attribution|", "low", "high"], rows, numeric=(1, 2, 3))
+    dependence = explanation.dependence
+    if any(c != "class" for c in dependence):
+        chosen = dependence.get("class")
+        explained = f"P({chosen})" if chosen is not None else "mean prediction"
+        body += image(
+            dependence_png(dependence, explained),
+            "partial dependence",
+            f"partial dependence of the top numeric columns: mean {explained} over the rows "
+            "with the column set to each value",
+        )
     return Section("importance", "What drives the predictions", Html(body))
 
 

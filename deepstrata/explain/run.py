@@ -17,6 +17,7 @@ from deepstrata.data.sources import read_table
 from deepstrata.data.table import Table
 from deepstrata.errors import ConfigError, DataWarning
 from deepstrata.explain import faithfulness as faith
+from deepstrata.explain.dependence import partial_dependence
 from deepstrata.explain.explanation import Explanation
 from deepstrata.explain.methods import METHODS, resolve
 from deepstrata.explain.target import Target
@@ -132,6 +133,7 @@ def explain(
         maps=maps,
         pixels={column: target.pixels(column) for column in maps},
     )
+    explanation.dependence = partial_dependence(target, explanation.global_importance())
     if words:
         for column in text_columns(model):
             explanation.words[column] = word_values(target, column, seed=seed)
