@@ -67,6 +67,10 @@ def explain(
         str, typer.Option("--format", help="Attributions as csv or parquet.")
     ] = "csv",
     seed: Annotated[int, typer.Option(help="Seed of every sample drawn.")] = 0,
+    into_bundle: Annotated[
+        bool,
+        typer.Option(help="Also save the global importance in the bundle, for its report."),
+    ] = False,
     as_json: JsonOpt = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
 ) -> None:
@@ -97,6 +101,13 @@ def explain(
     )
     title = f"Why {model.schema.target}? {Path(str(data)).name} explained"
     write_folder(explanation, folder, title=title, table_format=table_format)
+    if into_bundle:
+        from deepstrata.report.inputs import EXPLAIN
+        from deepstrata.report.render import write_report
+
+        summary = json.dumps(explanation.to_dict(rows=False), indent=2, default=str)
+        write_report(bundle, add={EXPLAIN: summary.encode("utf-8")})
+        print(f"global importance saved in {bundle}; its report.html redrawn", file=sys.stderr)
     if as_json:
         print(json.dumps(explanation.to_dict(), indent=2, default=str))
     else:

@@ -99,7 +99,7 @@ class Explanation:
         }
         if self.dependence:
             out["partial_dependence"] = self.dependence
-        if self.words:
+        if self.words and rows:
             out["words"] = self.words
         if rows:
             out["rows"] = [

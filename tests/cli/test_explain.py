@@ -105,3 +105,22 @@ def test_a_missing_column_and_an_existing_folder(diabetes, cli, tmp_path):
     done = cli("explain", bundle, csv, "-o", out, "--rows", "0:5", "--overwrite")
     assert done.code == 0, done.err
     assert (out / "explain.html").exists()
+
+
+def test_into_bundle_adds_the_importance_to_the_report_and_nothing_else(diabetes, cli, tmp_path):
+    import shutil
+
+    bundle = Path(shutil.copytree(diabetes[0], tmp_path / "bundle"))
+    before = {p.name: p.read_bytes() for p in bundle.iterdir()}
+    result = cli("explain", bundle, diabetes[1], "--rows", "0:20", "--method", "exact",
+                 "--into-bundle")  # fmt: skip
+    assert result.code == 0, result.err
+    after = {p.name: p.read_bytes() for p in bundle.iterdir()}
+    assert set(after) - set(before) == {"explain.json"}
+    changed = {name for name in before if before[name] != after[name]}
+    assert changed == {"report.html", "manifest.json"}
+    report = after["report.html"].decode()
+    assert "What drives the predictions" in report and "bmi" in report
+    assert "rows" not in json.loads(after["explain.json"])  # the summary, not every row
+    deepstrata.load(bundle)  # the manifest lists the new file: the bundle still loads
+    assert (tmp_path / "bundle.explain" / "explain.html").is_file()
