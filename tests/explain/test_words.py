@@ -48,7 +48,7 @@ def reviews(rows: int, seed: int) -> pd.DataFrame:
 def review_model():
     with torch_threads(1):
         return deepstrata.fit(
-            reviews(200, seed=0), target="label", ensemble=False, max_epochs=10, progress=False,
+            reviews(120, seed=0), target="label", ensemble=False, max_epochs=8, progress=False,
             seed=0, text_encoder="bag", learning_rate=3e-3, strategy="scratch",
         )  # fmt: skip
 
