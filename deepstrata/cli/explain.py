@@ -102,12 +102,7 @@ def explain(
     title = f"Why {model.schema.target}? {Path(str(data)).name} explained"
     write_folder(explanation, folder, title=title, table_format=table_format)
     if into_bundle:
-        from deepstrata.report.inputs import EXPLAIN
-        from deepstrata.report.render import write_report
-
-        summary = json.dumps(explanation.to_dict(rows=False), indent=2, default=str)
-        write_report(bundle, add={EXPLAIN: summary.encode("utf-8")})
-        print(f"global importance saved in {bundle}; its report.html redrawn", file=sys.stderr)
+        _save_into_bundle(bundle, explanation)
     if as_json:
         print(json.dumps(explanation.to_dict(), indent=2, default=str))
     else:
@@ -116,6 +111,16 @@ def explain(
         f"{len(explanation.rows)} rows explained ({explanation.method}) in {folder}",
         file=sys.stderr,
     )
+
+
+def _save_into_bundle(bundle: Path, explanation) -> None:
+    """explain.json without the rows into the bundle; its report redrawn, manifest rehashed."""
+    from deepstrata.report.inputs import EXPLAIN
+    from deepstrata.report.render import write_report
+
+    summary = json.dumps(explanation.to_dict(rows=False), indent=2, default=str)
+    write_report(bundle, add={EXPLAIN: summary.encode("utf-8")})
+    print(f"global importance saved in {bundle}; its report.html redrawn", file=sys.stderr)
 
 
 def _print_summary(explanation) -> None:
