@@ -41,7 +41,8 @@ def explain(
         typer.Option("--output", "-o", help="Folder to write [BUNDLE.explain]."),
     ] = None,
     method: Annotated[
-        str, typer.Option(help="auto | ig | shap | exact | lime | permutation.")
+        str,
+        typer.Option(help="auto | ig | shap | exact | lime | permutation | attention (words)."),
     ] = "auto",
     rows: Annotated[
         str | None, typer.Option(help="Rows START:STOP to explain (0-based) [all].")

@@ -17,6 +17,7 @@ from deepstrata.data.sources import read_table
 from deepstrata.data.table import Table
 from deepstrata.errors import ConfigError, DataWarning
 from deepstrata.explain import faithfulness as faith
+from deepstrata.explain.attention import attention_refusal, attention_words
 from deepstrata.explain.dependence import partial_dependence
 from deepstrata.explain.explanation import Explanation
 from deepstrata.explain.methods import METHODS, resolve
@@ -32,11 +33,18 @@ def networks_only(model) -> bool:
 
 
 def check_method(model, method: str) -> str:
-    """The method's registry name, or ConfigError saying why it does not apply."""
+    """The method's registry name, or ConfigError saying why it does not apply.
+    ``attention`` explains the columns as ``auto`` does, and words by attention rollout."""
+    if method == "attention":
+        reason = attention_refusal(model, text_columns(model))
+        if reason:
+            raise ConfigError(reason, option="--method")
+        method = "auto"
     name = resolve(method, networks_only=networks_only(model))
     if name not in METHODS:
         raise ConfigError(
-            f"unknown method {method!r}; expected auto, {', '.join(METHODS)}", option="--method"
+            f"unknown method {method!r}; expected auto, {', '.join(METHODS)} or attention",
+            option="--method",
         )
     reason = METHODS[name].refusal(
         columns=len(model.schema.inputs), networks_only=networks_only(model)
@@ -134,7 +142,11 @@ def explain(
         pixels={column: target.pixels(column) for column in maps},
     )
     explanation.dependence = partial_dependence(target, explanation.global_importance())
-    if words:
+    if method == "attention":
+        for column in text_columns(model):
+            explanation.words[column] = attention_words(target, column)
+        explanation.settings["words"] = "attention rollout (Abnar & Zuidema, 2020)"
+    elif words:
         for column in text_columns(model):
             explanation.words[column] = word_values(target, column, seed=seed)
             explanation.settings["words"] = "KernelSHAP over each text's words (2W + 512)"

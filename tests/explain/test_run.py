@@ -78,7 +78,8 @@ def test_rows_are_numbered_as_in_the_data(regression_model):
 @pytest.mark.parametrize(
     ("options", "error", "words"),
     [
-        ({"method": "attention"}, ConfigError, "--method: unknown method 'attention'"),
+        ({"method": "deeplift"}, ConfigError, "--method: unknown method 'deeplift'"),
+        ({"method": "attention"}, ConfigError, "--method: attention needs a text column; this"),
         ({"rows": (25, 40)}, ConfigError, "--rows: rows 25:40 are outside the data (30 rows"),
         ({"rows": (5, 5)}, ConfigError, "--rows"),
         ({"max_rows": 10}, ConfigError, "--max-rows: 30 rows to explain, more than 10"),

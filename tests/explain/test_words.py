@@ -69,3 +69,34 @@ def test_the_deciding_word_gets_the_top_attribution(review_model, tmp_path):
     words = pd.read_csv(folder / "words.csv")
     assert set(words.columns) == {"row", "column", "position", "word", "attribution"}
     assert "Which words in review" in (folder / "explain.html").read_text()
+
+
+def test_attention_rollout_weighs_every_word_of_a_transformer_text(tmp_path):
+    from deepstrata.explain.attention import relevance_sums
+
+    with torch_threads(1):
+        model = deepstrata.fit(
+            reviews(60, seed=0), target="label", ensemble=False, max_epochs=1, progress=False,
+            seed=0, strategy="scratch", text_layers=1, text_width=16,
+        )  # fmt: skip
+        rows = reviews(6, seed=2).drop(columns="label")
+        explanation = explain(model, rows, method="attention", faithfulness=False)
+    assert explanation.method == "ig"  # the columns as auto explains them
+    assert explanation.settings["words"].startswith("attention rollout")
+    per_row = explanation.words["review"]
+    for entry, text in zip(per_row, rows.review):
+        assert " ".join(entry["words"]) == text  # word pieces merged back into the words
+    np.testing.assert_allclose(relevance_sums(per_row), 1.0, atol=1e-5)
+
+
+def test_rollout_follows_where_the_attention_goes():
+    import torch
+
+    from deepstrata.explain.attention import rollout
+
+    real = torch.tensor([[True, True, True, False]])
+    to_first = torch.zeros(1, 2, 4, 4)
+    to_first[..., 0] = 1.0  # every token attends to the first
+    relevance = rollout([to_first, to_first], real)[0]
+    assert relevance[0] > 0.7 and relevance[3] == 0  # the first dominates; padding gets none
+    assert float(relevance.sum()) == pytest.approx(1.0)
