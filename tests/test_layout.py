@@ -45,6 +45,7 @@ COVERED_ELSEWHERE = {
     "encoders/dense.py": "tests/encoders/test_encoders.py",
     "encoders/pretrained.py": "tests/pretrained/test_backbones.py",
     "errors.py": "tests/integration/test_hostile_inputs.py",
+    "explain/attention.py": "tests/explain/test_words.py",  # rollout beside the words
     "explain/baselines.py": "tests/explain/test_target.py",  # baselines masked in by hand
     "explain/library.py": "tests/explain/test_run.py",
     "explain/lime.py": "tests/explain/test_run.py",  # each method finds the two columns
