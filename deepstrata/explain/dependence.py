@@ -1,5 +1,5 @@
 """Partial dependence of the most important numeric columns: the mean explained value
-over the explained rows when one column is set to each value of a grid (its quantiles
+over the explained rows (at most 200, sampled) when one column is set to each value of a grid (its quantiles
 among those rows), everything else as it is (Friedman, 2001).
 
 For a classifier it is the probability of one class for every row: ``target_class``
@@ -14,6 +14,7 @@ from deepstrata.data.table import Table
 
 GRID = 10
 TOP = 3
+ROWS = 200  # rows averaged over (a seeded sample beyond that): grid x rows model calls
 
 
 def partial_dependence(target, importance, *, grid: int = GRID, top: int = TOP) -> dict:
@@ -21,7 +22,10 @@ def partial_dependence(target, importance, *, grid: int = GRID, top: int = TOP) 
     ``top`` numeric columns of ``importance`` (a global-importance frame)."""
     numeric = {f.name for f in target.model.schema.inputs if f.kind == "number"}
     chosen = [c for c in importance.column if c in numeric][:top]
+    from deepstrata.explain.faithfulness import sample_rows
+
     frame = target.table.frame
+    frame = frame.iloc[sample_rows(len(frame), ROWS, seed=0)].reset_index(drop=True)
     index = None
     if target.classes is not None:
         index = int(np.bincount(target.classes).argmax())
