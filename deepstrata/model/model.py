@@ -205,6 +205,21 @@ class Model:
     def metrics_of(self, outputs: np.ndarray, encoded: np.ndarray) -> dict[str, float]:
         return self.spec.metrics(encoded, outputs, self.target_encoder, self.decision)
 
+    def explain(self, data: Data, *, method: str = "auto", **options):
+        """Why each row got its prediction: an :class:`~deepstrata.explain.Explanation`
+        (one attribution per row and raw input column, the base value, the method and its
+        settings, its measured faithfulness; ``.global_importance()``).
+
+        ``method``: ``auto`` (integrated gradients for networks, else KernelSHAP), ``ig``,
+        ``shap``, ``exact``, ``lime`` or ``permutation``. ``options``: ``rows=(start,
+        stop)``, ``target_class``, ``max_rows`` (1000), ``samples``, ``steps`` (50),
+        ``seed``, ``faithfulness`` (True), ``compare`` (other methods to rank against),
+        ``words`` (True: text columns' words by KernelSHAP).
+        Needs the ``explain`` extra (captum, shap, lime)."""
+        from deepstrata.explain import explain
+
+        return explain(self, _as_table(data), method=method, **options)
+
     # -- persistence ---------------------------------------------------------------------------
     def bundle_parts(self) -> tuple[dict, dict[str, torch.Tensor], dict[str, bytes]]:
         """(config.json, weights, extra files); weights are prefixed ``members.{i}.``."""

@@ -1,7 +1,8 @@
 """A bundle's files as the report reads them: parsed, with what is optional left empty.
 
 The report is a view over these files only (config.json, metrics.json,
-validation_predictions.csv, data_summary.json, compare.json, metrics.jsonl), so a bundle
+validation_predictions.csv, data_summary.json, compare.json, explain.json, metrics.jsonl),
+so a bundle
 on disk can be drawn again without the model, and a bundle from an older release too.
 """
 
@@ -19,6 +20,7 @@ REPORT = "report.html"
 PREDICTIONS = "validation_predictions.csv"
 SUMMARY = "data_summary.json"
 COMPARE = "compare.json"
+EXPLAIN = "explain.json"  # `deepstrata explain --into-bundle`: global importance, faithfulness
 METRIC_NAMES = {
     "accuracy": "accuracy",
     "balanced_accuracy": "balanced accuracy",
@@ -43,6 +45,7 @@ class Inputs:
     files: Mapping[str, bytes]
     summary: dict | None = None
     compare: dict | None = None
+    explain: dict | None = None
     predictions: Any = None  # pandas.DataFrame of validation_predictions.csv, all text
     epochs: list[dict] = field(default_factory=list)
 
@@ -95,6 +98,7 @@ def parse(files: Mapping[str, bytes]) -> Inputs:
         files=files,
         summary=_json(files, SUMMARY),
         compare=_json(files, COMPARE),
+        explain=_json(files, EXPLAIN),
     )
     inputs.epochs = list(inputs.metrics.get("history", {}).get("epochs") or [])
     if not inputs.epochs and "metrics.jsonl" in files:  # a K-fold ensemble logs every fold here

@@ -22,6 +22,7 @@ from deepstrata.report.sections import (
     configuration_section,
     cross_validation_section,
     data_section,
+    explanation_section,
     learning_curve_section,
     model_choice_section,
     overview,
@@ -57,6 +58,7 @@ def render_report(files: Mapping[str, bytes]) -> str:
         data_section(bundle),
         cross_validation_section(bundle),
         *analysis_sections(bundle),
+        explanation_section(bundle),
         training_section(bundle),
         model_choice_section(bundle),
         learning_curve_section(bundle),
@@ -134,12 +136,13 @@ def compare_beside(bundle_dir: str | Path, target: str) -> bytes | None:
     return content
 
 
-def write_report(bundle_dir: str | Path) -> Path:
+def write_report(bundle_dir: str | Path, *, add: Mapping[str, bytes] | None = None) -> Path:
     """Render ``bundle_dir``'s report.html from its files, write it atomically and rehash
     the manifest (its recorded versions kept). A compare.json beside the bundle (see
     :func:`compare_beside`) is copied in first, so the learning curves appear. The bundle
-    is verified first, so a tampered bundle is refused rather than re-signed. Returns the
-    report's path."""
+    is verified first, so a tampered bundle is refused rather than re-signed. ``add``:
+    files to put in the bundle with it (``explain.json``), every other file unchanged.
+    Returns the report's path."""
     from deepstrata.bundle.manifest import MANIFEST, verify_manifest, write_manifest
     from deepstrata.bundle.write import atomic_directory
 
@@ -154,6 +157,7 @@ def write_report(bundle_dir: str | Path) -> Path:
         target = json.loads(files["config.json"])["schema"]["target"]
     except (KeyError, TypeError, ValueError):  # render_report says what is wrong
         target = None
+    files.update(add or {})
     beside = compare_beside(directory, target)
     if beside is not None:
         files[COMPARE] = beside

@@ -252,6 +252,47 @@ def learning_curve_section(bundle: Inputs) -> Section | None:
     return Section("compare", "Learning curves", "".join(parts))
 
 
+def explanation_section(bundle: Inputs) -> Section | None:
+    """What `deepstrata explain --into-bundle` saved: the global importance with its
+    interval, and how faithful the method was."""
+    explained = bundle.explain
+    if not explained:
+        return None
+    importance = explained.get("global_importance") or []
+    top = max((float(e.get("importance") or 0) for e in importance), default=0.0) or 1.0
+    rows = [
+        [
+            e.get("column"),
+            Html(
+                f'<span class="bar" style="width:{120 * float(e.get("importance") or 0) / top:.0f}px">'
+                "</span>"
+            ),
+            e.get("importance"),
+            e.get("low"),
+            e.get("high"),
+        ]
+        for e in importance
+    ]
+    settings = explained.get("settings") or {}
+    parts = [
+        f"<p>Mean |attribution| per input column by {esc(explained.get('method'))} "
+        f"(of the {esc(settings.get('explained', 'prediction'))}), with a 95 % bootstrap "
+        "interval over the explained rows.</p>",
+        table(["column", "", "mean |attribution|", "low", "high"], rows, numeric=(2, 3, 4)),
+    ]
+    faithfulness = explained.get("faithfulness") or {}
+    measured = [
+        [key.replace("_", " "), value]
+        for key, value in faithfulness.items()
+        if not isinstance(value, dict)
+    ]
+    if measured:
+        parts.append(
+            f"<details><summary>faithfulness</summary>{table(['measure', 'value'], measured, numeric=(1,))}</details>"
+        )
+    return Section("explain", "What drives the predictions", "".join(parts))
+
+
 def configuration_section(bundle: Inputs) -> Section:
     training = bundle.config.get("training", {})
     rows = [

@@ -84,6 +84,8 @@ def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> F
     routes.add_health_routes(app, context)
     routes.add_info_routes(app, context)
     routes.add_predict_route(app, context)
+    if explainable():
+        routes.add_explain_route(app, context)
     app.openapi = lambda: _openapi(app, context)
     return app
 
@@ -160,6 +162,13 @@ def _telemetry() -> dict:
     if any("Proxy" not in type(provider).__name__ for provider in providers):
         return {}  # someone configured OpenTelemetry: leave FastAPI's hooks on
     return {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+
+
+def explainable() -> bool:
+    """``POST /explain`` is served where the explain extra (captum, shap) is installed."""
+    from importlib.util import find_spec
+
+    return all(find_spec(name) is not None for name in ("captum", "shap"))
 
 
 def _version() -> str:

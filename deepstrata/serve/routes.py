@@ -25,7 +25,7 @@ from deepstrata.serve.guard import ServerState
 from deepstrata.serve.handlers import data_message, invalid
 from deepstrata.serve.metrics import Metrics
 from deepstrata.serve.predictor import Predictor
-from deepstrata.serve.records import Rows, frame_of
+from deepstrata.serve.records import Rows, frame_of, values_of
 from deepstrata.serve.settings import ServeSettings
 from deepstrata.serve.staging import FileStager
 
@@ -269,3 +269,95 @@ async def predict_records(context: Context, records: list) -> dict:
     answer = predictor.answers(outputs)
     answer["warnings"] = warnings
     return answer
+
+
+# -- explanations ----------------------------------------------------------------------------
+
+SERVE_SAMPLES = 512  # KernelSHAP coalitions per record: bounds a request's cost
+
+
+class RecordExplanation(BaseModel):
+    """One record's attributions: ``value`` (the explained probability, or the value for
+    regression) = ``base_value`` (every input at its baseline) + the attributions."""
+
+    explained_class: str | None
+    value: float
+    base_value: float
+    attributions: dict[str, float]
+
+
+class ExplainResponse(BaseModel):
+    method: str
+    explanations: list[RecordExplanation]
+    warnings: list[dict]
+
+
+def add_explain_route(app: FastAPI, context: Context) -> None:
+    """``POST /explain``: the records of a /predict request, each with its prediction's
+    attributions; integrated gradients when every member is a network, else KernelSHAP
+    with :data:`SERVE_SAMPLES` coalitions. Same validation, limits and token as /predict."""
+    from deepstrata.explain.run import networks_only
+
+    method = "ig" if networks_only(context.predictor.model) else "shap"
+
+    @app.post(
+        "/explain",
+        summary=f"Explain rows: records in; each prediction's attributions ({method}) out.",
+        response_model=ExplainResponse,
+        responses=errors(*context.protected, 413, 422, 503, 504),
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}
+                },
+            }
+        },
+    )
+    async def explain(request: Request) -> Response:
+        from starlette.concurrency import run_in_threadpool
+
+        check_ready(context)
+        records = parse_records(context, await request.body())
+        schema = context.predictor.schema
+        frame = frame_of(records, schema)
+        extras = Counter(name for record in records for name in record.model_extra or {})
+        warnings = context.predictor.warnings_of(values_of(records, schema), dict(extras))
+        try:
+            async with context.stager.staged(frame, after=context.batcher.after_worker) as staged:
+                answer = await run_in_threadpool(explain_frame, context, staged, method)
+        except DataError as error:
+            raise ApiError("invalid_input", data_message(error)) from None
+        answer["warnings"] = warnings
+        return JSONResponse(answer)
+
+
+def explain_frame(context: Context, frame, method: str) -> dict:
+    import warnings
+
+    from deepstrata.explain import explain
+
+    with warnings.catch_warnings():  # unseen categories: said once, in "warnings"
+        warnings.simplefilter("ignore")
+        explanation = explain(
+            context.predictor.model,
+            frame,
+            method=method,
+            samples=SERVE_SAMPLES,
+            max_rows=max(len(frame), 1),
+            faithfulness=False,
+            words=False,  # a text's words cost 2W + 512 model calls each: not per request
+        )
+    classes = explanation.classes or [None] * len(explanation.rows)
+    return {
+        "method": explanation.method,
+        "explanations": [
+            {
+                "explained_class": None if classes[i] is None else str(classes[i]),
+                "value": float(explanation.predictions[i]),
+                "base_value": float(explanation.base_values[i]),
+                "attributions": dict(zip(explanation.columns, map(float, explanation.values[i]))),
+            }
+            for i in range(len(explanation.rows))
+        ],
+    }

@@ -1,0 +1,132 @@
+"""Integrated gradients through Captum, on every network member.
+
+Category codes and token ids are integers, which a gradient cannot follow, so the
+integral runs over each kind's *encoder output* (Captum's ``LayerIntegratedGradients``
+over the network's encoders): numbers, booleans and dates pass their encoder unchanged
+(the path is in the scaled input itself), a category's embedding, a text's or image's
+encoded vector are interpolated from the baseline's. The attributions of a column's
+positions are summed into one per raw column. Completeness holds along that path: a
+row's attributions sum to f(x) - f(baseline), where f is the explained probability
+(or value) of the whole model; the gap is measured and reported.
+
+An ensemble of networks is explained member by member: its probabilities (values) are
+the members' weighted mean, so the weighted attributions add up to the ensemble's.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+
+from deepstrata.explain.library import require
+
+EVALUATIONS_PER_PASS = 8192  # rows x steps per forward pass
+
+
+def output_widths(encoder, names: list[str], preprocessors: dict) -> list[int]:
+    """How many of the encoder's output values each of its columns owns (the encoders
+    put each column's output side by side)."""
+    if hasattr(encoder, "embeddings"):  # categories: one embedding per column
+        return [embedding.embedding_dim for embedding in encoder.embeddings]
+    widths = [preprocessors[name].width for name in names]
+    if sum(widths) == encoder.out_dim:  # dense kinds: the scaled block itself
+        return widths
+    if encoder.out_dim % len(names):
+        raise ValueError(f"cannot split {encoder.out_dim} encoder outputs over {names}")
+    return [encoder.out_dim // len(names)] * len(names)
+
+
+def probabilities(spec, raw: torch.Tensor) -> torch.Tensor:
+    """The task's probabilities of calibrated outputs, in torch (``spec.probabilities``
+    is NumPy): one logit per row (binary), a softmax over classes, or one sigmoid per
+    label. tests/explain/test_gradients.py checks it against the NumPy one."""
+    if spec.prediction == "labels":
+        return torch.sigmoid(raw)
+    if raw.ndim == 1:
+        positive = torch.sigmoid(raw)
+        return torch.stack([1 - positive, positive], dim=1)
+    return torch.softmax(raw, dim=1)
+
+
+def explained(target, member, raw: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` the explained value of one member's raw outputs."""
+    spec = target.spec
+    if not spec.classifier:
+        return spec.decode(target.model.target_encoder, raw).reshape(len(raw))
+    chosen = probabilities(spec, raw / member.temperature)
+    return chosen.gather(1, classes[:, None])[:, 0]
+
+
+def _slots(network, kinds: list[str], by_kind: dict, preprocessors: dict) -> list:
+    """Where the integral runs, as ``(layer, column names, per-column output widths or
+    None)``: an image column's pixels (its encoder's 0..1 image, after the augmentation
+    that is the identity in eval) so that its attributions form a heat map; every other
+    kind's encoder output, split into its columns."""
+    from deepstrata.nn.augment import ImageAugment
+
+    slots = []
+    for kind in kinds:
+        encoder, names = network.encoders[kind], by_kind[kind]
+        pixels = [m for m in encoder.modules() if isinstance(m, ImageAugment)]
+        if pixels and len(pixels) == len(names):  # an image per column: (B, 3, S, S) each
+            slots += [(layer, [name], None) for layer, name in zip(pixels, names)]
+        else:
+            slots.append((encoder, names, output_widths(encoder, names, preprocessors)))
+    return slots
+
+
+def integrated_gradients(target, *, steps: int = 50, **_) -> tuple[np.ndarray, dict]:
+    """``(rows, columns)`` attributions and the settings they ran with; for image
+    columns ``settings["maps"]`` holds ``{column: (rows, S, S)}`` pixel attributions
+    (summed over the colour channels)."""
+    attr = require("captum.attr", "captum")
+    weights = target.model.weights or [1 / len(target.inputs)] * len(target.inputs)
+    total = np.zeros((target.rows, len(target.columns)))
+    maps: dict[str, np.ndarray] = {}
+    classes = torch.from_numpy(
+        np.zeros(target.rows, np.int64) if target.classes is None else target.classes
+    )
+    for weight, inputs in zip(weights, target.inputs):
+        member = inputs.member
+        network, kinds = member.network, list(inputs.blocks)
+        slots = _slots(network, kinds, _columns_by_kind(member.preprocessors), member.preprocessors)
+
+        def forward(*args, network=network, member=member, kinds=kinds, weight=weight):
+            raw = network(dict(zip(kinds, args[: len(kinds)])))
+            return weight * explained(target, member, raw, args[len(kinds)])
+
+        with warnings.catch_warnings():  # Captum warns of layers that feed one another:
+            warnings.simplefilter("ignore", UserWarning)  # these never do
+            method = attr.LayerIntegratedGradients(forward, [layer for layer, _, _ in slots])
+        per_pass = max(1, EVALUATIONS_PER_PASS // steps)
+        for start in range(0, target.rows, per_pass):
+            part = slice(start, start + per_pass)
+            x = tuple(inputs.blocks[k][part] for k in kinds)
+            baseline = tuple(inputs.baseline[k].expand_as(b).contiguous() for k, b in zip(kinds, x))
+            layers = method.attribute(
+                x, baselines=baseline, additional_forward_args=(classes[part],), n_steps=steps
+            )
+            layers = layers if isinstance(layers, list) else [layers]
+            for (_, names, widths), values in zip(slots, layers):
+                values = values.detach().double().numpy()
+                if widths is None:  # an image's pixels: (n, 3, S, S)
+                    column = target.columns.index(names[0])
+                    total[part, column] += values.reshape(len(values), -1).sum(axis=1)
+                    heat = maps.setdefault(names[0], np.zeros((target.rows, *values.shape[2:])))
+                    heat[part] += values.sum(axis=1)
+                    continue
+                offsets = np.cumsum([0, *widths])
+                for name, lo, hi in zip(names, offsets[:-1], offsets[1:]):
+                    total[part, target.columns.index(name)] += values[:, lo:hi].sum(axis=1)
+    settings = {"steps": steps, "path": "straight line from the baseline, per encoder output"}
+    if maps:
+        settings["maps"] = maps
+    return total, settings
+
+
+def _columns_by_kind(preprocessors: dict) -> dict[str, list[str]]:
+    from deepstrata.kinds import group_by_kind
+
+    return group_by_kind(preprocessors)

@@ -1,0 +1,64 @@
+"""Models the explanation tests share, fitted once per session on one thread.
+
+``two_column_frame``: five inputs (four numbers and a category) and a target that depends
+on ``x1`` and ``x2`` only (regression: 2 x1 + 1.5 x2; classification: whether x1 + x2 > 0);
+``n1``, ``n2`` and ``c1`` are noise the model should learn to ignore.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import deepstrata
+from tests.conftest import torch_threads
+
+FIT = {"max_epochs": 15, "progress": False, "seed": 0, "learning_rate": 3e-3}
+
+
+def two_column_frame(rows: int = 300, seed: int = 0, *, classes: bool = False) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "x1": rng.normal(0, 1, rows),
+            "x2": rng.normal(0, 1, rows),
+            "n1": rng.normal(0, 1, rows),
+            "n2": rng.normal(0, 1, rows),
+            "c1": rng.choice(["a", "b", "c"], rows),
+        }
+    )
+    if classes:
+        frame["y"] = np.where(frame.x1 + frame.x2 > 0, "yes", "no")
+    else:
+        frame["y"] = 2 * frame.x1 + 1.5 * frame.x2 + rng.normal(0, 0.05, rows)
+    return frame
+
+
+def away_from_baseline(frame: pd.DataFrame, rows: int = 60) -> pd.DataFrame:
+    """Rows whose x1 and x2 are both away from their baseline (the training median, ~0):
+    at the baseline a column moves nothing, and any faithful attribution of it is ~0."""
+    far = frame[(frame.x1.abs() > 0.5) & (frame.x2.abs() > 0.5)]
+    return far.drop(columns="y").head(rows).reset_index(drop=True)
+
+
+@pytest.fixture(scope="session")
+def regression_model():
+    """A network alone (integrated gradients apply)."""
+    with torch_threads(1):
+        return deepstrata.fit(two_column_frame(), target="y", ensemble=False, **FIT)
+
+
+@pytest.fixture(scope="session")
+def ensemble_model():
+    """The default on a table: the network and the best classical model (a linear one wins
+    here), or the one kept: KernelSHAP and the others must explain either."""
+    with torch_threads(1):
+        return deepstrata.fit(two_column_frame(), target="y", **FIT)
+
+
+@pytest.fixture(scope="session")
+def classifier_model():
+    with torch_threads(1):
+        frame = two_column_frame(classes=True)
+        return deepstrata.fit(frame, target="y", ensemble=False, **FIT)
