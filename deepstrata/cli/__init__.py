@@ -3,7 +3,8 @@
 One module per command group: :mod:`~deepstrata.cli.fit` (its flags made from the
 configuration's options), :mod:`~deepstrata.cli.predict` (predict, evaluate),
 :mod:`~deepstrata.cli.data` (inspect, embed), :mod:`~deepstrata.cli.compare`,
-:mod:`~deepstrata.cli.report`, :mod:`~deepstrata.cli.serve` (serve, export) and
+:mod:`~deepstrata.cli.report`, :mod:`~deepstrata.cli.serve` (serve, export),
+:mod:`~deepstrata.cli.audit` (audit, audit-data, card) and
 :mod:`~deepstrata.cli.demo`. Heavy libraries (torch, pandas, scikit-learn) are
 imported inside the commands, so ``deepstrata --help`` answers fast. Every user error
 exits with status 1 and a one-line ``error: …`` naming file, column and row where known.
@@ -29,6 +30,7 @@ COMMANDS = {
     "report": "report",
     "serve": "serve",
     "export": "serve",
+    "audit": "audit",
 }
 
 app = typer.Typer(
