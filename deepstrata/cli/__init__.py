@@ -31,6 +31,7 @@ COMMANDS = {
     "serve": "serve",
     "export": "serve",
     "audit": "audit",
+    "audit-data": "audit",
 }
 
 app = typer.Typer(
@@ -40,7 +41,8 @@ app = typer.Typer(
     help="deepstrata: a table in, a trained, evaluated neural network out.",
 )
 for _name, _module in COMMANDS.items():
-    app.command(_name)(getattr(importlib.import_module(f"deepstrata.cli.{_module}"), _name))
+    _function = _name.replace("-", "_")  # audit-data -> audit_data
+    app.command(_name)(getattr(importlib.import_module(f"deepstrata.cli.{_module}"), _function))
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from deepstrata.cli.common import BundleArg, DataArg, JsonOpt
+from deepstrata.cli.common import BundleArg, ColumnOpt, DataArg, IgnoreOpt, JsonOpt, QuietOpt
 
 SensitiveOpt = Annotated[
     str, typer.Option("--sensitive", help="Columns to audit by, comma-separated: sex,race.")
@@ -87,3 +87,95 @@ def print_audit(result: dict) -> None:
             f", {small} too small" if small else ""
         )
         print_table(title, ["disparity", "value", "interval"], rows)
+
+
+def audit_data(
+    data: DataArg,
+    target: Annotated[str, typer.Option(help="The label column.")],
+    folds: Annotated[int, typer.Option(help="Networks trained for out-of-fold probabilities.")] = 5,
+    test: Annotated[
+        Path | None, typer.Option(help="A test set: its rows also in DATA are leakage.")
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Folder to write [runs/<data>.audit-data]."),
+    ] = None,
+    labels: Annotated[
+        bool, typer.Option(help="Search for label errors (--no-labels: duplicates only).")
+    ] = True,
+    near_tolerance: Annotated[
+        float, typer.Option(help="Near duplicates: numbers this many std apart on average.")
+    ] = 0.01,
+    max_epochs: Annotated[int | None, typer.Option(help="Epochs at most per fold.")] = None,
+    learning_rate: Annotated[
+        str | None, typer.Option(help="A rate, or auto: the range test's [auto].")
+    ] = None,
+    ensemble: Annotated[
+        bool | None, typer.Option(help="Folds of the network and a classical model [auto].")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Drives every random number.")] = 0,
+    column: ColumnOpt = None,
+    ignore: IgnoreOpt = None,
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Likely label errors (confident learning), duplicates and train/test leakage of DATA."""
+    from deepstrata.audit.dataset import audit_data as run
+    from deepstrata.audit.run import check_output, write_folder
+    from deepstrata.config import FitConfig
+
+    out = output or Path("runs") / f"{Path(data).stem}.audit-data"
+    check_output(out, overwrite)
+    settings = {"target": target, "folds": folds, "seed": seed, "ensemble": ensemble}
+    settings |= {"columns": column or [], "ignore": ignore or []}
+    if max_epochs is not None:
+        settings["max_epochs"] = max_epochs
+    if learning_rate is not None:
+        settings["learning_rate"] = learning_rate
+    cfg = FitConfig.from_dict(settings, source="flags")
+    result, files = run(
+        data, cfg, test=test, labels=labels, tolerance=near_tolerance, progress=not quiet
+    )
+    write_folder(out, {"audit_data.json": json.dumps(result, indent=2).encode(), **files})
+    if as_json:
+        print(json.dumps(result, indent=2))
+    else:
+        print_data_audit(result)
+    print(f"audit written to {out}", file=sys.stderr)
+
+
+def print_data_audit(result: dict) -> None:
+    from deepstrata.cli.display import print_table
+
+    exact, near = result["duplicates"]["exact"], result["duplicates"]["near"]
+    rows = [
+        [
+            "exact duplicates",
+            f"{exact['rows']} rows in {exact['groups_found']} groups "
+            f"({exact['conflicting_groups']} with different labels)",
+        ],
+        ["near duplicates", f"{near['pairs_found']} pairs"],
+    ]
+    if "leakage" in result:
+        leak = result["leakage"]
+        rows.append(
+            [
+                "test rows also in training",
+                f"{leak['exact']['rows']} exact, {leak['near']['rows']} near, of {leak['test_rows']}",
+            ]
+        )
+    if "label_issues" in result:
+        found = result["label_issues"]
+        rows.append(
+            [
+                "likely label errors",
+                f"{found['found']} of {found['rows_checked']} rows ({found['share']:.1%})",
+            ]
+        )
+    print_table(f"{result['data']}: {result['rows']} rows", ["finding", "count"], rows)
+    for issue in result.get("label_issues", {}).get("worst", [])[:10]:
+        print(
+            f"row {issue['row']}: given {issue['given']!r}, suggested {issue['suggested']!r} "
+            f"(quality {issue['quality']:.3f})"
+        )
