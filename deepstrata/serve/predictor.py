@@ -71,9 +71,11 @@ class Predictor:
             warnings.simplefilter("ignore", DataWarning)
             return self.model.outputs_of(read_table(frame))
 
-    def answers(self, outputs: np.ndarray) -> dict:
-        """``{"predictions": [...], "classes"?, "probabilities"?}`` of raw ``outputs``."""
-        labels = self.model.decode(outputs)  # labels, label lists (multilabel) or values
+    def answers(self, outputs: np.ndarray, frame: pd.DataFrame | None = None) -> dict:
+        """``{"predictions": [...], "classes"?, "probabilities"?}`` of raw ``outputs``
+        (``frame``: the rows, whose sensitive columns pick fairness thresholds if any)."""
+        groups = None if frame is None else self.model.groups_of(frame)
+        labels = self.model.decode(outputs, groups)  # labels, label lists or values
         answer: dict = {"predictions": [_plain(v) for v in labels.tolist()]}
         if self.classes is not None:
             probabilities = self.model.probabilities_of(outputs)  # (B, K)

@@ -197,6 +197,6 @@ async def predict_records(context: Context, records: list) -> dict:
             outputs = await batcher.submit(staged)
     except DataError as error:  # a value validation let through and a preprocessor refused
         raise ApiError("invalid_input", data_message(error)) from None
-    answer = predictor.answers(outputs)
+    answer = predictor.answers(outputs, frame)
     answer["warnings"] = warnings
     return answer
