@@ -32,6 +32,7 @@ COMMANDS = {
     "export": "serve",
     "audit": "audit",
     "audit-data": "audit",
+    "card": "audit",
 }
 
 app = typer.Typer(

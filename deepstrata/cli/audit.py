@@ -179,3 +179,38 @@ def print_data_audit(result: dict) -> None:
             f"row {issue['row']}: given {issue['given']!r}, suggested {issue['suggested']!r} "
             f"(quality {issue['quality']:.3f})"
         )
+
+
+def card(
+    bundle: BundleArg,
+    card_file: Annotated[
+        Path | None,
+        typer.Option("--card", help="card.yaml: what only the owner knows (intended use, …)."),
+    ] = None,
+    audit_file: Annotated[
+        Path | None, typer.Option("--audit", help="An audit.json from `deepstrata audit`.")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Markdown file to write [stdout].")
+    ] = None,
+) -> None:
+    """Print a bundle's model card as Markdown (intended use, data, evaluation, groups)."""
+    from deepstrata.bundle import read_bundle
+    from deepstrata.cli.common import write_atomically
+    from deepstrata.errors import ConfigError
+    from deepstrata.report.card import model_card, read_card_file
+
+    owner = read_card_file(card_file) if card_file else {}
+    audit_result = None
+    if audit_file is not None:
+        try:
+            audit_result = json.loads(Path(audit_file).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise ConfigError(f"cannot read {audit_file}: {error}", option="--audit") from None
+    config, _, metrics = read_bundle(bundle)  # verified against its manifest first
+    text = model_card(config, metrics, owner, audit_result)
+    if output is None:
+        print(text)
+        return
+    write_atomically(output, lambda path: Path(path).write_text(text, encoding="utf-8"))
+    print(f"model card written to {output}", file=sys.stderr)

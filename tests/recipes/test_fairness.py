@@ -67,6 +67,8 @@ def test_the_bundle_keeps_the_thresholds_and_every_path_applies_them(mitigated, 
     assert config["fairness"]["columns"] == ["colour"]
     assert set(config["fairness"]["thresholds"]) == {"Black", "White"}
     assert (folder / "fairness_tradeoff.png").is_file()
+    report = (folder / "report.html").read_text()
+    assert '<section id="groups"><h2>Groups</h2>' in report and 'alt="accuracy against' in report
     loaded = deepstrata.load(folder)
     expected = model.predict(test)
     assert (loaded.predict(test) == expected).all()
