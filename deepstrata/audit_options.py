@@ -23,6 +23,14 @@ OPTIONS = (
         group="fairness",
     ),
     Option(
+        "audit_only",
+        None,
+        "Sensitive columns kept out of the inputs (never needed to predict), audited only.",
+        type="str",
+        optional=True,
+        group="fairness",
+    ),
+    Option(
         "fairness",
         None,
         " | ".join(FAIRNESS) + ": group thresholds (binary) chosen on held-out rows.",
@@ -59,6 +67,19 @@ OPTIONS = (
 def rule(config) -> None:
     """--fairness needs --sensitive; --drop-label-issues needs --folds (out-of-fold
     probabilities); neither goes with the cross-fitted ensemble yet."""
+    if config.audit_only:
+        from deepstrata.data.sensitive import parse_sensitive
+
+        if config.fairness:
+            raise ConfigError(
+                "group thresholds need each row's group when predicting; an --audit-only "
+                "column is not an input, so serving never sees it (use --sensitive)",
+                option="--audit-only",
+            )
+        hidden = parse_sensitive(config.audit_only, option="--audit-only")
+        named = parse_sensitive(config.sensitive) if config.sensitive else []
+        config.ignore = list(dict.fromkeys([*config.ignore, *hidden]))
+        config.sensitive = ",".join(dict.fromkeys([*named, *hidden]))
     if config.fairness and not config.sensitive:
         raise ConfigError(
             "group thresholds need the groups: add --sensitive COL[,COL]", option="--fairness"

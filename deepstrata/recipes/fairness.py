@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from deepstrata.calibrate.thresholds import choose_thresholds, disparity, tradeoff
-from deepstrata.data.sensitive import check_sensitive, group_labels, parse_sensitive
+from deepstrata.data.sensitive import MISSING, check_sensitive, group_labels, parse_sensitive
 from deepstrata.errors import ConfigError
 
 TRADEOFF_PNG = "fairness_tradeoff.png"
@@ -31,6 +31,24 @@ def check_fairness(prepared) -> None:
             f"group thresholds decide between two classes; {cfg.target!r} has {classes}",
             option="--fairness",
         )
+
+
+def sensitive_summary(prepared) -> dict:
+    """metrics.json's ``sensitive`` entry: each sensitive column's groups and their rows
+    among the labelled rows, and which columns are audit-only (not inputs); {} without."""
+    cfg = prepared.cfg
+    if not cfg.sensitive:
+        return {}
+    columns = parse_sensitive(cfg.sensitive)
+    hidden = parse_sensitive(cfg.audit_only, option="--audit-only") if cfg.audit_only else []
+    counts = {
+        c: {
+            str(k): int(v)
+            for k, v in prepared.frame[c].astype("string").fillna(MISSING).value_counts().items()
+        }
+        for c in columns
+    }
+    return {"sensitive": {"columns": columns, "audit_only": hidden, "rows": counts}}
 
 
 def fairness_thresholds(prepared, rows: np.ndarray, outputs: np.ndarray) -> dict | None:

@@ -20,7 +20,7 @@ from deepstrata.model.model import Data, Model
 from deepstrata.recipes.crossfit import cross_fitted_ensemble
 from deepstrata.recipes.crossval import cross_validated
 from deepstrata.recipes.ensemble import auto_ensemble
-from deepstrata.recipes.fairness import check_fairness
+from deepstrata.recipes.fairness import check_fairness, sensitive_summary
 from deepstrata.recipes.prepare import Prepared, prepare
 from deepstrata.recipes.single import single_split
 from deepstrata.seeding import preserved_random_state
@@ -60,6 +60,7 @@ def run_fit(
         if run is not None and not keep_checkpoints:
             run.finish()
     model.metrics["strategy"] = prepared.strategy
+    model.metrics.update(sensitive_summary(prepared))
     return model
 
 

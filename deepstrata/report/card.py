@@ -157,6 +157,18 @@ def _audit_tables(audit: Mapping) -> list[str]:
     return lines
 
 
+def _sensitive_rows(metrics: Mapping) -> list[str]:
+    sensitive = metrics.get("sensitive")
+    if not sensitive:
+        return []
+    lines = []
+    for column, counts in sensitive["rows"].items():
+        hidden = " (audit only: not an input)" if column in sensitive.get("audit_only", []) else ""
+        shown = ", ".join(f"{group} {count}" for group, count in counts.items())
+        lines.append(f"- Labelled rows by `{column}`{hidden}: {shown}")
+    return lines
+
+
 def _known_limits(config: Mapping, metrics: Mapping) -> list[str]:
     rows = metrics.get("rows", {}).get("train")
     found = []
@@ -201,6 +213,7 @@ def model_card(
         "",
         "## Data",
         f"- Training rows: {summary.get('train', '?')}; held out: {summary.get('validation', '?')}",
+        *_sensitive_rows(metrics),
         "",
         "## Evaluation",
         *_evaluation(metrics),

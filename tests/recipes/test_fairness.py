@@ -162,3 +162,28 @@ def test_out_of_fold_thresholds_with_folds(arrests_parts):
     assert model.config.ensemble is False  # auto: off, the thresholds are the network's
     frame = pd.DataFrame(train.iloc[:1500])
     assert set(model.groups_of(frame)) == {"Black", "White"}
+
+
+def test_an_audit_only_column_is_no_input_but_is_counted(arrests_parts):
+    from deepstrata.config import FitConfig
+    from deepstrata.errors import ConfigError
+    from deepstrata.report.card import model_card
+
+    train, _ = arrests_parts
+    model = deepstrata.fit(
+        train.iloc[:600],
+        target="released",
+        audit_only="colour",
+        sensitive="sex",
+        progress=False,
+        **{**FAST, "max_epochs": 2},
+    )
+    assert "colour" not in [f.name for f in model.schema.inputs]
+    assert "sex" in [f.name for f in model.schema.inputs]
+    recorded = model.metrics["sensitive"]
+    assert recorded["columns"] == ["sex", "colour"] and recorded["audit_only"] == ["colour"]
+    assert recorded["rows"]["colour"] == train.iloc[:600]["colour"].value_counts().to_dict()
+    card = model_card(model.bundle_config(), model.metrics)
+    assert "Labelled rows by `colour` (audit only: not an input)" in card
+    with pytest.raises(ConfigError, match="--audit-only: group thresholds need"):
+        FitConfig(target="released", audit_only="colour", fairness="equalized_odds")
