@@ -2,7 +2,7 @@
 them to the others; :mod:`deepstrata.config` joins them to its own.
 
 >>> [option.flag for option in OPTIONS][:2]
-['--sensitive', '--fairness']
+['--sensitive', '--audit-only']
 """
 
 from __future__ import annotations
@@ -12,6 +12,16 @@ from deepstrata.options import AtLeast, Choice, Option
 
 # --fairness: the disparity group thresholds shrink (see deepstrata.calibrate.thresholds)
 FAIRNESS = ("demographic_parity", "equalized_odds", "equal_opportunity")
+
+
+def parse_sensitive(value: str | list[str] | None, option: str = "--sensitive") -> list[str]:
+    """``"sex,race"`` or ``["sex", "race"]`` -> ``["sex", "race"]`` (each named once)."""
+    items = value.split(",") if isinstance(value, str) else list(value or [])
+    columns = list(dict.fromkeys(item.strip() for item in items if item and item.strip()))
+    if not columns:
+        raise ConfigError("name at least one column, e.g. --sensitive sex,race", option=option)
+    return columns
+
 
 OPTIONS = (
     Option(
@@ -68,8 +78,6 @@ def rule(config) -> None:
     """--fairness needs --sensitive; --drop-label-issues needs --folds (out-of-fold
     probabilities); neither goes with the cross-fitted ensemble yet."""
     if config.audit_only:
-        from deepstrata.data.sensitive import parse_sensitive
-
         if config.fairness:
             raise ConfigError(
                 "group thresholds need each row's group when predicting; an --audit-only "

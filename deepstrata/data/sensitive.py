@@ -17,21 +17,22 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from deepstrata.audit_options import parse_sensitive
 from deepstrata.data.table import Table
-from deepstrata.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_MIN_GROUP_SIZE",
+    "JOIN",
+    "MISSING",
+    "check_sensitive",
+    "column_labels",
+    "group_labels",
+    "parse_sensitive",
+]
 
 MISSING = "(missing)"  # the group of rows whose sensitive value is missing
 JOIN = " × "  # between the columns' values in an intersection's group name
 DEFAULT_MIN_GROUP_SIZE = 30
-
-
-def parse_sensitive(value: str | list[str] | None, option: str = "--sensitive") -> list[str]:
-    """``"sex,race"`` or ``["sex", "race"]`` -> ``["sex", "race"]`` (each named once)."""
-    items = value.split(",") if isinstance(value, str) else list(value or [])
-    columns = list(dict.fromkeys(item.strip() for item in items if item and item.strip()))
-    if not columns:
-        raise ConfigError("name at least one column, e.g. --sensitive sex,race", option=option)
-    return columns
 
 
 def column_labels(column: pd.Series | Sequence) -> np.ndarray:
