@@ -58,7 +58,7 @@ def fit(
         if target is not None:
             settings["target"] = target
         cfg = FitConfig.from_dict(settings, source="fit()")
-    if cfg.drop_label_issues:  # a first fit with folds finds them, a second trains without
+    if cfg.drop_label_issues or cfg.relabel_issues:  # a first fit with folds finds them
         from deepstrata.audit.cleaning import fit_without_label_issues
 
         return fit_without_label_issues(

@@ -71,6 +71,12 @@ OPTIONS = (
         "With --folds: find likely label errors (cleanlab) and train without those rows.",
         group="fairness",
     ),
+    Option(
+        "relabel_issues",
+        False,
+        "With --folds: find likely label errors (cleanlab) and train with the suggested labels.",
+        group="fairness",
+    ),
 )
 
 
@@ -91,6 +97,16 @@ def rule(config) -> None:
     if config.fairness and not config.sensitive:
         raise ConfigError(
             "group thresholds need the groups: add --sensitive COL[,COL]", option="--fairness"
+        )
+    if config.drop_label_issues and config.relabel_issues:
+        raise ConfigError(
+            "a likely label error is either dropped or relabelled; choose one",
+            option="--relabel-issues",
+        )
+    if config.relabel_issues and not config.folds:
+        raise ConfigError(
+            "label errors are estimated from out-of-fold probabilities: add --folds K (e.g. 5)",
+            option="--relabel-issues",
         )
     if config.drop_label_issues and not config.folds:
         raise ConfigError(

@@ -327,11 +327,11 @@ def check_for_task(config: FitConfig, task: str) -> None:
             f"{config.fairness} compares decisions of a classifier; this task is {task}",
             option="--fairness",
         )
-    if config.drop_label_issues:
-        raise ConfigError(
-            f"label errors are for classifiers; this task is {task}",
-            option="--drop-label-issues",
-        )
+    for name in ("drop_label_issues", "relabel_issues"):
+        if getattr(config, name):
+            raise ConfigError(
+                f"label errors are for classifiers; this task is {task}", option=flag(name)
+            )
 
 
 def _ensemble_rule(config: FitConfig) -> None:

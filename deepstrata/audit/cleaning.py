@@ -1,5 +1,6 @@
-"""``fit --drop-label-issues``: find the likely label errors from out-of-fold
-probabilities (:mod:`deepstrata.audit.labels`), then train again without those rows.
+"""``fit --drop-label-issues`` (``--relabel-issues``): find the likely label errors from
+out-of-fold probabilities (:mod:`deepstrata.audit.labels`), then train again without
+those rows (with the suggested labels instead of the given ones).
 
 Before and after are scored on the same rows: the rows kept, each held out once by the
 folds of the first fit (with the given labels, errors among them) and by those of the
@@ -39,12 +40,19 @@ def fit_without_label_issues(data, cfg: FitConfig, *, progress=True, **run):
     issues = label_issues(labels, probabilities, classes=first.classes, rows=rows)
     dropped = set(issues["row"] - 1)
     keep = np.array([row not in dropped for row in rows])
-    frame = table.frame.drop(index=sorted(dropped)).reset_index(drop=True)
+    if cfg.relabel_issues:  # every row stays; the flagged ones take the suggested class
+        frame = table.frame.copy()
+        value = {str(c): c for c in first.classes}
+        frame[cfg.target] = frame[cfg.target].astype(object)
+        frame.loc[issues["row"] - 1, cfg.target] = [value[s] for s in issues["suggested"]]
+    else:
+        frame = table.frame.drop(index=sorted(dropped)).reset_index(drop=True)
     model = run_fit(frame, cfg, progress=progress, **run)
+    done = "relabelled_rows" if cfg.relabel_issues else "dropped_rows"
     model.metrics["label_issues"] = {
         "found": len(issues),
         "rows_checked": len(rows),
-        "dropped_rows": [int(r) for r in issues["row"]],
+        done: [int(r) for r in issues["row"]],
         "compared_on": f"the {int(keep.sum())} rows kept, out of fold both times",
         "before": classification_metrics(labels[keep], probabilities[keep]),
         "after": model.metrics["validation"],

@@ -176,9 +176,14 @@ def _known_limits(config: Mapping, metrics: Mapping) -> list[str]:
         found.append(f"- Trained on {rows} rows: expect its scores to move on new data.")
     issues = metrics.get("label_issues")
     if issues:
+        how = (
+            "relabelled with the suggested class (`--relabel-issues`)"
+            if "relabelled_rows" in issues
+            else "left out (`--drop-label-issues`)"
+        )
         found.append(
-            f"- {issues['found']} of {issues['rows_checked']} training rows were left out as "
-            "likely label errors (`--drop-label-issues`)."
+            f"- {issues['found']} of {issues['rows_checked']} training rows were likely "
+            f"label errors, {how}."
         )
     return found
 

@@ -36,6 +36,21 @@ def test_fit_drops_the_rows_flagged_and_scores_before_and_after(tmp_path):
     assert found["after"]["accuracy"] > 0.9 and found["before"]["accuracy"] > 0.9
 
 
+def test_relabelling_keeps_every_row_with_the_suggested_class():
+    import deepstrata
+    from deepstrata.report.card import model_card
+
+    frame, flipped = flipped_breast_cancer(0.10, seed=3)
+    model = deepstrata.fit(
+        frame, target="target", folds=2, relabel_issues=True, progress=False, **FAST
+    )
+    found = model.metrics["label_issues"]
+    assert "dropped_rows" not in found and len(found["relabelled_rows"]) == found["found"] > 0
+    assert len(set(found["relabelled_rows"]) & flipped) >= 0.7 * found["found"]
+    assert model.metrics["rows"]["train"] == len(frame)  # every row trained on
+    assert "relabelled with the suggested class" in model_card(model.bundle_config(), model.metrics)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("share", [0.10, 0.20])
 def test_dropping_label_issues_recovers_test_accuracy(share, tmp_path):
