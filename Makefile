@@ -62,6 +62,7 @@ bench: setup $(DEV_STAMP)
 	$(BIN)/python bench/transfer.py --threads 1
 	$(BIN)/python bench/compare.py
 	$(BIN)/python bench/serve.py
+	$(BIN)/python bench/audit.py --threads 1
 
 lint: setup $(DEV_STAMP)
 	$(BIN)/ruff check deepstrata tests bench
