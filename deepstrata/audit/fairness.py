@@ -252,10 +252,12 @@ def overall(outcomes: Outcomes) -> dict:
     """Every metric over all audited rows."""
     functions = metric_functions(outcomes.kind, outcomes.probabilities)
     params = {"ece": {"rows": np.arange(len(outcomes.truth))}}
-    return {
+    result = {
         name: _number(function(outcomes.truth, outcomes.predicted, **params.get(name, {})))
         for name, function in functions.items()
     }
+    result["count"] = len(outcomes.truth)
+    return result
 
 
 def audit_fairness(

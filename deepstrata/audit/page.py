@@ -67,30 +67,18 @@ def disparities_table(grouping: dict) -> Html:
 
 def figure(grouping: dict, metric: str, level: float) -> Html:
     """The main metric per group with its interval, as an embedded PNG."""
-    from deepstrata.report.plots import _figure, _png, short
+    from deepstrata.report.plots import intervals_png
 
-    groups = grouping["groups"]
-    with _figure(width=6.0, height=0.6 + 0.32 * len(groups)) as fig:
-        axis = fig.add_subplot(1, 1, 1)
-        for position, group in enumerate(groups):
-            value = group["metrics"][metric]
-            if value["value"] is None:
-                continue
-            low = value["low"] if value["low"] is not None else value["value"]
-            high = value["high"] if value["high"] is not None else value["value"]
-            axis.errorbar(
-                value["value"],
-                position,
-                xerr=[[value["value"] - low], [high - value["value"]]],
-                fmt="o",
-                color="#2563eb",
-                capsize=3,
-            )
-        axis.set_yticks(range(len(groups)), [short(g["group"]) for g in groups])
-        axis.invert_yaxis()
-        axis.set_xlabel(f"{NAMES.get(metric, metric)} ({level:.0%} interval)")
-        axis.set_title(grouping["name"])
-        png = _png(fig)
+    shown = [g for g in grouping["groups"] if g["metrics"][metric]["value"] is not None]
+    estimates = [g["metrics"][metric] for g in shown]
+    png = intervals_png(
+        [g["group"] for g in shown],
+        [e["value"] for e in estimates],
+        [e["value"] if e["low"] is None else e["low"] for e in estimates],
+        [e["value"] if e["high"] is None else e["high"] for e in estimates],
+        xlabel=f"{NAMES.get(metric, metric)} ({level:.0%} interval)",
+        title=grouping["name"],
+    )
     return image(png, f"{NAMES.get(metric, metric)} by {grouping['name']}")
 
 

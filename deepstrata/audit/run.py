@@ -40,7 +40,7 @@ def outcomes_of(model, table, *, positive: str | None = None) -> tuple[Outcomes,
         truth = labelled[target].to_numpy(dtype=float)
         return Outcomes("regression", truth, model.decode(outputs).astype(float)), facts
     encoded = model.target_encoder.encode(labelled[target], table)
-    predicted = spec.point_predictions(outputs, model.decision)
+    predicted = model.point_predictions(outputs, model.groups_of(labelled))  # its decisions
     probabilities = model.probabilities_of(outputs)
     classes = [str(c) for c in model.classes]
     if len(classes) != 2:

@@ -36,8 +36,19 @@ DEFAULT_MIN_GROUP_SIZE = 30
 
 
 def column_labels(column: pd.Series | Sequence) -> np.ndarray:
-    """A column's values as group names (text; a missing value is its own group)."""
-    text = pd.Series(column).astype("string").fillna(MISSING)
+    """A column's values as group names (text; a missing value is its own group). Whole
+    numbers read as floats (a JSON record, a column with a gap) are named as integers, so
+    ``2.0`` and ``2`` are one group.
+
+    >>> column_labels(pd.Series([2.0, None, 1.0])).tolist()
+    ['2', '(missing)', '1']
+    """
+    values = pd.Series(column)
+    if pd.api.types.is_float_dtype(values):
+        finite = values.dropna()
+        if len(finite) and (finite == finite.round()).all():
+            values = values.astype("Int64")
+    text = values.astype("string").fillna(MISSING)
     return text.to_numpy(dtype=object).astype(str)
 
 

@@ -190,12 +190,17 @@ class Model:
         """Calibrated outputs -> predictions as the target was written. With fairness
         thresholds, ``groups`` (:meth:`groups_of`) picks each row's; without them every row
         gets the plain threshold."""
+        return self.target_encoder.decode(self.point_predictions(outputs, groups))
+
+    def point_predictions(self, outputs: np.ndarray, groups: np.ndarray | None = None):
+        """What :meth:`decode` decodes: class indices (label indicators, standardised
+        values), after the fairness thresholds of each row's group when there are any."""
         point = self.spec.point_predictions(outputs, self.decision)
         if self.fairness is not None and groups is not None:
             from deepstrata.calibrate.thresholds import apply_thresholds
 
             point = apply_thresholds(self.fairness, self.probabilities_of(outputs)[:, 1], groups)
-        return self.target_encoder.decode(point)
+        return point
 
     _decode = decode  # the name callers used before
 

@@ -280,3 +280,26 @@ def tradeoff_png(rows: Sequence[Mapping], chosen: Mapping) -> bytes:
         axis.set_ylabel("accuracy")
         axis.set_title("accuracy against disparity (labels: strength)")
         return _png(figure)
+
+
+def intervals_png(
+    labels: Sequence[object],
+    values: Sequence[float],
+    lows: Sequence[float],
+    highs: Sequence[float],
+    *,
+    xlabel: str,
+    title: str,
+) -> bytes:
+    """One point with its interval per label, top to bottom (the fairness audit's groups)."""
+    with _figure(width=6.0, height=0.6 + 0.32 * max(len(labels), 1)) as figure:
+        axis = figure.add_subplot(1, 1, 1)
+        positions = np.arange(len(labels))
+        below = np.asarray(values, dtype=float) - np.asarray(lows, dtype=float)
+        above = np.asarray(highs, dtype=float) - np.asarray(values, dtype=float)
+        axis.errorbar(values, positions, xerr=[below, above], fmt="o", color=PALETTE[0], capsize=3)
+        axis.set_yticks(positions, [short(label) for label in labels])
+        axis.invert_yaxis()
+        axis.set_xlabel(xlabel)
+        axis.set_title(title)
+        return _png(figure)

@@ -81,6 +81,18 @@ def test_the_bundle_keeps_the_thresholds_and_every_path_applies_them(mitigated, 
     frame = test.drop(columns=["released"]).head(50)
     answer = predictor.answers(predictor.outputs(frame), frame)
     assert answer["predictions"] == expected[:50].tolist()
+    # the audit of the bundle reads its real decisions, thresholds included
+    from deepstrata.audit.run import audit_bundle
+
+    data = folder.parent / "test.csv"
+    test.to_csv(data, index=False)
+    audited = audit_bundle(folder, data, ["colour"], resamples=20)
+    truth = (test["released"] == "Yes").to_numpy().astype(int)
+    said = (expected == "Yes").astype(int)
+    odds = audited["groupings"][0]["disparities"]["equalized_odds_difference"]["value"]
+    assert odds == pytest.approx(
+        fair.equalized_odds_difference(truth, said, sensitive_features=test["colour"])
+    )
     # thresholds differ by group, so somewhere they decide otherwise than the plain 0.5
     plain = np.where(loaded.predict_proba(test)[:, 1] >= 0.5, "Yes", "No")
     assert (plain != expected).any()
