@@ -1,7 +1,7 @@
 """``deepstrata audit-data``: a table's likely label errors, duplicates and leakage.
 
 :func:`audit_data` checks its input first (the target, the folds, the test set's
-columns), then looks for exact and near duplicates (cheap), the rows of a given test set
+columns), then looks for exact and near duplicates (cheap; a file column by the files' contents), the rows of a given test set
 that are also in the training rows (leakage), and, with ``folds``, the likely label
 errors (:mod:`deepstrata.audit.labels`: K networks' out-of-fold probabilities).
 ``audit_data.json`` holds the counts and the first examples; ``label_issues.csv``,
@@ -22,8 +22,8 @@ from deepstrata.errors import ConfigError
 EXAMPLES = 20  # rows, groups or pairs shown in audit_data.json; the CSV files list all
 
 
-def input_columns(table, cfg: FitConfig) -> list[str]:
-    """The columns a model would read: the schema's inputs."""
+def input_columns(table, cfg: FitConfig) -> tuple[list[str], list[str]]:
+    """The columns a model would read (the schema's inputs), and those of file paths."""
     from deepstrata.data.schema import infer_schema
 
     schema = infer_schema(
@@ -35,7 +35,37 @@ def input_columns(table, cfg: FitConfig) -> list[str]:
         source=table.source,
         group=cfg.group,
     )
-    return [f.name for f in schema.inputs]
+    from deepstrata.kinds import FILE_KINDS
+
+    inputs = [f.name for f in schema.inputs]
+    return inputs, [f.name for f in schema.inputs if f.kind in FILE_KINDS]
+
+
+def with_contents(table, files: list[str]):
+    """The table's frame with each file path replaced by the sha256 of the file's bytes, so
+    that two copies of one image under two names are duplicates (unreadable: missing)."""
+    import hashlib
+    from pathlib import Path
+
+    from deepstrata.data.files import base_folder
+
+    if not files:
+        return table.frame
+    base, frame = base_folder(table), table.frame.copy()
+
+    def digest(cell):
+        if cell is None or (isinstance(cell, float) and cell != cell):
+            return None
+        path = Path(str(cell))
+        path = path if path.is_absolute() else base / path
+        try:
+            return hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError:
+            return None
+
+    for name in files:
+        frame[name] = frame[name].map(digest)
+    return frame
 
 
 def check_test(test, columns: list[str]) -> None:
@@ -67,7 +97,7 @@ def audit_data(
     if tolerance < 0:
         raise ConfigError(f"must be >= 0, got {tolerance}", option="--near-tolerance")
     table = read_table(data)
-    columns = input_columns(table, cfg)
+    columns, file_columns = input_columns(table, cfg)
     if labels:
         from deepstrata.audit.requirements import cleanlab_filter
 
@@ -76,13 +106,15 @@ def audit_data(
     test_table = read_table(test) if test is not None else None
     if test_table is not None:
         check_test(test_table, columns)
-    found = duplicates(table.frame, columns, target=cfg.target, tolerance=tolerance)
+    frame = with_contents(table, file_columns)  # files compared by content, not by name
+    found = duplicates(frame, columns, target=cfg.target, tolerance=tolerance)
     result = {"data": table.source, "rows": len(table.frame), "target": cfg.target}
     result["inputs"] = columns
     result["duplicates"] = found
     files = {"duplicates.csv": _duplicates_csv(found)}
     if test_table is not None:
-        leaked = leakage(table.frame, test_table.frame, columns, tolerance=tolerance)
+        test_frame = with_contents(test_table, file_columns)
+        leaked = leakage(frame, test_frame, columns, tolerance=tolerance)
         result["leakage"] = {"test": test_table.source, **leaked}
         files["leakage.csv"] = _leakage_csv(leaked)
     if labels:

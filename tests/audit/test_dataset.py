@@ -109,3 +109,26 @@ def test_bad_input_is_refused_and_nothing_is_written(cli, wine_files, tmp_path, 
     result = cli("audit-data", wine_files[0], *flags, "-o", out)
     assert message in result.error_line()
     assert not out.exists()
+
+
+def test_image_files_are_compared_by_content(cli, tmp_path):
+    """Digits as PNG folders (scikit-learn's images): a copy of a training image under
+    another name and class is a duplicate with two labels; copies in the test folder leak."""
+    import shutil
+
+    from deepstrata.datasets.raw import digit_images
+
+    root = digit_images(tmp_path / "digits", test_fraction=0.1)
+    train, test = root / "train", root / "test"
+    first = sorted((train / "3").iterdir())[0]
+    shutil.copy(first, train / "8" / "copy-of-a-three.png")
+    for number, image in enumerate(sorted((train / "5").iterdir())[:4]):
+        shutil.copy(image, test / "5" / f"leaked-{number}.png")
+    out = tmp_path / "audit"
+    result = cli("audit-data", train, "--target", "label", "--test", test, "--no-labels", "-o", out)
+    assert result.code == 0, result.err
+    report = json.loads((out / "audit_data.json").read_text())
+    exact = report["duplicates"]["exact"]
+    conflicting = [g for g in exact["groups"] if len(g["labels"]) > 1]
+    assert ["3", "8"] in [g["labels"] for g in conflicting]
+    assert report["leakage"]["exact"]["rows"] >= 4
