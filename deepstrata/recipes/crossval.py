@@ -193,7 +193,7 @@ def oof_table(prepared: Prepared, model: Model, outputs: np.ndarray, folds: list
             "row": prepared.frame.index.to_numpy() + 1,
             "fold": folds,
             "target": prepared.frame[prepared.cfg.target].to_numpy(),
-            "prediction": model.prediction_cells(outputs),
+            "prediction": model.prediction_cells(outputs, model.groups_of(prepared.frame)),
         }
     )
     if prepared.task.classifier:

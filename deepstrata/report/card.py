@@ -252,8 +252,11 @@ def groups_section(bundle):
 
     fairness = bundle.metrics.get("fairness")
     chosen = bundle.config.get("fairness")
-    if not fairness or not chosen:
+    by_group = _validation_by_group(bundle)
+    if not by_group and not (fairness and chosen):
         return None
+    if not (fairness and chosen):
+        return Section("groups", "Groups", Html("".join(by_group)))
     thresholds = table(
         ["group", "threshold on P(" + str(chosen.get("positive", "positive")) + ")"],
         [[group, value] for group, value in chosen["thresholds"].items()],
@@ -272,4 +275,43 @@ def groups_section(bundle):
     ]
     if "fairness_tradeoff.png" in bundle.files:
         parts.append(image(bundle.files["fairness_tradeoff.png"], "accuracy against disparity"))
-    return Section("groups", "Groups", Html("".join(parts)))
+    return Section("groups", "Groups", Html("".join([*by_group, *parts])))
+
+
+def _validation_by_group(bundle) -> list[str]:
+    """Per group of each sensitive column (``fit --sensitive``): held-out rows, accuracy
+    and, for a classifier, how often each is predicted the second class; [] without."""
+    from deepstrata.data.sensitive import column_labels
+    from deepstrata.report.html import note, table
+
+    sensitive = bundle.metrics.get("sensitive")
+    frame = bundle.predictions
+    if not sensitive or frame is None or not bundle.classifier:
+        return []
+    classes = bundle.config.get("target", {}).get("classes") or []
+    second = str(classes[1]) if len(classes) == 2 else None
+    parts = []
+    for column in sensitive["columns"]:
+        if column not in frame.columns:
+            continue
+        labels = column_labels(frame[column].replace("", None))
+        rows = []
+        for group in sorted(set(labels)):
+            mask = labels == group
+            correct = (frame["_target"][mask] == frame["_prediction"][mask]).mean()
+            row = [group, int(mask.sum()), float(correct)]
+            if second is not None:
+                row.append(float((frame["_prediction"][mask] == second).mean()))
+            rows.append(row)
+        header = ["group", "held-out rows", "accuracy"]
+        header += [f"predicted {second}"] if second is not None else []
+        parts.append(table([column, *header[1:]], rows, numeric=(1, 2, 3)))
+    if parts:
+        parts.insert(
+            0,
+            note(
+                "On the held-out rows, by each sensitive column (fit --sensitive); "
+                "`deepstrata audit` gives every rate with its interval."
+            ),
+        )
+    return parts

@@ -176,7 +176,7 @@ def test_out_of_fold_thresholds_with_folds(arrests_parts):
     assert set(model.groups_of(frame)) == {"Black", "White"}
 
 
-def test_an_audit_only_column_is_no_input_but_is_counted(arrests_parts):
+def test_an_audit_only_column_is_no_input_but_is_counted(arrests_parts, tmp_path):
     from deepstrata.config import FitConfig
     from deepstrata.errors import ConfigError
     from deepstrata.report.card import model_card
@@ -197,5 +197,10 @@ def test_an_audit_only_column_is_no_input_but_is_counted(arrests_parts):
     assert recorded["rows"]["colour"] == train.iloc[:600]["colour"].value_counts().to_dict()
     card = model_card(model.bundle_config(), model.metrics)
     assert "Labelled rows by `colour` (audit only: not an input)" in card
+    report = (model.save(tmp_path / "bundle") / "report.html").read_text()
+    groups = report[report.index('<section id="groups">') :]
+    groups = groups[: groups.index("</section>")]
+    assert "<th>colour</th>" in groups and "<th>sex</th>" in groups
+    assert "predicted Yes" in groups and "<td>Black</td>" in groups
     with pytest.raises(ConfigError, match="--audit-only: group thresholds need"):
         FitConfig(target="released", audit_only="colour", fairness="equalized_odds")
