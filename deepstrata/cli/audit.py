@@ -16,7 +16,11 @@ import typer
 from deepstrata.cli.common import BundleArg, ColumnOpt, DataArg, IgnoreOpt, JsonOpt, QuietOpt
 
 SensitiveOpt = Annotated[
-    str, typer.Option("--sensitive", help="Columns to audit by, comma-separated: sex,race.")
+    str | None,
+    typer.Option(
+        "--sensitive",
+        help="Columns to audit by, comma-separated: sex,race [the bundle's fit --sensitive].",
+    ),
 ]
 MinGroupOpt = Annotated[
     int, typer.Option("--min-group-size", help="Groups with fewer rows are listed, not scored.")
@@ -27,7 +31,7 @@ OverwriteOpt = Annotated[bool, typer.Option(help="Replace an existing output fol
 def audit(
     bundle: BundleArg,
     data: DataArg,
-    sensitive: SensitiveOpt,
+    sensitive: SensitiveOpt = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Folder to write [<bundle>.audit].")
     ] = None,
@@ -46,7 +50,7 @@ def audit(
     from deepstrata.audit.groups import parse_sensitive
     from deepstrata.audit.run import audit_bundle, check_output, default_output, write_audit
 
-    columns = parse_sensitive(sensitive)
+    columns = parse_sensitive(sensitive or bundle_sensitive(bundle))
     out = output or default_output(bundle)
     check_output(out, overwrite)
     result = audit_bundle(
@@ -64,6 +68,14 @@ def audit(
     else:
         print_audit(result)
     print(f"audit written to {out}/audit.html and {out}/audit.json", file=sys.stderr)
+
+
+def bundle_sensitive(bundle: Path) -> str | None:
+    """The sensitive columns the bundle was fitted with (``fit --sensitive``), if any."""
+    from deepstrata.bundle import read_bundle
+
+    config, _, _ = read_bundle(bundle)  # verified against its manifest first
+    return config.get("training", {}).get("sensitive")
 
 
 def print_audit(result: dict) -> None:

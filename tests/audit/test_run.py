@@ -110,6 +110,7 @@ def test_another_positive_class_and_json(cli, arrests_bundle, arrests_split, tmp
         (None, ["--sensitive", "released"], "the target cannot be a sensitive column"),
         (None, ["--sensitive", "sex", "--positive", "Maybe"], "--positive: 'Maybe' is not a class"),
         (None, ["--sensitive", "sex", "--bootstrap", "0"], "--bootstrap: must be >= 10"),
+        (None, [], "--sensitive: name at least one column"),
         ("drop-target", ["--sensitive", "sex"], "the target column 'released' is needed"),
     ],
 )

@@ -93,6 +93,13 @@ def test_the_bundle_keeps_the_thresholds_and_every_path_applies_them(mitigated, 
     assert odds == pytest.approx(
         fair.equalized_odds_difference(truth, said, sensitive_features=test["colour"])
     )
+    # the command takes the bundle's own sensitive columns when none are named
+    from deepstrata.cli import main
+
+    main(["audit", str(folder), str(data), "-o", str(folder.parent / "a"), "--bootstrap", "20"])
+    named = json.loads((folder.parent / "a" / "audit.json").read_text())
+    assert named["sensitive"] == ["colour"]
+    assert named["groupings"][0]["disparities"] == audited["groupings"][0]["disparities"]
     # thresholds differ by group, so somewhere they decide otherwise than the plain 0.5
     plain = np.where(loaded.predict_proba(test)[:, 1] >= 0.5, "Yes", "No")
     assert (plain != expected).any()
