@@ -120,6 +120,8 @@ def audit_data(
     if labels:
         model, rows, given, probabilities = out_of_fold(table, cfg, progress=progress)
         issues = label_issues(given, probabilities, classes=model.classes, rows=rows)
+        for name in file_columns:  # a folder's rows are files: say which file each is
+            issues.insert(1, name, table.frame[name].iloc[issues["row"] - 1].to_numpy())
         result["label_issues"] = {
             "folds": cfg.folds,
             "rows_checked": len(rows),

@@ -132,3 +132,30 @@ def test_image_files_are_compared_by_content(cli, tmp_path):
     conflicting = [g for g in exact["groups"] if len(g["labels"]) > 1]
     assert ["3", "8"] in [g["labels"] for g in conflicting]
     assert report["leakage"]["exact"]["rows"] >= 4
+
+
+@pytest.mark.slow  # a network on images, twice: over a minute on 2 cores
+def test_label_issues_of_a_folder_name_the_files(cli, tmp_path):
+    from deepstrata.datasets.raw import digit_images
+
+    train = digit_images(tmp_path / "digits", test_fraction=0.85) / "train"
+    out = tmp_path / "audit"
+    result = cli(
+        "audit-data",
+        train,
+        "--target",
+        "label",
+        "--folds",
+        "2",
+        "--max-epochs",
+        "2",
+        "--learning-rate",
+        "0.003",
+        "-q",
+        "-o",
+        out,
+    )
+    assert result.code == 0, result.err
+    issues = pd.read_csv(out / "label_issues.csv")
+    assert list(issues.columns[:2]) == ["row", "image"]  # a folder's column of files
+    assert len(issues) > 0 and all((train / path).is_file() for path in issues["image"])
