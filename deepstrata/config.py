@@ -24,7 +24,7 @@ import dataclasses
 import difflib
 from pathlib import Path
 
-from deepstrata import kinds
+from deepstrata import audit_options, kinds
 from deepstrata.errors import ConfigError
 from deepstrata.options import AtLeast, Choice, Interval, ListOf, Option, flag
 from deepstrata.tasks import TASKS
@@ -278,7 +278,11 @@ GENERAL = (
     ),
 )
 
-OPTIONS: dict[str, Option] = {option.name: option for option in GENERAL} | kinds.options()
+OPTIONS: dict[str, Option] = (
+    {option.name: option for option in GENERAL}
+    | {option.name: option for option in audit_options.OPTIONS}
+    | kinds.options()
+)
 DEFAULTS = {name: option.default for name, option in OPTIONS.items()}
 
 
@@ -318,6 +322,16 @@ def check_for_task(config: FitConfig, task: str) -> None:
         raise ConfigError(
             f"{config.monitor} is for classifiers; this task is {task}", option="--monitor"
         )
+    if config.fairness:
+        raise ConfigError(
+            f"{config.fairness} compares decisions of a classifier; this task is {task}",
+            option="--fairness",
+        )
+    for name in ("drop_label_issues", "relabel_issues"):
+        if getattr(config, name):
+            raise ConfigError(
+                f"label errors are for classifiers; this task is {task}", option=flag(name)
+            )
 
 
 def _ensemble_rule(config: FitConfig) -> None:
@@ -365,7 +379,8 @@ def _group_rule(config: FitConfig) -> None:
 
 GROUP_COLUMN = "group"  # the column --group-pattern adds to a folder's table
 
-RULES = (_task_rule, _ensemble_rule, _group_rule)  # checks that relate options
+
+RULES = (_task_rule, _ensemble_rule, _group_rule, audit_options.rule)  # rules relating options
 
 
 def _check(self) -> None:

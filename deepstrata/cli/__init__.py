@@ -4,7 +4,8 @@ One module per command group: :mod:`~deepstrata.cli.fit` (its flags made from th
 configuration's options), :mod:`~deepstrata.cli.predict` (predict, evaluate),
 :mod:`~deepstrata.cli.data` (inspect, embed), :mod:`~deepstrata.cli.compare`,
 :mod:`~deepstrata.cli.report`, :mod:`~deepstrata.cli.explain`,
-:mod:`~deepstrata.cli.serve` (serve, export) and
+:mod:`~deepstrata.cli.serve` (serve, export),
+:mod:`~deepstrata.cli.audit` (audit, audit-data, card) and
 :mod:`~deepstrata.cli.demo`. Heavy libraries (torch, pandas, scikit-learn) are
 imported inside the commands, so ``deepstrata --help`` answers fast. Every user error
 exits with status 1 and a one-line ``error: …`` naming file, column and row where known.
@@ -31,6 +32,9 @@ COMMANDS = {
     "explain": "explain",
     "serve": "serve",
     "export": "serve",
+    "audit": "audit",
+    "audit-data": "audit",
+    "card": "audit",
 }
 
 app = typer.Typer(
@@ -40,7 +44,8 @@ app = typer.Typer(
     help="deepstrata: a table in, a trained, evaluated neural network out.",
 )
 for _name, _module in COMMANDS.items():
-    app.command(_name)(getattr(importlib.import_module(f"deepstrata.cli.{_module}"), _name))
+    _function = _name.replace("-", "_")  # audit-data -> audit_data
+    app.command(_name)(getattr(importlib.import_module(f"deepstrata.cli.{_module}"), _function))
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -43,7 +43,10 @@ class Model:
 
     Built by ``deepstrata.fit`` or :func:`load`; not meant to be constructed by hand.
     ``decision``: what turns probabilities into predictions beyond the argmax (the
-    multilabel task's per-label thresholds), or None.
+    multilabel task's per-label thresholds), or None. ``fairness``: a binary classifier's
+    thresholds per sensitive group (``fit --fairness``,
+    :mod:`deepstrata.calibrate.thresholds`), applied wherever the rows' sensitive values
+    are at hand (predict, predictions, serve), or None.
     """
 
     def __init__(
@@ -57,6 +60,7 @@ class Model:
         artifacts: dict[str, bytes] | None = None,
         weights: list[float] | None = None,
         decision: dict | None = None,
+        fairness: dict | None = None,
     ) -> None:
         self.schema = schema
         self.members = members
@@ -73,6 +77,8 @@ class Model:
         self.metrics = metrics or {}
         self.artifacts = artifacts or {}  # extra bundle files: metrics.jsonl, lr_range.png, ...
         self.decision = decision
+        # Group thresholds (fit --fairness): columns, thresholds by group, trade-off; or None.
+        self.fairness = fairness
 
     @property
     def task(self) -> str:
@@ -146,8 +152,8 @@ class Model:
     def predict(self, data: Data) -> np.ndarray:
         """One prediction per row of ``data`` (a DataFrame, a file, or a list of records:
         dicts of column -> value): a class label, a list of labels (multilabel) or a value."""
-        _, outputs = self._outputs(data)
-        return self.decode(outputs)
+        table, outputs = self._outputs(data)
+        return self.decode(outputs, self.groups_of(data if table is None else table.frame))
 
     def predict_proba(self, data: Data) -> np.ndarray:
         """``(rows, classes)`` calibrated probabilities, columns in the order of
@@ -173,22 +179,54 @@ class Model:
             if name not in table.frame.columns:
                 raise table.error(f"column {name!r} to keep is not in the data", column=name)
         columns = {name: table.frame[name].to_numpy() for name in keep}
-        columns["prediction"] = self.prediction_cells(outputs)
+        columns["prediction"] = self.prediction_cells(outputs, self.groups_of(table.frame))
         if proba:
             probabilities = self.probabilities_of(outputs)
             for index, label in enumerate(self.classes):
                 columns[f"proba_{label}"] = probabilities[:, index]
         return pd.DataFrame(columns)  # built at once: no fragmented frame for many classes
 
-    def decode(self, outputs: np.ndarray) -> np.ndarray:
-        """Calibrated outputs -> predictions as the target was written."""
-        return self.target_encoder.decode(self.spec.point_predictions(outputs, self.decision))
+    def decode(self, outputs: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
+        """Calibrated outputs -> predictions as the target was written. With fairness
+        thresholds, ``groups`` (:meth:`groups_of`) picks each row's; without them every row
+        gets the plain threshold."""
+        return self.target_encoder.decode(self.point_predictions(outputs, groups))
+
+    def point_predictions(self, outputs: np.ndarray, groups: np.ndarray | None = None):
+        """What :meth:`decode` decodes: class indices (label indicators, standardised
+        values), after the fairness thresholds of each row's group when there are any."""
+        point = self.spec.point_predictions(outputs, self.decision)
+        if self.fairness is not None and groups is not None:
+            from deepstrata.calibrate.thresholds import apply_thresholds
+
+            point = apply_thresholds(self.fairness, self.probabilities_of(outputs)[:, 1], groups)
+        return point
 
     _decode = decode  # the name callers used before
 
-    def prediction_cells(self, outputs: np.ndarray) -> np.ndarray:
+    def groups_of(self, rows: pd.DataFrame | list[dict] | dict[str, list]) -> np.ndarray | None:
+        """Each row's sensitive group, for the fairness thresholds (None without them); rows
+        as a DataFrame, records, or ``{column: values}``. A column absent from ``rows`` is a
+        missing value: its group gets the plain threshold."""
+        if self.fairness is None:
+            return None
+        from deepstrata.data.sensitive import group_labels
+
+        if isinstance(rows, dict):
+            count = len(next(iter(rows.values()), []))
+            values = {c: rows.get(c, [None] * count) for c in self.fairness["columns"]}
+        elif isinstance(rows, list):
+            values = {c: [r.get(c) for r in rows] for c in self.fairness["columns"]}
+        else:
+            values = {
+                c: rows[c] if c in rows.columns else [None] * len(rows)
+                for c in self.fairness["columns"]
+            }
+        return group_labels(values)
+
+    def prediction_cells(self, outputs: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
         """Predictions as one table cell each (a multilabel row's labels joined by ``|``)."""
-        decoded = self.decode(outputs)
+        decoded = self.decode(outputs, groups)
         if self.spec.prediction != "labels":
             return decoded
         return np.array([LABEL_JOIN.join(map(str, labels)) for labels in decoded], dtype=object)
@@ -236,6 +274,7 @@ class Model:
             "members": entries,
             **({"member_weights": self.weights} if self.weights is not None else {}),
             **({"decision": self.decision} if self.decision is not None else {}),
+            **({"fairness": self.fairness} if self.fairness is not None else {}),
             "training": self.config.to_dict(),
             "versions": versions(),
         }
@@ -335,6 +374,7 @@ def load(path: str | Path) -> Model:
             metrics=metrics,
             weights=config.get("member_weights"),
             decision=config.get("decision"),
+            fairness=config.get("fairness"),
         )
     except (  # config.json is data: any shape may come, and each must end in one line
         AttributeError,

@@ -16,6 +16,7 @@ from deepstrata.calibrate.temperature import calibrate
 from deepstrata.data.split import kfold_split
 from deepstrata.errors import ConfigError
 from deepstrata.model.model import Model, load
+from deepstrata.recipes.fairness import fairness_metrics, fairness_thresholds
 from deepstrata.recipes.network import train_split
 from deepstrata.recipes.prepare import (
     Prepared,
@@ -65,6 +66,9 @@ def cross_validated(prepared: Prepared, *, run, resume, progress, callbacks) -> 
         )
     decision = task.decide(oof, encoded)
     model = assemble(prepared, members, artifacts, decision=decision)
+    model.fairness = fairness_thresholds(prepared, np.arange(len(oof)), oof)
+    entry, figure = fairness_metrics(model.fairness)
+    model.artifacts.update(figure)
     model.artifacts["oof_predictions.csv"] = oof_table(prepared, model, oof, fold_of)
     model.metrics = {
         "validation": model.metrics_of(oof, encoded),  # out-of-fold: every row held out once
@@ -73,6 +77,7 @@ def cross_validated(prepared: Prepared, *, run, resume, progress, callbacks) -> 
         **group_counts(prepared, [{"train": a, "validation": b} for a, b in folds]),
         **info,
         **({"decision": decision} if decision is not None else {}),
+        **entry,
     }
     model.artifacts[PREDICTIONS] = prediction_records(prepared, model, np.arange(len(oof)), oof)
     model.artifacts[SUMMARY] = data_summary(prepared, {"folds": cfg.folds, "rows": len(encoded)})
@@ -188,7 +193,7 @@ def oof_table(prepared: Prepared, model: Model, outputs: np.ndarray, folds: list
             "row": prepared.frame.index.to_numpy() + 1,
             "fold": folds,
             "target": prepared.frame[prepared.cfg.target].to_numpy(),
-            "prediction": model.prediction_cells(outputs),
+            "prediction": model.prediction_cells(outputs, model.groups_of(prepared.frame)),
         }
     )
     if prepared.task.classifier:

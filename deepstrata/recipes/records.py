@@ -35,7 +35,7 @@ def prediction_records(prepared, model, rows: np.ndarray, outputs: np.ndarray) -
         # As the model names the classes (True -> "true", 1.0 -> 1), so that the
         # report can line the target up with the _proba:<class> columns.
         "_target": _cells(prepared, prepared.target_encoder.decode(prepared.encoded[rows])),
-        "_prediction": model.prediction_cells(outputs),
+        "_prediction": model.prediction_cells(outputs, model.groups_of(frame)),
     }
     if prepared.task.classifier:
         probabilities = model.probabilities_of(outputs)
@@ -51,12 +51,21 @@ def prediction_records(prepared, model, rows: np.ndarray, outputs: np.ndarray) -
                 lambda cell: cell[:TEXT_CHARACTERS] if isinstance(cell, str) else cell
             )
         columns[feature.name] = values.to_numpy()
+    for name in _audit_only(prepared):  # not inputs, but the report's Groups section reads them
+        columns[name] = frame[name].to_numpy()
     # One frame from every column at once: column by column, a table of thousands of
     # columns would be copied as many times (pandas warns that it is "highly fragmented").
     records = pd.DataFrame(columns)
     buffer = io.StringIO()
     records.to_csv(buffer, index=False)
     return buffer.getvalue().encode()
+
+
+def _audit_only(prepared) -> list[str]:
+    from deepstrata.audit_options import parse_sensitive
+
+    hidden = prepared.cfg.audit_only
+    return parse_sensitive(hidden, option="--audit-only") if hidden else []
 
 
 def _cells(prepared, decoded: np.ndarray) -> np.ndarray:

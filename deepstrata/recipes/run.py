@@ -20,6 +20,7 @@ from deepstrata.model.model import Data, Model
 from deepstrata.recipes.crossfit import cross_fitted_ensemble
 from deepstrata.recipes.crossval import cross_validated
 from deepstrata.recipes.ensemble import auto_ensemble
+from deepstrata.recipes.fairness import check_fairness, sensitive_summary
 from deepstrata.recipes.prepare import Prepared, prepare
 from deepstrata.recipes.single import single_split
 from deepstrata.seeding import preserved_random_state
@@ -59,6 +60,7 @@ def run_fit(
         if run is not None and not keep_checkpoints:
             run.finish()
     model.metrics["strategy"] = prepared.strategy
+    model.metrics.update(sensitive_summary(prepared))
     return model
 
 
@@ -79,7 +81,10 @@ def _trained(
         raise DataError("no target column given", hint="pass target=NAME (--target NAME)")
 
     prepared = prepare(table, cfg)
+    check_fairness(prepared)
     why = None
+    if cfg.ensemble is None and cfg.fairness and cfg.folds:
+        cfg.ensemble, why = False, "group thresholds are chosen for a network's folds"
     if cfg.ensemble is None:  # auto: decided by the columns and the task, recorded as done
         cfg.ensemble, why = auto_ensemble(prepared)
     if run is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from deepstrata.data.split import train_validation_split
 from deepstrata.model.model import Model
 from deepstrata.recipes.ensemble import classical_side, with_classical
+from deepstrata.recipes.fairness import fairness_metrics, fairness_thresholds
 from deepstrata.recipes.network import train_split
 from deepstrata.recipes.prepare import Prepared, assemble, calibrated, group_counts
 from deepstrata.recipes.records import data_summary, prediction_records
@@ -51,7 +52,11 @@ def single_split(prepared: Prepared, *, run, resume, progress, callbacks) -> Mod
         )
     labels = prepared.encoded[val_rows]
     decision = task.decide(outputs, labels)  # None for most tasks: the argmax decides
+    fairness = fairness_thresholds(prepared, val_rows, outputs)
     model = assemble(prepared, members, trained.artifacts, weights=weights, decision=decision)
+    model.fairness = fairness
+    entry, figure = fairness_metrics(fairness)
+    model.artifacts.update(figure)
     split = {"train": len(train_rows), "validation": len(val_rows)}
     model.metrics = {
         "validation": model.metrics_of(outputs, labels),
@@ -60,6 +65,7 @@ def single_split(prepared: Prepared, *, run, resume, progress, callbacks) -> Mod
         **info,
         **({"decision": decision} if decision is not None else {}),
         "history": trained.history,
+        **entry,
     }
     model.artifacts[PREDICTIONS] = prediction_records(prepared, model, val_rows, outputs)
     model.artifacts[SUMMARY] = data_summary(prepared, split)

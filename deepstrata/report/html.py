@@ -127,5 +127,6 @@ figcaption{color:var(--muted);font-size:12px}
 .thumb{width:auto;height:auto;max-width:72px;max-height:72px;border-radius:3px;display:block}
 .bad{color:#b91c1c;font-weight:600}
 details{margin:6px 0}summary{cursor:pointer;color:var(--accent)}
+pre.card{white-space:pre-wrap;font-size:12px;background:var(--soft);padding:10px;border-radius:6px}
 footer{margin-top:24px;color:var(--muted);font-size:12px}
 """.replace("\n", "")

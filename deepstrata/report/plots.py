@@ -256,3 +256,50 @@ def learning_curve_png(compare: Mapping) -> bytes:
         ax.set_ylabel(f"{metric} ({better} is better)")
         ax.set_title(f"learning curves: {metric}" + (f" on {tested:,} test rows" if tested else ""))
         return _png(figure)
+
+
+def tradeoff_png(rows: Sequence[Mapping], chosen: Mapping) -> bytes:
+    """Accuracy against the disparity on held-out rows, one point per strength of the
+    fairness thresholds (``fit --fairness``); the chosen strength circled."""
+    with _figure(width=4.6, height=3.2) as figure:
+        axis = figure.add_subplot(1, 1, 1)
+        disparity = [row["disparity"] for row in rows]
+        accuracy = [row["accuracy"] for row in rows]
+        axis.plot(disparity, accuracy, "o-", color=PALETTE[0])
+        for row in rows:
+            axis.annotate(
+                f"{row['strength']:g}",
+                (row["disparity"], row["accuracy"]),
+                fontsize=7,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
+        held = chosen["held_out"]
+        axis.plot([held["disparity"]], [held["accuracy"]], "o", mfc="none", ms=12, color=PALETTE[1])
+        axis.set_xlabel(f"{chosen['constraint'].replace('_', ' ')} difference")
+        axis.set_ylabel("accuracy")
+        axis.set_title("accuracy against disparity (labels: strength)")
+        return _png(figure)
+
+
+def intervals_png(
+    labels: Sequence[object],
+    values: Sequence[float],
+    lows: Sequence[float],
+    highs: Sequence[float],
+    *,
+    xlabel: str,
+    title: str,
+) -> bytes:
+    """One point with its interval per label, top to bottom (the fairness audit's groups)."""
+    with _figure(width=6.0, height=0.6 + 0.32 * max(len(labels), 1)) as figure:
+        axis = figure.add_subplot(1, 1, 1)
+        positions = np.arange(len(labels))
+        below = np.asarray(values, dtype=float) - np.asarray(lows, dtype=float)
+        above = np.asarray(highs, dtype=float) - np.asarray(values, dtype=float)
+        axis.errorbar(values, positions, xerr=[below, above], fmt="o", color=PALETTE[0], capsize=3)
+        axis.set_yticks(positions, [short(label) for label in labels])
+        axis.invert_yaxis()
+        axis.set_xlabel(xlabel)
+        axis.set_title(title)
+        return _png(figure)

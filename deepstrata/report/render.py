@@ -50,6 +50,7 @@ def render_report(files: Mapping[str, bytes]) -> str:
 
     ``write_report(bundle_dir)`` calls it with the files of a bundle directory.
     """
+    from deepstrata.report.card import card_section, groups_section
     from deepstrata.report.validation import analysis_sections
 
     bundle = parse(files)
@@ -59,10 +60,12 @@ def render_report(files: Mapping[str, bytes]) -> str:
         cross_validation_section(bundle),
         *analysis_sections(bundle),
         explanation_section(bundle),
+        groups_section(bundle),
         training_section(bundle),
         model_choice_section(bundle),
         learning_curve_section(bundle),
         configuration_section(bundle),
+        card_section(bundle),
     ]
     sections = [s for s in sections if s is not None]
     return page(bundle, sections)

@@ -100,9 +100,11 @@ class Predictor:
         """One batch of several requests' rows (see :meth:`outputs`)."""
         return Rows.join(parts) if isinstance(parts[0], Rows) else join_frames(parts)
 
-    def answers(self, outputs: np.ndarray) -> dict:
-        """``{"predictions": [...], "classes"?, "probabilities"?}`` of raw ``outputs``."""
-        labels = self.model.decode(outputs)  # labels, label lists (multilabel) or values
+    def answers(self, outputs: np.ndarray, sensitive: dict[str, list] | None = None) -> dict:
+        """``{"predictions": [...], "classes"?, "probabilities"?}`` of raw ``outputs``
+        (``sensitive``: ``{column: values}`` whose groups pick fairness thresholds, if any)."""
+        groups = None if sensitive is None else self.model.groups_of(sensitive)
+        labels = self.model.decode(outputs, groups)  # labels, label lists or values
         answer: dict = {"predictions": [_plain(v) for v in labels.tolist()]}
         if self.classes is not None:
             probabilities = self.model.probabilities_of(outputs)  # (B, K)

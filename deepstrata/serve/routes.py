@@ -266,9 +266,23 @@ async def predict_records(context: Context, records: list) -> dict:
                 outputs = await batcher.submit(staged)
     except DataError as error:  # a value validation let through and a preprocessor refused
         raise ApiError("invalid_input", data_message(error)) from None
-    answer = predictor.answers(outputs)
+    answer = predictor.answers(outputs, sensitive_values(predictor, records, rows))
     answer["warnings"] = warnings
     return answer
+
+
+def sensitive_values(predictor: Predictor, records: list, rows: Rows) -> dict | None:
+    """The fairness thresholds' columns of each record (None without thresholds): an input's
+    validated value, or the field as sent when the column is not an input (--audit-only)."""
+    fairness = predictor.model.fairness
+    if fairness is None:
+        return None
+    return {
+        name: rows.columns[name]
+        if name in rows.columns
+        else [(record.model_extra or {}).get(name) for record in records]
+        for name in fairness["columns"]
+    }
 
 
 # -- explanations ----------------------------------------------------------------------------

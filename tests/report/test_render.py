@@ -216,6 +216,7 @@ def test_binary_report_has_every_section_in_order(binary_page):
         "worst",
         "training",
         "configuration",
+        "card",  # every report carries a model card (tests/report/test_card.py)
     ]
     for key in page.sections:  # the table of contents links every section
         assert f'<a href="#{key}">' in binary_page
