@@ -115,4 +115,5 @@ def _say_where(console, seconds, bundle, predictions_csv, train_csv, test_csv, o
         f"  deepstrata serve {bundle}                           # predictions over HTTP "
         "(the serve extra: pip install 'deepstrata[serve]'; make test installs it)",
         soft_wrap=True,
+        markup=False,  # rich would take [serve] for a style and drop it
     )

@@ -15,3 +15,5 @@ def test_demo_runs_end_to_end_and_reports_where_things_went(tmp_path, capsys):
     # Penguin species are well separated by bill and flipper sizes.
     assert result["metrics"]["accuracy"] >= 0.9
     assert json.loads((bundle / "config.json").read_text())["schema"]["target"] == "species"
+    # the hint names the extra as pip wants it (rich once took "[serve]" for a style)
+    assert "pip install 'deepstrata[serve]'" in printed
