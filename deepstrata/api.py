@@ -58,20 +58,10 @@ def fit(
         if target is not None:
             settings["target"] = target
         cfg = FitConfig.from_dict(settings, source="fit()")
+    recipe = run_fit
     if cfg.drop_label_issues or cfg.relabel_issues:  # a first fit with folds finds them
-        from deepstrata.audit.cleaning import fit_without_label_issues
-
-        return fit_without_label_issues(
-            data,
-            cfg,
-            progress=progress,
-            run_dir=run_dir,
-            resume=resume,
-            callbacks=callbacks,
-            keep_checkpoints=keep_checkpoints,
-            run_record=run_record,
-        )
-    return run_fit(
+        from deepstrata.audit.cleaning import fit_without_label_issues as recipe
+    return recipe(
         data,
         cfg,
         progress=progress,

@@ -68,6 +68,17 @@ class Context:
         return [401] if self.settings.token else []
 
 
+# The body of /predict and /explain in the OpenAPI document: the request model of the bundle.
+RECORDS_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}
+        },
+    }
+}
+
+
 def errors(*statuses: int) -> dict:
     """OpenAPI ``responses`` for the error statuses an endpoint can answer."""
     what = {
@@ -158,14 +169,7 @@ def add_predict_route(app: FastAPI, context: Context) -> None:
         summary="Predict rows: records in; predictions, probabilities and warnings out.",
         response_model=context.response_model,
         responses=errors(*context.protected, 413, 422, 503, 504),
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}
-                },
-            }
-        },
+        openapi_extra=RECORDS_BODY,
     )
     async def predict(request: Request) -> Response:
         check_serving(context)
@@ -319,14 +323,7 @@ def add_explain_route(app: FastAPI, context: Context) -> None:
         summary=f"Explain rows: records in; each prediction's attributions ({method}) out.",
         response_model=ExplainResponse,
         responses=errors(*context.protected, 413, 422, 503, 504),
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {"schema": {"$ref": "#/components/schemas/PredictRequest"}}
-                },
-            }
-        },
+        openapi_extra=RECORDS_BODY,
     )
     async def explain(request: Request) -> Response:
         from starlette.concurrency import run_in_threadpool
