@@ -24,17 +24,9 @@ EXAMPLES = 20  # rows, groups or pairs shown in audit_data.json; the CSV files l
 
 def input_columns(table, cfg: FitConfig) -> tuple[list[str], list[str]]:
     """The columns a model would read (the schema's inputs), and those of file paths."""
-    from deepstrata.data.schema import infer_schema
+    from deepstrata.recipes.prepare import schema_for
 
-    schema = infer_schema(
-        table.frame,
-        target=cfg.target,
-        task=cfg.task,
-        columns=cfg.columns,
-        ignore=cfg.ignore,
-        source=table.source,
-        group=cfg.group,
-    )
+    schema = schema_for(table, cfg)
     from deepstrata.kinds import FILE_KINDS
 
     inputs = [f.name for f in schema.inputs]

@@ -25,22 +25,14 @@ OOF = "oof_predictions.csv"  # what a fit with --folds leaves: every row's held-
 def check_for_labels(table, cfg: FitConfig) -> None:
     """ConfigError before any work: no folds, too few, or a task without one class a row."""
     from deepstrata import tasks
-    from deepstrata.data.schema import infer_schema
+    from deepstrata.recipes.prepare import schema_for
 
     if not cfg.folds:
         raise ConfigError(
             "label errors are estimated from out-of-fold probabilities: pass --folds K (e.g. 5)",
             option="--folds",
         )
-    schema = infer_schema(
-        table.frame,
-        target=cfg.target,
-        task=cfg.task,
-        columns=cfg.columns,
-        ignore=cfg.ignore,
-        source=table.source,
-        group=cfg.group,
-    )
+    schema = schema_for(table, cfg)
     if not tasks.get(schema.task).stratify:
         raise ConfigError(
             f"label errors are for classifiers of one class per row; {cfg.target!r} is a "

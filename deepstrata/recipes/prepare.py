@@ -92,15 +92,7 @@ def prepare(table: Table, cfg: FitConfig) -> Prepared:
     """Schema, labelled rows, decoded files, encoded target and strategy (see module doc)."""
     if cfg.group_pattern is not None:
         table = with_groups(table, cfg.group_pattern)  # a folder: the group from file names
-    schema = infer_schema(
-        table.frame,
-        target=cfg.target,
-        task=cfg.task,
-        columns=cfg.columns,
-        ignore=cfg.ignore,
-        source=table.source,
-        group=cfg.group,
-    )
+    schema = schema_for(table, cfg)
     check_for_task(cfg, schema.task)
     task = tasks.get(schema.task)
     frame = table.frame
@@ -159,6 +151,20 @@ def groups_needed(cfg: FitConfig) -> tuple[int, str]:
     if cfg.folds:
         return cfg.folds, f"--folds {cfg.folds}"
     return 2, "a validation split"
+
+
+def schema_for(table: Table, cfg: FitConfig):
+    """The schema a fit with ``cfg`` infers for ``table`` (target, task, columns, ignore,
+    group as the options say)."""
+    return infer_schema(
+        table.frame,
+        target=cfg.target,
+        task=cfg.task,
+        columns=cfg.columns,
+        ignore=cfg.ignore,
+        source=table.source,
+        group=cfg.group,
+    )
 
 
 def check_groups(table: Table, values: pd.Series, cfg: FitConfig) -> None:
