@@ -11,7 +11,7 @@ report and network builder read the entry; none of them lists kinds.
 The code is named as ``"module:attribute"`` and imported on first use (as a plugin
 registry does), so this module, and with it ``deepstrata --help``, needs neither torch
 nor pandas. ``deepstrata.testing.check_kind`` checks an entry end to end (fit, state,
-encoder, HTTP field, ONNX sample); ``tests/test_common.py`` runs it over every kind.
+encoder, HTTP field, ONNX sample); ``tests/testing/test_checks.py`` runs it over every kind.
 
 >>> get("text").preprocessor.__name__
 'TextPreprocessor'

@@ -57,7 +57,7 @@ COVERED_ELSEWHERE = {
     "explain/output.py": "tests/cli/test_explain.py",
     "explain/page.py": "tests/integration/test_explain_browser.py",
     "explain/permutation.py": "tests/explain/test_run.py",
-    "kinds.py": "tests/test_common.py",  # check_kind over every entry
+    "kinds.py": "tests/testing/test_checks.py",  # check_kind over every entry
     "model/extractor.py": "tests/pretrained/test_cache.py",
     "model/member.py": "tests/test_engine_api.py",
     "model/model.py": "tests/test_api.py",
@@ -91,12 +91,11 @@ COVERED_ELSEWHERE = {
     "serve/metrics.py": "tests/serve/test_app.py",
     "serve/routes.py": "tests/serve/test_app.py",
     "serve/settings.py": "tests/cli/test_serve.py",
-    "tasks/base.py": "tests/test_common.py",  # check_task over every task
+    "tasks/base.py": "tests/testing/test_checks.py",  # check_task over every task
     "tasks/heads.py": "tests/train/test_engine.py",
-    "tasks/binary.py": "tests/test_common.py",
-    "tasks/multiclass.py": "tests/test_common.py",
-    "tasks/regression.py": "tests/test_common.py",
-    "testing/checks.py": "tests/test_common.py",
+    "tasks/binary.py": "tests/testing/test_checks.py",
+    "tasks/multiclass.py": "tests/testing/test_checks.py",
+    "tasks/regression.py": "tests/testing/test_checks.py",
     "train/batches.py": "tests/train/test_trainer.py",
     "train/callbacks.py": "tests/train/test_engine.py",
     "train/history.py": "tests/train/test_resume.py",

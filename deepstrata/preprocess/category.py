@@ -63,14 +63,7 @@ class CategoryPreprocessor(Preprocessor):
         unseen = (codes < 0) & ~missing
         out = np.where(missing, MISSING, np.where(unseen, UNKNOWN, codes + FIRST))
         if unseen.any():
-            values = pd.unique(text[unseen])
-            shown = ", ".join(repr(v) for v in values[:5]) + (" …" if len(values) > 5 else "")
-            warnings.warn(
-                f"column {column.name!r}: {int(unseen.sum())} row(s) have values not in the training "
-                f"vocabulary ({shown}); they were treated as unknown",
-                DataWarning,
-                stacklevel=2,
-            )
+            _warn_unseen(column.name, int(unseen.sum()), list(pd.unique(text[unseen])))
         return out[:, None]
 
     def transform_values(self, values: list, *, column: str) -> np.ndarray:
@@ -88,14 +81,7 @@ class CategoryPreprocessor(Preprocessor):
         ]
         unseen = [v for v, at in zip(text, found) if v is not None and at is None]
         if unseen:
-            distinct = list(dict.fromkeys(unseen))
-            shown = ", ".join(repr(v) for v in distinct[:5]) + (" …" if len(distinct) > 5 else "")
-            warnings.warn(
-                f"column {column!r}: {len(unseen)} row(s) have values not in the training "
-                f"vocabulary ({shown}); they were treated as unknown",
-                DataWarning,
-                stacklevel=2,
-            )
+            _warn_unseen(column, len(unseen), list(dict.fromkeys(unseen)))
         return np.array(codes, dtype=np.int64)[:, None]
 
     @property
@@ -166,3 +152,15 @@ def examples(rng, rows: int, folder) -> list:
     values = [["a", "b", "c", "d"][i] for i in rng.integers(0, 4, rows)]
     values[1] = None
     return values
+
+
+def _warn_unseen(column: str, rows: int, values: list) -> None:
+    """The one warning for values a column's vocabulary lacks (a table or records alike);
+    it points at the caller of ``transform``."""
+    shown = ", ".join(repr(v) for v in values[:5]) + (" …" if len(values) > 5 else "")
+    warnings.warn(
+        f"column {column!r}: {rows} row(s) have values not in the training "
+        f"vocabulary ({shown}); they were treated as unknown",
+        DataWarning,
+        stacklevel=3,
+    )

@@ -95,10 +95,7 @@ def check_ready(context: Context) -> None:
     """503 (retryable) while warming up, shutting down, or without a worker."""
     if context.state.draining:
         raise ApiError("not_ready", "shutting down", headers={"Retry-After": "1"})
-    if not context.state.ready:
-        raise ApiError("not_ready", "the model is warming up", headers={"Retry-After": "1"})
-    if not context.batcher.running:
-        raise ApiError("not_ready", STOPPED)
+    check_serving(context)
 
 
 def add_health_routes(app: FastAPI, context: Context) -> None:

@@ -5,7 +5,7 @@ A task is one file here holding one final class that implements
 (label decoding), the network's head and its loss, probabilities and point predictions
 from raw outputs, how members' outputs are mixed, the metrics, the per-epoch validation
 figure, and how outputs are calibrated. Adding a task is that file and one line in
-:data:`TASKS`; ``deepstrata.testing.check_task`` checks it and ``tests/test_common.py``
+:data:`TASKS`; ``deepstrata.testing.check_task`` checks it and ``tests/testing/test_checks.py``
 runs the check over every entry.
 
 ==========  ===============================  ==================================================

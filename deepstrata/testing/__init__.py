@@ -1,7 +1,7 @@
 """Shipped contract checks, in the spirit of scikit-learn's ``check_estimator``.
 
 Whoever adds a kind, a task or a classical head runs the matching check on it; the
-project's own ``tests/test_common.py`` runs every check over every registry entry, so a
+project's own ``tests/testing/test_checks.py`` runs every check over every registry entry, so a
 kind that trains but cannot be served, or a task whose labels do not round-trip, fails
 there rather than in a user's hands.
 

@@ -4,7 +4,6 @@ fails, too-small groups listed; and the page loads cleanly in headless chromium.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,6 +14,7 @@ from deepstrata.audit.groups import groupings
 from deepstrata.audit.page import render_audit
 from deepstrata.audit.run import write_audit
 from deepstrata.data.sources import read_table
+from tests.browser import CHROMIUM, visit
 
 
 def result_for(names: list[str], rows: int = 600) -> dict:
@@ -49,45 +49,19 @@ def test_names_are_escaped_and_failures_flagged():
     assert page.count("data:image/png;base64,") == 1
 
 
-CHROMIUM = Path("/usr/bin/chromium")
-
-
 @pytest.mark.browser
 @pytest.mark.integration
 @pytest.mark.skipif(
     not CHROMIUM.exists(), reason=f"Debian's chromium is not installed ({CHROMIUM})"
 )
 def test_audit_page_loads_cleanly_in_chromium(tmp_path):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the dev extra brings playwright")
-    from tests.integration.test_report_browser import FLAGS
+    pytest.importorskip("playwright.sync_api", reason="the dev extra brings playwright")
 
     out = write_audit(result_for(["a", "b", "c"]), tmp_path / "audit")
     assert json.loads((out / "audit.json").read_text())["kind"] == "binary"
-    problems, requested = [], []
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=FLAGS,
-            timeout=60_000,
-        )
-        try:
-            page = browser.new_page()
-            page.on(
-                "console",
-                lambda m: problems.append(m.text) if m.type == "error" else None,
-            )
-            page.on("pageerror", lambda error: problems.append(str(error)))
-            page.on("request", lambda request: requested.append(request.url))
-            page.goto((out / "audit.html").as_uri(), wait_until="load", timeout=60_000)
-            images = page.evaluate(
-                "Array.from(document.images).map(i => [i.complete, i.naturalWidth])"
-            )
-            sections = page.evaluate("document.querySelectorAll('section').length")
-            title = page.title()
-        finally:
-            browser.close()
+    seen = visit(out / "audit.html", tmp_path / "profile")
+    problems, requested, title, sections = seen.problems, seen.requested, seen.title, seen.sections
+    images = [(complete, width) for _, complete, width in seen.images]
     assert problems == []
     assert [u for u in requested if not u.startswith(("file:", "data:"))] == []
     assert images and all(complete and width > 0 for complete, width in images)

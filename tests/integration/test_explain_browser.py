@@ -6,14 +6,13 @@ build/screenshots/explain.png for a person to look at."""
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 
 import deepstrata
 from deepstrata.explain.output import write_folder
+from tests.browser import CHROMIUM, SCREENSHOTS, visit
 from tests.conftest import make_churn_frame, torch_threads
-from tests.integration.test_report_browser import CHROMIUM, FLAGS
 
 pytestmark = [
     pytest.mark.browser,
@@ -22,9 +21,9 @@ pytestmark = [
         not CHROMIUM.exists(), reason=f"Debian's chromium is not installed ({CHROMIUM})"
     ),
 ]
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 pytest.importorskip("captum", reason="the explain extra is not installed")
-SCREENSHOT = Path(__file__).resolve().parents[2] / "build" / "screenshots" / "explain.png"
+SCREENSHOT = SCREENSHOTS / "explain.png"
 
 
 def test_explain_page_loads_cleanly_in_chromium(fitted_churn_bundle, tmp_path):
@@ -34,35 +33,9 @@ def test_explain_page_loads_cleanly_in_chromium(fitted_churn_bundle, tmp_path):
             make_churn_frame(seed=3).head(30), method="ig", compare=("exact",)
         )
     page_file = write_folder(explanation, tmp_path / "out", title="Why churned?") / "explain.html"
-    problems: list[str] = []
-    requested: list[str] = []
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=FLAGS,
-            viewport={"width": 1200, "height": 900},
-            timeout=60_000,
-        )
-        try:
-            page = browser.new_page()
-            page.on(
-                "console",
-                lambda m: problems.append(f"console: {m.text}") if m.type == "error" else None,
-            )
-            page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-            page.on("requestfailed", lambda r: problems.append(f"failed: {r.url} {r.failure}"))
-            page.on("request", lambda request: requested.append(request.url))
-            page.goto(page_file.as_uri(), wait_until="load", timeout=60_000)
-            images = page.evaluate(
-                "Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth])"
-            )
-            sections = page.evaluate("Array.from(document.querySelectorAll('section')).length")
-            text = page.inner_text("body")
-            page.screenshot(path=str(tmp_path / "explain.png"), full_page=True)
-        finally:
-            browser.close()
+    seen = visit(page_file, tmp_path / "profile", screenshot=tmp_path / "explain.png")
+    problems, requested, images = seen.problems, seen.requested, seen.images
+    sections, text = seen.sections, seen.text
     assert problems == []
     assert [url for url in requested if not url.startswith(("file:", "data:"))] == []
     assert images and all(complete and width > 0 for _, complete, width in images), images

@@ -17,10 +17,10 @@ import pytest
 import deepstrata
 from deepstrata.bundle.manifest import write_manifest
 from deepstrata.report.render import write_report
+from tests.browser import CHROMIUM, SCREENSHOTS, visit
 from tests.conftest import FAST_FIT, make_churn_frame, torch_threads
 from tests.report.test_render import data_summary, predictions_csv
 
-CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.integration,
@@ -30,19 +30,10 @@ pytestmark = [
         "or run `make test` as root, which installs it",
     ),
 ]
-sync_api = pytest.importorskip(
+pytest.importorskip(
     "playwright.sync_api", reason="playwright is not installed (the dev extra brings it)"
 )
-FLAGS = [
-    "--no-sandbox",  # root in a container: chromium's sandbox needs user namespaces
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-SCREENSHOT = Path(__file__).resolve().parents[2] / "build" / "screenshots" / "report.png"
+SCREENSHOT = SCREENSHOTS / "report.png"
 
 
 @pytest.fixture
@@ -68,41 +59,9 @@ def bundle_with_report(tmp_path) -> Path:
 
 def test_report_loads_cleanly_in_chromium(bundle_with_report, tmp_path):
     report = bundle_with_report / "report.html"
-    problems: list[str] = []
-    requested: list[str] = []
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),  # a fresh profile
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=FLAGS,
-            viewport={"width": 1200, "height": 900},
-            timeout=60_000,
-        )
-        try:
-            page = browser.new_page()
-            page.on(
-                "console",
-                lambda message: (
-                    problems.append(f"console: {message.text}") if message.type == "error" else None
-                ),
-            )
-            page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-            page.on(
-                "requestfailed",
-                lambda request: problems.append(f"failed: {request.url} {request.failure}"),
-            )
-            page.on("request", lambda request: requested.append(request.url))
-            page.goto(report.as_uri(), wait_until="load", timeout=60_000)
-            images = page.evaluate(
-                "Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth])"
-            )
-            title = page.title()
-            sections = page.evaluate("Array.from(document.querySelectorAll('section')).length")
-            page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
-        finally:
-            browser.close()
-
+    seen = visit(report, tmp_path / "profile", screenshot=tmp_path / "report.png")
+    problems, images, title, sections = seen.problems, seen.images, seen.title, seen.sections
+    requested = seen.requested
     assert problems == []
     assert [url for url in requested if not url.startswith(("file:", "data:"))] == []
     assert len(images) >= 5, images  # confusion matrix, ROC/PR, reliability, curves, sweep
