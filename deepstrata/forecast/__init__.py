@@ -1,0 +1,2 @@
+"""Time and rare events: forecasting across series, rolling-origin backtests, classical
+baselines, and anomaly scores without labels."""
