@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import re
+import time
 import uuid
 from contextlib import suppress
 from pathlib import Path
@@ -344,3 +345,40 @@ def load_matching(directory: Path, settings: dict) -> tuple[dict, dict]:
             path=str(directory),
         )
     return tensors, state
+
+
+def save_trainer(trainer, position: tuple[int, int], order_state: torch.Tensor) -> None:
+    """Checkpoint a :class:`~deepstrata.train.trainer.Trainer` "about to run batch
+    ``position[1]`` of epoch ``position[0]``": everything an exact resume needs."""
+    loop = trainer.loop
+    optimizer_tensors, optimizer_meta = optimizer_state_to_flat(
+        trainer.optimizer.state_dict(), prefix="optimizer."
+    )
+    tensors = {
+        **{f"model.{k}": v for k, v in trainer.network.state_dict().items()},
+        **{f"best.{k}": v for k, v in (loop.best_state or {}).items()},
+        **optimizer_tensors,
+        **generator_states({"mix": loop.mix}, prefix="generator."),
+        "generator.order": order_state,
+        **rng_state_to_tensors("rng."),  # CPU and every CUDA device: dropout masks
+    }
+    state = {
+        "settings": trainer._settings_now,
+        "learning_rate": trainer.chosen_learning_rate,
+        "precision": trainer.chosen_precision,
+        # What chose them: a resumed run's bundle shows the same sweep and probe.
+        "range_test": trainer.range_test.to_dict() if trainer.range_test is not None else None,
+        "precision_probe": trainer.precision_probe,
+        "epoch": position[0],
+        "batch": position[1],
+        "optimizer": optimizer_meta,
+        "schedule": trainer.schedule.state_dict(),
+        "scaler": trainer.scaler.state_dict() if trainer.scaler.is_enabled() else {},
+        "mix_rng": loop.mix_rng.bit_generator.state,
+        "history": loop.history.to_dict(),
+        "since_best": loop.since_best,
+        "loss_sum": loop.loss_sum,
+        "seen": loop.seen,
+        "seconds": time.perf_counter() - trainer._start,
+    }
+    save_checkpoint(trainer.checkpoint_dir, tensors=tensors, state=state)

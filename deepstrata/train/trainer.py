@@ -115,6 +115,7 @@ class Trainer:
         checkpoint_interval: float = 600.0,
         callbacks: Sequence[Callback] = (),
         progress: Callback | None = None,
+        perturb: Callable[[nn.Module, Inputs, torch.Tensor], Inputs] | None = None,
     ) -> None:
         self.network = network
         self.loss_fn = loss_fn
@@ -139,6 +140,9 @@ class Trainer:
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.checkpoint_interval = checkpoint_interval
         self.progress = progress
+        # Replaces a batch's inputs before the forward pass (adversarial training: the
+        # inputs that most raise the loss within a budget); None trains on the data as given.
+        self.perturb = perturb
         self.callbacks = [*callbacks, *([progress] if progress is not None else [])]
         # Set by fit(); read by callbacks.
         self.history = History()
@@ -328,6 +332,8 @@ class Trainer:
         """Forward and backward of one micro-batch (rows ``index``); the loss is divided by
         the step's ``group`` of micro-batches so that their gradients add up to the mean."""
         batch_inputs, batch_target = take(inputs, index), target[index]
+        if self.perturb is not None:
+            batch_inputs = self.perturb(self.network, batch_inputs, batch_target)
         loop = self.loop
         with autocast(self.device, self.chosen_precision):
             if self.mixup > 0:
@@ -453,38 +459,7 @@ class Trainer:
 
     def _save(self, position: tuple[int, int], order_state: torch.Tensor) -> None:
         """Checkpoint "about to run batch ``position[1]`` of epoch ``position[0]``"."""
-        loop = self.loop
-        optimizer_tensors, optimizer_meta = ckpt.optimizer_state_to_flat(
-            self.optimizer.state_dict(), prefix="optimizer."
-        )
-        tensors = {
-            **{f"model.{k}": v for k, v in self.network.state_dict().items()},
-            **{f"best.{k}": v for k, v in (loop.best_state or {}).items()},
-            **optimizer_tensors,
-            **ckpt.generator_states({"mix": loop.mix}, prefix="generator."),
-            "generator.order": order_state,
-            **ckpt.rng_state_to_tensors("rng."),  # CPU and every CUDA device: dropout masks
-        }
-        state = {
-            "settings": self._settings_now,
-            "learning_rate": self.chosen_learning_rate,
-            "precision": self.chosen_precision,
-            # What chose them: a resumed run's bundle shows the same sweep and probe.
-            "range_test": self.range_test.to_dict() if self.range_test is not None else None,
-            "precision_probe": self.precision_probe,
-            "epoch": position[0],
-            "batch": position[1],
-            "optimizer": optimizer_meta,
-            "schedule": self.schedule.state_dict(),
-            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
-            "mix_rng": loop.mix_rng.bit_generator.state,
-            "history": loop.history.to_dict(),
-            "since_best": loop.since_best,
-            "loss_sum": loop.loss_sum,
-            "seen": loop.seen,
-            "seconds": time.perf_counter() - self._start,
-        }
-        ckpt.save_checkpoint(self.checkpoint_dir, tensors=tensors, state=state)
+        ckpt.save_trainer(self, position, order_state)
         self._last_checkpoint = time.perf_counter()
 
     def _non_finite(self, epoch: int, step: int, what: str) -> TrainingError:

@@ -174,3 +174,33 @@ def test_a_loss_that_diverges_from_the_start_is_an_error():
         Trainer(
             net, loss_fn=lambda out, target: net.loss(out, target) * float("inf"), max_epochs=3
         ).fit(inputs, y)
+
+
+def test_perturb_replaces_the_batch_inputs_before_the_forward_pass():
+    """The adversarial-training hook: the network trains on what ``perturb`` returns
+    (here, inputs shifted by one), so the step equals a plain step on the shifted inputs."""
+    inputs, y = regression_data()
+    seen = []
+
+    def shift(net, batch, target):
+        seen.append((net, len(target)))
+        return {name: value + 1.0 for name, value in batch.items()}
+
+    ours, reference = network(), network()
+    Trainer(
+        ours,
+        loss_fn=ours.loss,
+        batch_size=len(y),
+        max_epochs=1,
+        learning_rate=1e-2,
+        schedule="constant",
+        weight_decay=0.0,
+        perturb=shift,
+    ).fit(inputs, y)
+    assert seen and seen[0] == (ours, len(y))
+    optimizer = torch.optim.AdamW(reference.parameters(), lr=1e-2, weight_decay=0.0)
+    loss = F.mse_loss(reference({k: v + 1.0 for k, v in inputs.items()}), y)
+    loss.backward()
+    optimizer.step()
+    for (name, a), b in zip(ours.state_dict().items(), reference.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
