@@ -13,7 +13,7 @@ from __future__ import annotations
 from deepstrata.errors import ConfigError
 from deepstrata.options import Choice, Option
 
-# --imbalance: auto picks "weight" when the rarest class is under 10 % of the training rows
+# --imbalance: auto picks "weight" when a class is rare (see deepstrata.tasks.imbalance)
 IMBALANCE = ("auto", "weight", "focal", "sample", "none")
 THRESHOLD_HELP = (
     "Binary decision threshold: auto (F1 on validation when a class is rare, else 0.5), "
@@ -66,7 +66,8 @@ OPTIONS = (
         "imbalance",
         "auto",
         "Rare classes: weight (class-weighted loss), focal (focal loss), sample "
-        "(oversample them), none; auto: weight when a class is under 10% of the rows.",
+        "(oversample them), none; auto: weight when a class has under 1/9 of the "
+        "largest's rows.",
         Choice(*IMBALANCE),
         group="training",
     ),

@@ -11,7 +11,8 @@ A model trained with plain cross-entropy on 0.1 % positives and judged at 0.5 ca
 - ``sample``: the rarer classes' training rows are repeated (random oversampling, drawn
   from the seed) until each class has as many rows as the largest.
 
-``auto`` uses ``weight`` when the rarest class is under 10 % of the training rows.
+``auto`` uses ``weight`` when a class is rare: the rarest has under a ninth of the rows of
+the largest (for two classes: under 10 % of the rows; ten balanced classes are not rare).
 Then the threshold (``--threshold``) is chosen on held-out rows: for F1, for a given
 precision, or for a cost ratio; stored as the bundle's ``decision`` and used by predict,
 evaluate and serve.
@@ -26,7 +27,8 @@ from __future__ import annotations
 import numpy as np
 
 FOCAL_GAMMA = 2.0
-RARE = 0.10  # auto: class weights when the rarest class is under this share of the rows
+RARE = 0.10  # a binary model's rarer class under this share of the rows is rare
+RARE_RATIO = RARE / (1 - RARE)  # any classifier: rarest / largest class under 1/9
 
 
 def balanced_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -44,15 +46,16 @@ def resolve(method: str, labels: np.ndarray, num_classes: int, classes: list) ->
     counts = np.bincount(labels.astype(np.int64), minlength=num_classes)
     rarest = int(np.argmin(counts))
     share = float(counts[rarest] / max(len(labels), 1))
+    rare = bool(counts[rarest] < RARE_RATIO * counts.max())
     used = method
     if method == "auto":
-        used = "weight" if share < RARE else "none"
+        used = "weight" if rare else "none"
     entry = {
         "configured": method,
         "method": used,
         "rarest_class": str(classes[rarest]) if rarest < len(classes) else str(rarest),
         "rarest_share": round(share, 6),
-        "rare": share < RARE,
+        "rare": rare,
     }
     if used in ("weight", "focal"):
         entry["class_weights"] = [round(float(w), 6) for w in balanced_weights(labels, num_classes)]

@@ -146,9 +146,9 @@ def test_bad_threshold_values_are_named(options, flag):
 
 def test_options_a_task_cannot_honour_are_refused_before_training():
     frame = rare_frame(60).assign(value=np.arange(60.0))
-    with pytest.raises(ConfigError, match="--imbalance.*regression"):
+    with pytest.raises(ConfigError, match=r"--imbalance.*regression"):
         deepstrata.fit(frame, target="value", imbalance="weight", **FAST)
-    with pytest.raises(ConfigError, match="--threshold.*multiclass"):
+    with pytest.raises(ConfigError, match=r"--threshold.*multiclass"):
         three = frame.assign(fraud=np.arange(60) % 3)
         deepstrata.fit(three.astype({"fraud": str}), target="fraud", threshold="f1", **FAST)
 
