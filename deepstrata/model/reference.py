@@ -62,14 +62,18 @@ def numeric_values(values, kind: str = "number") -> np.ndarray:
     series = pd.Series(values, dtype=object if kind == "datetime" else None)
     if kind == "datetime":
         moments = pd.to_datetime(series, errors="coerce", utc=True, format="mixed")
-        seconds = moments.astype("int64").to_numpy(dtype=np.float64) / 1e9
-        return np.where(moments.isna().to_numpy(), np.nan, seconds)
+        # As a duration: pandas 3 keeps the resolution it parsed (s, ms, us or ns).
+        elapsed = (moments - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)
+        return elapsed.to_numpy(dtype=np.float64, na_value=np.nan)
     return pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64)
 
 
-def category_values(values) -> np.ndarray:
+def category_values(values, kind: str = "category") -> np.ndarray:
     """A column's values as text, one spelling per value (``1``, ``1.0`` -> ``"1"``;
-    ``True`` -> ``"true"``), ``<missing>`` where missing."""
+    ``True`` -> ``"true"``; for a boolean column ``yes``/``1``/``t`` -> ``"true"`` too, as
+    its preprocessor reads them), ``<missing>`` where missing."""
+    if kind == "boolean":
+        return _boolean_values(values)
 
     def spelled(value) -> str:
         if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
@@ -80,7 +84,23 @@ def category_values(values) -> np.ndarray:
             return str(int(value))
         return str(value)
 
+    array = np.empty(len(values), dtype=object)
+    array[:] = list(values)  # (lists of labels stay one cell each)
+    missing = pd.isna(array) if array.size else np.zeros(0, dtype=bool)
+    if pd.api.types.infer_dtype(array[~missing], skipna=False) in ("string", "empty"):
+        array[missing] = MISSING  # text only (the usual case): no call per value
+        return array
     return np.array([spelled(value) for value in values], dtype=object)
+
+
+def _boolean_values(values) -> np.ndarray:
+    from deepstrata.values import FALSE_WORDS, TRUE_WORDS
+
+    text = category_values(values)
+    lowered = np.array([word.strip().lower() for word in text], dtype=object)
+    true = np.isin(lowered, list(TRUE_WORDS))
+    false = np.isin(lowered, list(FALSE_WORDS))
+    return np.where(true, "true", np.where(false, "false", text)).astype(object)
 
 
 def numeric_reference(values: np.ndarray, rng: np.random.Generator) -> dict:
@@ -173,7 +193,7 @@ def build_reference(prepared, model) -> dict:
         if statistic == "numeric":
             entry = numeric_reference(numeric_values(values, feature.kind), rng)
         elif statistic == "categorical":
-            entry = categorical_reference(category_values(values))
+            entry = categorical_reference(category_values(values, feature.kind))
         else:
             entry = embedding_reference(vectors[feature.name], seed + 1 + position)
         columns[feature.name] = {"kind": feature.kind, **entry}
