@@ -139,10 +139,12 @@ def categorical_drift(
 
     known = reference["counts"]
     names = list(known)
-    seen, counts = np.unique(values, return_counts=True)
+    import pandas as pd
+
+    counted = pd.Series(values, dtype=object).value_counts(sort=False)  # hashing, not sorting
     new = dict.fromkeys(names, 0)
     unseen = 0
-    for name, count in zip(seen.tolist(), counts.tolist()):
+    for name, count in counted.items():
         if name in new:
             new[name] += count
         else:
