@@ -249,7 +249,7 @@ def check_options(alpha: float, psi_threshold: float) -> None:
 
 
 def check_drift(
-    bundle: str | Path,
+    bundle,
     data,
     *,
     alpha: float = ALPHA,
@@ -257,15 +257,22 @@ def check_drift(
     seed: int = 0,
     model=None,
 ) -> DriftReport:
-    """Set the rows of ``data`` (a file, a DataFrame) beside the training rows of ``bundle``.
+    """Set the rows of ``data`` (a file, a DataFrame) beside the training rows of ``bundle``
+    (a bundle directory, or a fitted :class:`~deepstrata.model.model.Model`).
 
     Everything is checked before any work: the options, the bundle and its reference, and
     that ``data`` holds every input column (a DataError naming the first one missing).
-    ``model``: the bundle already loaded (saves loading it again)."""
+    ``model``: the bundle already loaded (saves loading it again).
+
+    >>> check_drift("runs/loans", "new_month.csv").drifted      # doctest: +SKIP
+    ['income']
+    """
     from deepstrata.data.sources import read_table
-    from deepstrata.model.model import load
+    from deepstrata.model.model import Model, load
 
     check_options(alpha, psi_threshold)
+    if isinstance(bundle, Model):
+        model, bundle = bundle, None
     model = model if model is not None else load(bundle)
     reference = reference_of(model, bundle)
     table = read_table(data)

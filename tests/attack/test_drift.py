@@ -186,3 +186,33 @@ def test_bad_input_is_named_before_any_work(fitted_churn_bundle, churn_bundle):
     with pytest.raises(BundleError):
         check_drift(churn_bundle, make_churn_frame(rows=50))
     shutil.rmtree(churn_bundle)
+
+
+def _reviews(rng, rows: int, words: list[str]) -> pd.DataFrame:
+    texts = [" ".join(rng.choice(words, 6)) for _ in range(rows)]
+    return pd.DataFrame({"review": texts, "stars": rng.integers(1, 6, rows).astype(float)})
+
+
+def test_text_columns_are_compared_by_the_models_own_vectors():
+    """A text column's reference is its encoder's vectors; reviews in other words move
+    them (MMD flags the column), a resample of the same words does not."""
+    rng = np.random.default_rng(0)
+    usual = ["good", "great", "fine", "nice", "happy", "fast", "cheap", "solid"]
+    training = _reviews(rng, 120, usual)
+    training["liked"] = np.where(training["stars"] > 3, "yes", "no")
+    model = deepstrata.fit(
+        training,
+        target="liked",
+        strategy="scratch",
+        ensemble=False,
+        max_epochs=1,
+        learning_rate=3e-3,
+        progress=False,
+    )  # fmt: skip (a fixed rate: no range test)
+    kept = json.loads(model.artifacts[REFERENCE])["columns"]["review"]
+    assert kept["statistic"] == "embedding" and len(kept["sample"]) == 120
+    same = check_drift(model, _reviews(rng, 150, usual))  # a fitted Model serves as well
+    moved = check_drift(model, _reviews(rng, 150, ["broken", "late", "awful", "refund"]))
+    review = {r["column"]: r for r in moved.columns}["review"]
+    assert "review" not in same.drifted and "review" in moved.drifted
+    assert review["test"] == "mmd" and review["mean_shift"] > 0.5
