@@ -25,6 +25,7 @@ PSI: their permutation test decides alone.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +93,15 @@ def psi(expected: np.ndarray, actual: np.ndarray) -> float:
     return float(np.sum((actual - expected) * np.log(actual / expected)))
 
 
+def _bins(labels: list[str], reference, new) -> dict:
+    """The shares side by side, as the drift page draws them."""
+    return {
+        "labels": [str(label) for label in labels],
+        "reference": [float(share) for share in reference],
+        "new": [float(share) for share in new],
+    }
+
+
 def _verdict(p_value: float, index: float | None, alpha: float, threshold: float) -> bool:
     if not np.isfinite(p_value) or p_value >= alpha:
         return False
@@ -118,6 +128,9 @@ def numeric_drift(reference: dict, values: np.ndarray, *, alpha: float, threshol
         statistic, p_value = float(result.statistic), float(result.pvalue)
     else:  # no values on one side: only the missing share can be compared (PSI)
         statistic, p_value = float("nan"), float("nan")
+    labels = [f"< {edges[0]:.4g}"] if len(edges) else ["all"]
+    labels += [f"{low:.4g} – {high:.4g}" for low, high in pairwise(edges)]
+    labels += [f"≥ {edges[-1]:.4g}"] if len(edges) else []
     return {
         "test": "ks",
         "statistic": statistic,
@@ -125,6 +138,7 @@ def numeric_drift(reference: dict, values: np.ndarray, *, alpha: float, threshol
         "psi": index,
         "missing": float(actual[-1]),
         "reference_missing": float(reference["missing"]),
+        "bins": _bins([*labels, MISSING], expected, actual),
         "drifted": _verdict(p_value, index, alpha, threshold)
         or (not np.isfinite(p_value) and index >= threshold),
     }
@@ -154,6 +168,7 @@ def categorical_drift(
         known = {**known, OTHER: known.get(OTHER, 0)}
     names = list(known)
     table = np.array([[known[n] for n in names], [new[n] for n in names]], dtype=np.float64)
+    shown = table  # every category, for the page (the test drops empty ones)
     table = table[:, table.sum(axis=0) > 0]
     if table.shape[1] < 2 or table[1].sum() == 0:
         statistic, p_value = 0.0, 1.0  # one category on both sides: nothing to test
@@ -168,6 +183,7 @@ def categorical_drift(
         "psi": index,
         "missing": new.get(MISSING, 0) / max(len(values), 1),
         "unseen": unseen / max(len(values), 1),
+        "bins": _bins(names, *(row / max(row.sum(), 1) for row in shown)),
         "drifted": _verdict(p_value, index, alpha, threshold),
     }
 

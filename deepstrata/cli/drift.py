@@ -20,6 +20,9 @@ def drift(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the report as JSON here.")
     ] = None,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Write the report as a page (drift.html) here.")
+    ] = None,
     as_json: JsonOpt = False,
     alpha: Annotated[float, typer.Option(help="A test's level: flag only below it.")] = 0.01,
     psi_threshold: Annotated[
@@ -37,14 +40,21 @@ def drift(
     from deepstrata.errors import ConfigError
 
     check_options(alpha, psi_threshold)
-    if output is not None and output.exists() and not overwrite:
-        raise ConfigError(f"{output} already exists; pass --overwrite", option="--output")
+    for path, flag in ((output, "--output"), (html, "--html")):
+        if path is not None and path.exists() and not overwrite:
+            raise ConfigError(f"{path} already exists; pass --overwrite", option=flag)
     report = check_drift(bundle, data, alpha=alpha, psi_threshold=psi_threshold, seed=seed)
     payload = report.to_dict()
     text = json.dumps(payload, indent=2, allow_nan=True) + "\n"
     if output is not None:
         write_atomically(output, lambda path: Path(path).write_text(text, encoding="utf-8"))
         print(f"drift report written to {output}", file=sys.stderr)
+    if html is not None:
+        from deepstrata.attack.page import drift_page
+
+        page = drift_page(payload, title=f"Drift of {data.name} against {bundle.name}")
+        write_atomically(html, lambda path: Path(path).write_text(page, encoding="utf-8"))
+        print(f"drift page written to {html}", file=sys.stderr)
     if as_json:
         sys.stdout.write(text)
     else:
