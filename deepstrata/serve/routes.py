@@ -61,6 +61,7 @@ class Context:
     stager: FileStager
     request_model: type[BaseModel]
     response_model: type[BaseModel]
+    drift: object | None = None  # a serve.drift.DriftWindow: the latest rows, for /drift
 
     @property
     def protected(self) -> list[int]:
@@ -268,6 +269,8 @@ async def predict_records(context: Context, records: list) -> dict:
     except DataError as error:  # a value validation let through and a preprocessor refused
         raise ApiError("invalid_input", data_message(error)) from None
     answer = predictor.answers(outputs, sensitive_values(predictor, records, rows))
+    if context.drift is not None:
+        context.drift.observe(rows.columns, answer["predictions"])
     answer["warnings"] = warnings
     return answer
 

@@ -196,6 +196,7 @@ def test_fit_predict_evaluate_round_trip(tmp_path, churn_csv, churn_frame, cli):
     assert sorted(p.name for p in bundle.iterdir()) == [
         "config.json",
         "data_summary.json",
+        "drift_reference.json",
         "lr_range.json",
         "lr_range.png",
         "manifest.json",
