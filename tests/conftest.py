@@ -42,6 +42,8 @@ def pytest_configure(config) -> None:
         import torch
 
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
+
 FAST_FIT = {"max_epochs": 5, "progress": False}  # Python API options for a quick fit
 
 
