@@ -312,7 +312,7 @@ def check_for_task(config: FitConfig, task: str) -> None:
     """ConfigError for an option the task ``task`` cannot honour."""
     from deepstrata.tasks import get
 
-    imbalance_options.check_for_task(config, task)
+    imbalance_options.check_for_task(config, get(task))
     if get(task).classifier:
         return
     if config.label_smoothing:
