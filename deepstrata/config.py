@@ -24,7 +24,7 @@ import dataclasses
 import difflib
 from pathlib import Path
 
-from deepstrata import audit_options, kinds
+from deepstrata import audit_options, forecast_options, kinds
 from deepstrata.errors import ConfigError
 from deepstrata.options import AtLeast, Choice, Interval, ListOf, Option, flag
 from deepstrata.tasks import TASKS
@@ -281,6 +281,7 @@ GENERAL = (
 OPTIONS: dict[str, Option] = (
     {option.name: option for option in GENERAL}
     | {option.name: option for option in audit_options.OPTIONS}
+    | {option.name: option for option in forecast_options.OPTIONS}
     | kinds.options()
 )
 DEFAULTS = {name: option.default for name, option in OPTIONS.items()}
@@ -380,7 +381,7 @@ def _group_rule(config: FitConfig) -> None:
 GROUP_COLUMN = "group"  # the column --group-pattern adds to a folder's table
 
 
-RULES = (_task_rule, _ensemble_rule, _group_rule, audit_options.rule)  # rules relating options
+RULES = (_task_rule, _ensemble_rule, _group_rule, audit_options.rule, forecast_options.rule)  # rules relating options
 
 
 def _check(self) -> None:
