@@ -189,8 +189,9 @@ def train_network(panel, spec, cfg, quantiles, *, ends=None, progress=None):
     return network, architecture, {"windows": len(train), "epochs": len(history.epochs)}
 
 
-def fit_forecaster(data, cfg, *, progress: bool = True) -> Forecaster:
-    """Backtest, then fit on everything (see the module doc)."""
+def fit_forecaster(data, cfg, *, progress: bool = True, final: bool = True) -> Forecaster:
+    """Backtest, then fit on everything (see the module doc); ``final=False`` stops after
+    the backtest (compare), keeping the series' values in the metrics."""
     started = time.perf_counter()
     table = read_table(data)
     spec = make_spec(table, cfg)
@@ -211,7 +212,10 @@ def fit_forecaster(data, cfg, *, progress: bool = True) -> Forecaster:
     deep, rows = backtest(values, lambda ends: model.forecast_panel(panel, ends), **kwargs)
     naive_forecaster = seasonal_naive_forecaster(values, horizon=spec.horizon, season=spec.season, quantiles=quantiles)
     naive, _ = backtest(values, naive_forecaster, **kwargs)
-    say(f"backtest MASE {deep['mase']:.3f} (seasonal naive {naive['mase']:.3f}); final network")
+    say(f"backtest MASE {deep['mase']:.3f} (seasonal naive {naive['mase']:.3f})")
+    if not final:
+        metrics = {"backtest": {"network": deep, "seasonal_naive": naive}, "values": values}
+        return Forecaster(spec, {}, network, quantiles, metrics, cfg.to_dict())
     network, architecture, final_fit = train_network(panel, spec, cfg, quantiles, progress=bar)
     metrics = {
         "task": "forecast",

@@ -20,6 +20,7 @@ standard deviation, so series of any level share one network.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -155,7 +156,12 @@ def infer_frequency(times: pd.Series, keys: pd.Series, source: str) -> str:
     missing); a ConfigError asking for --frequency when there is none."""
     longest = keys.value_counts().index[0]
     stamps = pd.DatetimeIndex(times[keys == longest].sort_values())
-    frequency = pd.infer_freq(stamps) if len(stamps) >= 3 else None
+    frequency = None
+    if len(stamps) >= 3:
+        with warnings.catch_warnings():  # pandas 3 warns that an offset will come back
+            warnings.simplefilter("ignore")
+            frequency = pd.infer_freq(stamps)
+        frequency = getattr(frequency, "freqstr", frequency)
     if frequency is None and len(stamps) >= 3:
         step = pd.Series(stamps[1:] - stamps[:-1]).mode().iloc[0]
         for candidate in ("MS", "ME", "QS", "YS", "W", "D", "h", "min"):
