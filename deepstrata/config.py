@@ -381,7 +381,13 @@ def _group_rule(config: FitConfig) -> None:
 GROUP_COLUMN = "group"  # the column --group-pattern adds to a folder's table
 
 
-RULES = (_task_rule, _ensemble_rule, _group_rule, audit_options.rule, forecast_options.rule)  # rules relating options
+RULES = (
+    _task_rule,
+    _ensemble_rule,
+    _group_rule,
+    audit_options.rule,
+    forecast_options.rule,
+)  # rules relating options
 
 
 def _check(self) -> None:

@@ -24,14 +24,23 @@ BASELINES = ("seasonal_naive", *STATSFORECAST, "lightgbm")
 
 
 def statsforecast_forecaster(
-    name: str, values: list[np.ndarray], *, horizon: int, season: int, quantiles: list[float], frequency: str
+    name: str,
+    values: list[np.ndarray],
+    *,
+    horizon: int,
+    season: int,
+    quantiles: list[float],
+    frequency: str,
 ) -> Forecaster:
     """statsforecast's ``Auto<name>`` refitted on each series' history at every cut-off."""
     try:
         import statsforecast
         from statsforecast import models as sf_models
     except ImportError:
-        raise MissingPackageError("ETS, ARIMA and Theta baselines need statsforecast", extra="forecast") from None
+        raise MissingPackageError(
+            "ETS, ARIMA and Theta baselines need statsforecast", extra="forecast"
+        ) from None
+
     def level(q: float):  # 0.1 and 0.9 -> the 80 % interval; statsforecast names it "80"
         value = round(abs(1 - 2 * q) * 100, 6)
         return int(value) if value == int(value) else value
@@ -72,7 +81,9 @@ def lightgbm_forecaster(
     try:
         import lightgbm
     except ImportError:
-        raise MissingPackageError("the LightGBM baseline needs lightgbm", extra="forecast") from None
+        raise MissingPackageError(
+            "the LightGBM baseline needs lightgbm", extra="forecast"
+        ) from None
 
     def rows_of(history: np.ndarray):
         window = history[-lookback:]
@@ -89,7 +100,16 @@ def lightgbm_forecaster(
                 targets.append(future)
         x, y = np.concatenate(features), np.concatenate(targets)
         models = [
-            lightgbm.LGBMRegressor(objective="quantile", alpha=q, n_estimators=200, learning_rate=0.05, num_leaves=15, random_state=seed, verbose=-1, n_jobs=1).fit(x, y)
+            lightgbm.LGBMRegressor(
+                objective="quantile",
+                alpha=q,
+                n_estimators=200,
+                learning_rate=0.05,
+                num_leaves=15,
+                random_state=seed,
+                verbose=-1,
+                n_jobs=1,
+            ).fit(x, y)
             for q in quantiles
         ]
         out = []
@@ -118,14 +138,25 @@ def compare_baselines(
     results = {}
     for name in names:
         if name == "seasonal_naive":
-            forecaster = seasonal_naive_forecaster(values, horizon=horizon, season=season, quantiles=quantiles)
+            forecaster = seasonal_naive_forecaster(
+                values, horizon=horizon, season=season, quantiles=quantiles
+            )
         elif name == "lightgbm":
-            forecaster = lightgbm_forecaster(values, horizon=horizon, lookback=lookback, quantiles=quantiles)
+            forecaster = lightgbm_forecaster(
+                values, horizon=horizon, lookback=lookback, quantiles=quantiles
+            )
         else:
             forecaster = statsforecast_forecaster(
-                name, values, horizon=horizon, season=season, quantiles=quantiles, frequency=frequency
+                name,
+                values,
+                horizon=horizon,
+                season=season,
+                quantiles=quantiles,
+                frequency=frequency,
             )
         started = time.perf_counter()
-        summary, _ = backtest(values, forecaster, horizon=horizon, count=count, quantiles=quantiles, season=season)
+        summary, _ = backtest(
+            values, forecaster, horizon=horizon, count=count, quantiles=quantiles, season=season
+        )
         results[name] = {**summary, "seconds": round(time.perf_counter() - started, 3)}
     return results

@@ -39,7 +39,12 @@ def compare_forecasters(data, options: dict, *, quiet: bool) -> dict:
     cfg = FitConfig.from_dict(options, source="flags")
     started = time.perf_counter()
     model = fit_forecaster(data, cfg, progress=not quiet, final=False)
-    results = {"network": {**model.metrics["backtest"]["network"], "seconds": round(time.perf_counter() - started, 3)}}
+    results = {
+        "network": {
+            **model.metrics["backtest"]["network"],
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+    }
     values = model.metrics["values"]
     spec = model.spec
     results |= compare_baselines(
@@ -55,5 +60,7 @@ def compare_forecasters(data, options: dict, *, quiet: bool) -> dict:
     print(f"backtest over {cfg.backtests} cut-offs (horizon {spec.horizon}), {len(values)} series:")
     print("forecaster        " + "  ".join(f"{c:>8}" for c in (*BACKTEST_COLUMNS, "seconds")))
     for name, figures in results.items():
-        print(f"{name:<18}" + "  ".join(f"{figures[c]:>8.4f}" for c in (*BACKTEST_COLUMNS, "seconds")))
+        print(
+            f"{name:<18}" + "  ".join(f"{figures[c]:>8.4f}" for c in (*BACKTEST_COLUMNS, "seconds"))
+        )
     return results

@@ -79,7 +79,9 @@ class Forecaster:
     def forecast_panel(self, panel: win.Panel, ends: list[int] | None = None) -> list[np.ndarray]:
         """Per series, ``(H, Q)`` quantile forecasts from its values before ``ends[i]``."""
         ends = ends or [len(s.values) for s in panel.series]
-        windows = [win.window_inputs(s, end, self.spec) for s, end in zip(panel.series, ends, strict=True)]
+        windows = [
+            win.window_inputs(s, end, self.spec) for s, end in zip(panel.series, ends, strict=True)
+        ]
         self.network.eval()
         with torch.no_grad():
             scaled = self.network(win.stack(windows)).double().numpy()  # (S, H, Q)
@@ -141,7 +143,9 @@ def load_forecaster(path: str | Path) -> Forecaster:
             spec, config["architecture"], network, config["quantiles"], metrics, config["training"]
         )
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
-        raise BundleError(f"config.json does not describe a forecaster: {error}", path=str(path)) from None
+        raise BundleError(
+            f"config.json does not describe a forecaster: {error}", path=str(path)
+        ) from None
 
 
 # -- fitting -------------------------------------------------------------------------------
@@ -208,9 +212,16 @@ def fit_forecaster(data, cfg, *, progress: bool = True, final: bool = True) -> F
     )
     network, _, backtest_fit = train_network(panel, spec, cfg, quantiles, ends=first, progress=bar)
     model = Forecaster(spec, {}, network, quantiles, {}, {})
-    kwargs = {"horizon": spec.horizon, "count": cfg.backtests, "quantiles": quantiles, "season": spec.season}
+    kwargs = {
+        "horizon": spec.horizon,
+        "count": cfg.backtests,
+        "quantiles": quantiles,
+        "season": spec.season,
+    }
     deep, rows = backtest(values, lambda ends: model.forecast_panel(panel, ends), **kwargs)
-    naive_forecaster = seasonal_naive_forecaster(values, horizon=spec.horizon, season=spec.season, quantiles=quantiles)
+    naive_forecaster = seasonal_naive_forecaster(
+        values, horizon=spec.horizon, season=spec.season, quantiles=quantiles
+    )
     naive, _ = backtest(values, naive_forecaster, **kwargs)
     say(f"backtest MASE {deep['mase']:.3f} (seasonal naive {naive['mase']:.3f})")
     if not final:

@@ -64,12 +64,19 @@ class TiDE(nn.Module):
         self.lookback, self.horizon, self.num_quantiles = lookback, horizon, num_quantiles
         self.decoder_dim = decoder_dim
         self.project = ResidualBlock(covariate_dim, hidden_dim, projected_dim, dropout)
-        encoder_in = lookback + (lookback + horizon) * projected_dim + lookback * past_dim + static_dim
+        encoder_in = (
+            lookback + (lookback + horizon) * projected_dim + lookback * past_dim + static_dim
+        )
         blocks = [ResidualBlock(encoder_in, hidden_dim, hidden_dim, dropout)]
-        blocks += [ResidualBlock(hidden_dim, hidden_dim, hidden_dim, dropout) for _ in range(num_layers - 1)]
+        blocks += [
+            ResidualBlock(hidden_dim, hidden_dim, hidden_dim, dropout)
+            for _ in range(num_layers - 1)
+        ]
         self.encoder = nn.Sequential(*blocks)
         self.decoder = ResidualBlock(hidden_dim, hidden_dim, horizon * decoder_dim, dropout)
-        self.temporal = ResidualBlock(decoder_dim + projected_dim, hidden_dim, num_quantiles, dropout)
+        self.temporal = ResidualBlock(
+            decoder_dim + projected_dim, hidden_dim, num_quantiles, dropout
+        )
         self.skip = nn.Linear(lookback, horizon * num_quantiles)
 
     def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:

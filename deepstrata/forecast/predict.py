@@ -18,7 +18,7 @@ from deepstrata.forecast import windows as win
 
 def quantile_column(target: str, level: float) -> str:
     """``units_q10`` for the 0.1 quantile of ``units``."""
-    return f"{target}_q{round(level * 100):g}"
+    return f"{target}_q{round(level * 100, 6):g}"
 
 
 def check_future(table, spec: win.Spec) -> None:
@@ -59,7 +59,10 @@ def forecast_frame(model, data) -> pd.DataFrame:
     table = read_table(data)
     for name in [spec.time, spec.target, *spec.series, *spec.known, *spec.past]:
         if name not in table.frame.columns:
-            raise ConfigError(f"no column {name!r} in {table.source}; the forecaster was fit with it", option="DATA")
+            raise ConfigError(
+                f"no column {name!r} in {table.source}; the forecaster was fit with it",
+                option="DATA",
+            )
     check_future(table, spec)
     panel = win.read_panel(table, spec, fill_future=True)
     forecasts = model.forecast_panel(panel)

@@ -113,9 +113,7 @@ def parse_times(table: Table, column: str) -> pd.Series:
     raw = table.frame[column]
     missing = raw.isna().to_numpy()
     if missing.any():
-        raise table.error(
-            "the time is missing", column=column, position=int(np.argmax(missing))
-        )
+        raise table.error("the time is missing", column=column, position=int(np.argmax(missing)))
     parsed = pd.to_datetime(raw.astype(str), errors="coerce", format="mixed")
     bad = parsed.isna().to_numpy()
     if bad.any():
@@ -132,7 +130,9 @@ def parse_times(table: Table, column: str) -> pd.Series:
 def _keys(frame: pd.DataFrame, series: list[str]) -> pd.Series:
     if not series:
         return pd.Series([()] * len(frame), index=frame.index, dtype=object)
-    return pd.Series(list(zip(*(frame[c].astype(str) for c in series), strict=True)), index=frame.index)
+    return pd.Series(
+        list(zip(*(frame[c].astype(str) for c in series), strict=True)), index=frame.index
+    )
 
 
 def check_unique(table: Table, times: pd.Series, keys: pd.Series, spec_time: str) -> None:
@@ -186,7 +186,13 @@ def describe_covariates(
     frame, keys = table.frame, _keys(table.frame, series)
     for name in [target, *series, *past]:
         if name not in frame.columns:
-            option = "--target" if name == target else "--series" if name in series else "--past-covariates"
+            option = (
+                "--target"
+                if name == target
+                else "--series"
+                if name in series
+                else "--past-covariates"
+            )
             raise ConfigError(f"no column {name!r} in {table.source}", option=option)
     known, static = [], {}
     for name in frame.columns:
@@ -208,7 +214,9 @@ def describe_covariates(
             hint=f"encode it as numbers, or leave it out with --ignore {name}",
         )
     for name in past:
-        if not (pd.api.types.is_numeric_dtype(frame[name]) or pd.api.types.is_bool_dtype(frame[name])):
+        if not (
+            pd.api.types.is_numeric_dtype(frame[name]) or pd.api.types.is_bool_dtype(frame[name])
+        ):
             raise table.error("a past covariate must be a number or a boolean", column=name)
     return known, list(past), static
 
@@ -288,7 +296,9 @@ def _standardised(frame: pd.DataFrame, columns: list[str], spec: Spec) -> pd.Dat
     out = pd.DataFrame(index=frame.index)
     for name in columns:
         column = pd.to_numeric(frame[name].astype(float), errors="coerce")
-        out[name] = (column - spec.covariate_mean.get(name, 0.0)) / spec.covariate_std.get(name, 1.0)
+        out[name] = (column - spec.covariate_mean.get(name, 0.0)) / spec.covariate_std.get(
+            name, 1.0
+        )
     return out
 
 

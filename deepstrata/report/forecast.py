@@ -27,8 +27,17 @@ def fan_png(example: Mapping, *, target: str) -> bytes:
         count = forecast.shape[1]
         for low in range(count // 2):  # outer band palest
             alpha = 0.15 + 0.25 * low / max(count // 2, 1)
-            axis.fill_between(steps, forecast[:, low], forecast[:, count - 1 - low], color=PALETTE[0], alpha=alpha, linewidth=0)
-        axis.plot(steps, forecast[:, count // 2], color=PALETTE[0], linewidth=1.4, label="median forecast")
+            axis.fill_between(
+                steps,
+                forecast[:, low],
+                forecast[:, count - 1 - low],
+                color=PALETTE[0],
+                alpha=alpha,
+                linewidth=0,
+            )
+        axis.plot(
+            steps, forecast[:, count // 2], color=PALETTE[0], linewidth=1.4, label="median forecast"
+        )
         axis.axvline(cutoff - 0.5, color=PALETTE[1], linewidth=0.8, linestyle="--", label="cut-off")
         axis.set_title(f"{example['series']}: last backtest window")
         axis.set_ylabel(target)
@@ -41,7 +50,9 @@ def backtest_table(backtest: Mapping) -> Html:
     rows = []
     for name, figures in backtest.items():
         if isinstance(figures, Mapping) and "mase" in figures:
-            rows.append([name.replace("_", " "), *(figures.get(f) for f in FIGURES), figures.get("windows")])
+            rows.append(
+                [name.replace("_", " "), *(figures.get(f) for f in FIGURES), figures.get("windows")]
+            )
     header = ["forecaster", "MASE", "RMSSE", "sMAPE %", "WQL", "coverage", "windows"]
     return table(header, rows, numeric=(1, 2, 3, 4, 5, 6))
 

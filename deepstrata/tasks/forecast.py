@@ -59,7 +59,9 @@ class Forecast(Task):
 
     def examples(self, rng, rows: int) -> list:
         steps = np.arange(rows)
-        return (100 + 10 * np.sin(2 * np.pi * steps / 12) + rng.normal(0, 1, rows)).round(2).tolist()
+        return (
+            (100 + 10 * np.sin(2 * np.pi * steps / 12) + rng.normal(0, 1, rows)).round(2).tolist()
+        )
 
     def raw_width(self, num_classes: int) -> int:
         return 1  # the median; the other quantiles are the forecaster network's

@@ -14,7 +14,11 @@ def tiny_panel(months: int = 72, seed: int = 0) -> pd.DataFrame:
     for store, kind, level in (("a", "big", 100.0), ("b", "small", 20.0)):
         steps = np.arange(months)
         promo = (rng.random(months) < 0.2).astype(int)
-        y = level * (1 + 0.2 * np.sin(2 * np.pi * steps / 12)) + 5 * promo + rng.normal(0, 1, months)
+        y = (
+            level * (1 + 0.2 * np.sin(2 * np.pi * steps / 12))
+            + 5 * promo
+            + rng.normal(0, 1, months)
+        )
         frames.append(
             pd.DataFrame(
                 {

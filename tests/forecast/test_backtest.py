@@ -3,7 +3,13 @@ import pytest
 
 from deepstrata.data.sources import read_table
 from deepstrata.forecast import windows as win
-from deepstrata.forecast.backtest import backtest, cutoffs, seasonal_naive, seasonal_naive_forecaster, window_scores
+from deepstrata.forecast.backtest import (
+    backtest,
+    cutoffs,
+    seasonal_naive,
+    seasonal_naive_forecaster,
+    window_scores,
+)
 
 
 def test_cutoffs_are_a_horizon_apart_and_end_a_horizon_early():
@@ -18,9 +24,13 @@ def test_scores_of_a_perfect_and_a_naive_forecast():
     assert scores["mase"] == 0 and scores["smape"] == 0 and scores["covered"] == 1
     naive = seasonal_naive(history, 12, 12)
     assert np.abs(actual - naive).mean() == 1.0  # the last season repeated: one level behind
-    summary, rows = backtest(
-        [history], seasonal_naive_forecaster([history], horizon=12, season=12, quantiles=[0.1, 0.5, 0.9]),
-        horizon=12, count=2, quantiles=[0.1, 0.5, 0.9], season=12,
+    summary, _rows = backtest(
+        [history],
+        seasonal_naive_forecaster([history], horizon=12, season=12, quantiles=[0.1, 0.5, 0.9]),
+        horizon=12,
+        count=2,
+        quantiles=[0.1, 0.5, 0.9],
+        season=12,
     )
     assert summary["windows"] == 2 and summary["mase"] == pytest.approx(1.0)
 

@@ -11,7 +11,12 @@ from tests.forecast.conftest import TINY, tiny_panel
 
 def test_fit_sorts_covariates_and_reports_the_gap(forecaster):
     spec = forecaster.spec
-    assert (spec.frequency, spec.season, spec.known, list(spec.static)) == ("MS", 12, ["promo"], ["kind"])
+    assert (spec.frequency, spec.season, spec.known, list(spec.static)) == (
+        "MS",
+        12,
+        ["promo"],
+        ["kind"],
+    )
     assert forecaster.metrics["data"]["inserted_timestamps"] == 1
     backtest = forecaster.metrics["backtest"]
     assert backtest["network"]["windows"] == 4  # 2 series x 2 cut-offs
@@ -22,7 +27,11 @@ def test_bundle_round_trip(forecaster, panel_csv, tmp_path):
     path = forecaster.save(tmp_path / "bundle")
     assert is_forecaster(path) and not is_forecaster(tmp_path)
     assert sorted(p.name for p in path.iterdir()) == [
-        "config.json", "manifest.json", "metrics.json", "report.html", "weights.safetensors"
+        "config.json",
+        "manifest.json",
+        "metrics.json",
+        "report.html",
+        "weights.safetensors",
     ]
     config = json.loads((path / "config.json").read_text())
     assert config["kind"] == "forecast" and config["quantiles"] == [0.1, 0.5, 0.9]
@@ -32,7 +41,9 @@ def test_bundle_round_trip(forecaster, panel_csv, tmp_path):
     loaded = load_forecaster(path)
     first = loaded.predictions(panel_csv_with(history, future, tmp_path))
     assert len(first) == 12 and list(first.columns[:4]) == ["store", "date", "step", "units"]
-    assert (first["units_q10"] <= first["units"]).all() and (first["units"] <= first["units_q90"]).all()
+    assert (first["units_q10"] <= first["units"]).all() and (
+        first["units"] <= first["units_q90"]
+    ).all()
     again = forecaster.predictions(panel_csv_with(history, future, tmp_path))
     np.testing.assert_allclose(first["units"], again["units"], rtol=1e-5)
 
@@ -43,7 +54,9 @@ def future_rows(frame, steps: int = 6):
     rows = []
     for store, group in frame.groupby("store"):
         dates = pd.date_range(group["date"].max(), periods=steps + 1, freq="MS")[1:]
-        rows.append(pd.DataFrame({"date": dates, "store": store, "kind": group["kind"].iloc[0], "promo": 1}))
+        rows.append(
+            pd.DataFrame({"date": dates, "store": store, "kind": group["kind"].iloc[0], "promo": 1})
+        )
     return pd.concat(rows, ignore_index=True)
 
 

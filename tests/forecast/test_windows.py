@@ -20,7 +20,7 @@ def test_ragged_series_and_gaps_are_filled_and_reported():
     panel = win.read_panel(table, spec)
     assert panel.report["ragged"] and panel.report["inserted_timestamps"] == 1
     assert not np.isnan(panel.series[0].values).any()
-    train, train_y, valid, valid_y = win.training_windows(panel, spec)
+    train, _train_y, valid, _valid_y = win.training_windows(panel, spec)
     assert train[0]["history"].shape == (12,) and train[0]["covariates"].shape[0] == 18
     assert len(valid) == 2 * 7  # two horizons of validation origins per series
 
@@ -47,4 +47,8 @@ def test_options_go_with_time():
         FitConfig(target="y", time="date")
     with pytest.raises(ConfigError, match="--series: is for forecasting"):
         FitConfig(target="y", series="store")
-    assert FitConfig(target="y", time="d", horizon=2, quantiles=[0.9, 0.1]).quantiles == [0.1, 0.5, 0.9]
+    assert FitConfig(target="y", time="d", horizon=2, quantiles=[0.9, 0.1]).quantiles == [
+        0.1,
+        0.5,
+        0.9,
+    ]
