@@ -1,11 +1,11 @@
 """A tiny panel (two monthly series with a known-ahead promotion, a static store type and
-a gap) and one forecaster fit on it, shared by the forecast tests: a few seconds in all."""
+a gap); the forecaster fit on it once per session is tests/conftest.py's ``forecaster``
+fixture (the forecast, serve and browser tests share it)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
 
 
 def tiny_panel(months: int = 72, seed: int = 0) -> pd.DataFrame:
@@ -35,19 +35,3 @@ def tiny_panel(months: int = 72, seed: int = 0) -> pd.DataFrame:
 
 
 TINY = {"max_epochs": 3, "hidden_dims": [16], "batch_size": 64, "seed": 0}
-
-
-@pytest.fixture(scope="session")
-def panel_csv(tmp_path_factory):
-    path = tmp_path_factory.mktemp("forecast") / "sales.csv"
-    tiny_panel().to_csv(path, index=False)
-    return path
-
-
-@pytest.fixture(scope="session")
-def forecaster(panel_csv):
-    from deepstrata.config import FitConfig
-    from deepstrata.forecast.fit import fit_forecaster
-
-    cfg = FitConfig(target="units", time="date", series="store", horizon=6, backtests=2, **TINY)
-    return fit_forecaster(panel_csv, cfg, progress=False)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from tests.browser import CHROMIUM, visit
-from tests.forecast.conftest import TINY, tiny_panel
 
 pytestmark = [
     pytest.mark.browser,
@@ -18,12 +17,8 @@ pytestmark = [
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 
 
-def test_forecast_report_loads_cleanly_in_chromium(tmp_path):
-    from deepstrata.config import FitConfig
-    from deepstrata.forecast.fit import fit_forecaster
-
-    cfg = FitConfig(target="units", time="date", series="store", horizon=6, backtests=2, **TINY)
-    bundle = fit_forecaster(tiny_panel(), cfg, progress=False).save(tmp_path / "bundle")
+def test_forecast_report_loads_cleanly_in_chromium(forecaster, tmp_path):
+    bundle = forecaster.save(tmp_path / "bundle")
     seen = visit(bundle / "report.html", tmp_path / "profile", screenshot=tmp_path / "forecast.png")
     assert seen.problems == [] and seen.outside_requests() == []
     assert len(seen.images) == 2 and all(
