@@ -69,10 +69,9 @@ def serve(
     # Small batches gain little from many threads, and on a shared machine threads that
     # wait on each other make a single-row forward pass tens of times slower.
     torch.set_num_threads(threads or default_threads())
+    from deepstrata.forecast.fit import is_forecaster, load_forecaster
     from deepstrata.serve.app import create_app
     from deepstrata.serve.predictor import Predictor
-
-    from deepstrata.forecast.fit import is_forecaster, load_forecaster
 
     if is_forecaster(bundle):  # POST /forecast: a history in, quantile forecasts out
         from deepstrata.serve.forecast import create_forecast_app
