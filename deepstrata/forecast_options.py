@@ -96,6 +96,10 @@ def rule(config) -> None:
     """--horizon goes with --time (and --time needs it); quantiles sorted, the median in."""
     forecast_flags = ("series", "horizon", "frequency", "lookback", "past_covariates")
     if config.time is None:
+        if config.task == "forecast":
+            raise ConfigError(
+                "a forecast needs the time column: add --time COLUMN", option="--task"
+            )
         for name in forecast_flags:
             if getattr(config, name) is not None:
                 raise ConfigError(
@@ -104,6 +108,11 @@ def rule(config) -> None:
         return
     if config.horizon is None:
         raise ConfigError("a forecaster needs --horizon STEPS", option="--horizon")
+    if config.ensemble:
+        raise ConfigError(
+            "a forecaster is not mixed with a baseline yet; compare --time shows them side by side",
+            option="--ensemble",
+        )
     if config.folds:
         raise ConfigError(
             "time is validated by rolling-origin backtests (--backtests), never random folds",

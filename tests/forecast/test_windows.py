@@ -47,6 +47,10 @@ def test_options_go_with_time():
         FitConfig(target="y", time="date")
     with pytest.raises(ConfigError, match="--series: is for forecasting"):
         FitConfig(target="y", series="store")
+    with pytest.raises(ConfigError, match="--task: a forecast needs the time column"):
+        FitConfig(target="y", task="forecast")
+    with pytest.raises(ConfigError, match="--ensemble"):
+        FitConfig(target="y", time="d", horizon=2, ensemble=True)
     assert FitConfig(target="y", time="d", horizon=2, quantiles=[0.9, 0.1]).quantiles == [
         0.1,
         0.5,
