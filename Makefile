@@ -64,6 +64,7 @@ bench: setup $(DEV_STAMP)
 	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/explain.py --threads 1
 	$(BIN)/python bench/audit.py --threads 1
+	OMP_NUM_THREADS=1 $(BIN)/python bench/forecast.py
 
 lint: setup $(DEV_STAMP)
 	$(BIN)/ruff check deepstrata tests bench

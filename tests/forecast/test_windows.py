@@ -56,3 +56,12 @@ def test_options_go_with_time():
         0.5,
         0.9,
     ]
+
+
+def test_past_covariates_are_read_over_the_lookback_only():
+    table = read_table(tiny_panel())
+    spec = make_spec(table, FitConfig(**CFG, past_covariates="promo"))
+    assert (spec.known, spec.past) == ([], ["promo"])
+    spec.lookback = 12
+    window = win.window_inputs(win.read_panel(table, spec).series[0], 30, spec)
+    assert window["past"].shape == (12, 1) and window["covariates"].shape == (18, 3)
