@@ -11,6 +11,8 @@ from __future__ import annotations
 from deepstrata.errors import ConfigError
 from deepstrata.options import AtLeast, Interval, ListOf, Option
 
+TIME_TASKS = ("forecast",)  # the tasks fit only with --time (deepstrata.tasks.forecast)
+
 OPTIONS = (
     Option(
         "time",
@@ -96,7 +98,7 @@ def rule(config) -> None:
     """--horizon goes with --time (and --time needs it); quantiles sorted, the median in."""
     forecast_flags = ("series", "horizon", "frequency", "lookback", "past_covariates")
     if config.time is None:
-        if config.task == "forecast":
+        if config.task in TIME_TASKS:
             raise ConfigError(
                 "a forecast needs the time column: add --time COLUMN", option="--task"
             )
