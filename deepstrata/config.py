@@ -24,7 +24,7 @@ import dataclasses
 import difflib
 from pathlib import Path
 
-from deepstrata import audit_options, imbalance_options, kinds
+from deepstrata import audit_options, forecast_options, imbalance_options, kinds
 from deepstrata.errors import ConfigError
 from deepstrata.options import AtLeast, Choice, Interval, ListOf, Option, flag
 from deepstrata.tasks import TASKS
@@ -280,8 +280,7 @@ GENERAL = (
 
 OPTIONS: dict[str, Option] = (
     {option.name: option for option in GENERAL}
-    | {option.name: option for option in audit_options.OPTIONS}
-    | {option.name: option for option in imbalance_options.OPTIONS}
+    | {o.name: o for m in (audit_options, imbalance_options, forecast_options) for o in m.OPTIONS}
     | kinds.options()
 )
 DEFAULTS = {name: option.default for name, option in OPTIONS.items()}
@@ -388,6 +387,7 @@ RULES = (
     _group_rule,
     audit_options.rule,
     imbalance_options.rule,
+    forecast_options.rule,
 )  # rules relating options
 
 
