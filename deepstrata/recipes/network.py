@@ -24,6 +24,7 @@ from deepstrata.pretrained.registry import get
 from deepstrata.recipes.features import train_features
 from deepstrata.recipes.prepare import Prepared, Trained, transform
 from deepstrata.seeding import seed_everything
+from deepstrata.train import distributed as dist
 from deepstrata.train.batches import forward_in_chunks
 from deepstrata.train.callbacks import Callback, MetricsLog, TensorBoardLog
 from deepstrata.train.checkpoint import has_checkpoint
@@ -103,15 +104,15 @@ def _trainer(prepared, network, directory, val_rows, callbacks, progress, max_ep
     if cfg.label_smoothing:
         loss_fn = functools.partial(network.loss, label_smoothing=cfg.label_smoothing)
     logs: list[Callback] = []
-    if directory is not None:
-        logs.append(MetricsLog(directory / "metrics.jsonl"))
-        if cfg.tensorboard:
-            logs.append(TensorBoardLog(directory / "tensorboard"))
-    elif cfg.tensorboard:
+    if directory is None and cfg.tensorboard:
         raise ConfigError(
             "TensorBoard logs go into the run directory: give one (--run-dir)",
             option="--tensorboard",
         )
+    if directory is not None and dist.is_main():  # one writer of the logs: rank 0
+        logs.append(MetricsLog(directory / "metrics.jsonl"))
+        if cfg.tensorboard:
+            logs.append(TensorBoardLog(directory / "tensorboard"))
     epochs = max_epochs or cfg.max_epochs
     return Trainer(
         network,

@@ -24,6 +24,7 @@ from deepstrata.recipes.fairness import check_fairness, sensitive_summary
 from deepstrata.recipes.prepare import Prepared, prepare
 from deepstrata.recipes.single import single_split
 from deepstrata.seeding import preserved_random_state
+from deepstrata.train import distributed as dist
 from deepstrata.train.callbacks import Callback
 from deepstrata.train.precision import resolve_device
 from deepstrata.train.progress import Progress
@@ -44,10 +45,15 @@ def run_fit(
     """Train on ``data`` as ``cfg`` says (see :func:`deepstrata.api.fit` for the arguments)."""
     if resume and run_dir is None:
         raise ConfigError("resuming needs the run directory", option="--resume")
-    resolve_device(cfg.device)  # an absent device fails before any work
+    device = resolve_device(cfg.device)  # an absent device fails before any work
     run = RunDirectory(run_dir) if run_dir is not None else None
-    # One fit per run directory: a second one is refused now, not when it has trained.
-    with run.locked() if run is not None else contextlib.nullcontext():
+    # Under torchrun this is one rank of several: join the group (a no-op otherwise, or
+    # when the CLI joined it). One fit per run directory: a second one is refused now, not
+    # when it has trained; under torchrun rank 0 holds it (the others only read checkpoints).
+    with (
+        dist.process_group(device),
+        run.locked() if run is not None and dist.is_main() else contextlib.nullcontext(),
+    ):
         model, prepared = _trained(
             data,
             cfg,
@@ -57,7 +63,7 @@ def run_fit(
             progress=progress,
             callbacks=callbacks,
         )
-        if run is not None and not keep_checkpoints:
+        if run is not None and not keep_checkpoints and dist.is_main():
             run.finish()
     model.metrics["strategy"] = prepared.strategy
     model.metrics.update(sensitive_summary(prepared))
@@ -87,7 +93,7 @@ def _trained(
         cfg.ensemble, why = False, "group thresholds are chosen for a network's folds"
     if cfg.ensemble is None:  # auto: decided by the columns and the task, recorded as done
         cfg.ensemble, why = auto_ensemble(prepared)
-    if run is not None:
+    if run is not None and dist.is_main():
         digest = fingerprint(prepared.table.frame)
         if resume:
             run.check(config=cfg.to_dict(), data_fingerprint=digest)
@@ -98,7 +104,11 @@ def _trained(
                 source=prepared.table.source,
                 **(run_record or {}),
             )
-    reporter = progress if isinstance(progress, Progress) else Progress(enabled=bool(progress))
+    reporter = (  # one progress display: rank 0's
+        progress
+        if isinstance(progress, Progress)
+        else Progress(enabled=bool(progress) and dist.is_main())
+    )
     reporter.note(f"strategy {cfg.strategy}: {prepared.strategy['reason']}")
     if why:
         reporter.note(f"ensemble {'on' if cfg.ensemble else 'off'} (auto): {why}")
@@ -115,6 +125,6 @@ def _trained(
         with preserved_random_state():
             return recipe(prepared, **context), prepared
     except BaseException:
-        if run is not None:
+        if run is not None and dist.is_main():
             run.abandon()  # bad data found mid-way leaves nothing behind; a checkpoint stays
         raise

@@ -104,7 +104,9 @@ def process_group(device: torch.device | str = "cpu") -> Iterator[None]:
     if not launched() or dist.is_initialized():
         yield
         return
-    device = torch.device(device)
+    from deepstrata.train.precision import resolve_device
+
+    device = resolve_device(device) if isinstance(device, str) else device
     backend = backend_for(device)
     # gloo binds to the address the hostname resolves to; on a machine whose hostname
     # does not resolve, loopback is the one interface every single-machine run has.
@@ -137,9 +139,10 @@ def wrap(network: nn.Module, device: torch.device) -> nn.Module:
     return DistributedDataParallel(
         network,
         device_ids=[device.index or 0] if device.type == "cuda" else None,
-        # A forward pass may leave some parameters unused (an input kind absent from a
-        # batch, mixup's branch); finding them costs a graph walk per step but never hangs.
-        find_unused_parameters=True,
+        # Every trainable parameter takes part in every forward pass of our networks
+        # (frozen ones are not DDP's); were one left out, DDP says so at the next step.
+        # Searching for unused ones would cost a walk of the autograd graph per step.
+        find_unused_parameters=False,
     )
 
 

@@ -118,6 +118,8 @@ def test_unreachable_rendezvous_names_the_endpoint_within_the_timeout(monkeypatc
         dist.TIMEOUT_ENV: "1",
     }.items():
         monkeypatch.setenv(name, value)
-    with pytest.raises(DistributedError, match=f"127.0.0.1:{port} within 1s"):
-        with dist.process_group("cpu"):
-            pass
+    with (
+        pytest.raises(DistributedError, match=f"127.0.0.1:{port} within 1s"),
+        dist.process_group("cpu"),
+    ):
+        pass
