@@ -98,7 +98,7 @@ def fit_command(data, out, *extra):
 def predictions(bundle, data):
     from deepstrata import api
 
-    return api.load(bundle).predictions(data)["y"].to_numpy(dtype=float)
+    return api.load(bundle).predictions(data)["prediction"].to_numpy(dtype=float)
 
 
 @pytest.mark.distributed
