@@ -21,7 +21,7 @@ read. pyarrow's datasets find the files; ``pyarrow.parquet`` reads their row gro
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -56,13 +56,13 @@ class ParquetStream:
         if not self.files:
             raise DataError("no Parquet file here", file=str(path))
         self.schema = self._agreed_schema()
-        self.pieces: list[tuple[str, int, int]] = []  # (file, row group, rows)
+        self.pieces: list[tuple[str, int, int]] = []  # (file, row group, first row's number)
+        self.rows = 0
         for file in self.files:
             metadata = _parquet_file(file).metadata
-            self.pieces += [
-                (file, i, metadata.row_group(i).num_rows) for i in range(metadata.num_row_groups)
-            ]
-        self.rows = sum(piece[2] for piece in self.pieces)
+            for group in range(metadata.num_row_groups):
+                self.pieces.append((file, group, self.rows))
+                self.rows += metadata.row_group(group).num_rows
 
     def _agreed_schema(self):
         """The first file's schema, after checking every other file against it."""
@@ -89,9 +89,12 @@ class ParquetStream:
         return first
 
     def read(self, piece: tuple[str, int, int]) -> pd.DataFrame:
-        file, group, _ = piece
+        """One row group, indexed by the rows' numbers in the whole stream."""
+        file, group, first = piece
         table = _parquet_file(file).read_row_group(group, columns=self.columns)
-        return table.to_pandas()  # a copy, writable (Arrow's own buffers are read-only)
+        frame = table.to_pandas()  # a copy, writable (Arrow's own buffers are read-only)
+        frame.index = pd.RangeIndex(first, first + len(frame))
+        return frame
 
     def chunks(self) -> Iterator[pd.DataFrame]:
         """Every row, one row group at a time, in file order."""
@@ -99,12 +102,13 @@ class ParquetStream:
             yield self.read(piece)
 
     def sample(self, rows: int = DEFAULT_SAMPLE_ROWS, seed: int = 0) -> pd.DataFrame:
-        """A uniform sample of ``rows`` rows (all of them when there are fewer), in file
-        order, holding at most ``rows`` rows plus one row group at any time."""
+        """A uniform sample of ``rows`` rows (all of them when there are fewer), indexed by
+        row number, holding at most ``rows`` rows plus one row group at any time."""
         rng = np.random.default_rng([seed, 11])
         kept: pd.DataFrame | None = None
-        seen = 0
+        seen, numbers = 0, np.zeros(0, dtype=np.int64)
         for chunk in self.chunks():
+            numbers = np.concatenate([numbers, chunk.index[: max(0, rows - seen)]])
             chunk = chunk.reset_index(drop=True)
             take = max(0, min(rows - seen, len(chunk)))
             kept = (
@@ -120,8 +124,12 @@ class ParquetStream:
             source = take + hits[::-1][last]
             for column in kept.columns:
                 kept.loc[slot, column] = chunk[column].to_numpy()[source]
+            numbers[slot] = seen + source
             seen += len(chunk)
-        return kept if kept is not None else pd.DataFrame()
+        if kept is None:
+            return pd.DataFrame()
+        kept.index = pd.Index(numbers)
+        return kept.sort_index()
 
     def batches(
         self,
@@ -133,17 +141,22 @@ class ParquetStream:
         rank: int = 0,
         world: int = 1,
         skip: int = 0,
+        keep: Callable[[pd.DataFrame], np.ndarray] | None = None,
     ) -> Iterator[pd.DataFrame]:
         """One epoch of shuffled batches of ``batch_size`` rows (the last may be smaller).
 
-        The buffer is shuffled when it holds ``buffer_rows`` rows and hands out batches
-        until half is left, which then mixes with the next row groups."""
+        The buffer is shuffled when it holds ``buffer_rows`` rows (at least two batches)
+        and hands out batches until half is left, which then mixes with the next row
+        groups. ``keep(chunk)`` (a mask) leaves rows out (held-out, unlabelled) first."""
+        buffer_rows = max(buffer_rows, 2 * batch_size)
         rng = np.random.default_rng([seed, epoch, 7])
         order = rng.permutation(len(self.pieces))[rank::world]
         buffer: list[pd.DataFrame] = []
         held, done = 0, 0
         for position in order:
             chunk = self.read(self.pieces[position])
+            if keep is not None:
+                chunk = chunk[keep(chunk)]
             buffer.append(chunk)
             held += len(chunk)
             if held < buffer_rows:
@@ -164,8 +177,8 @@ class ParquetStream:
 
 
 def _shuffled(frames: list[pd.DataFrame], rng: np.random.Generator) -> pd.DataFrame:
-    frame = pd.concat(frames, ignore_index=True)
-    return frame.iloc[rng.permutation(len(frame))].reset_index(drop=True)
+    frame = pd.concat(frames)
+    return frame.iloc[rng.permutation(len(frame))]
 
 
 def _parquet_file(file: str):

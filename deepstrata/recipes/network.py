@@ -97,8 +97,11 @@ def _new_member(prepared: Prepared, preprocessors: dict, callbacks: list[Callbac
     return member, callbacks
 
 
-def _trainer(prepared, network, directory, val_rows, callbacks, progress, max_epochs) -> Trainer:
-    """The Trainer for one network, every setting from the fit's configuration."""
+def _trainer(
+    prepared, network, directory, val_rows, callbacks, progress, max_epochs, kind=Trainer
+) -> Trainer:
+    """The Trainer for one network (``kind``: a subclass, the streamed one), every setting
+    from the fit's configuration."""
     cfg, task, encoder = prepared.cfg, prepared.task, prepared.target_encoder
     loss_fn = network.loss
     if cfg.label_smoothing:
@@ -114,7 +117,7 @@ def _trainer(prepared, network, directory, val_rows, callbacks, progress, max_ep
         if cfg.tensorboard:
             logs.append(TensorBoardLog(directory / "tensorboard"))
     epochs = max_epochs or cfg.max_epochs
-    return Trainer(
+    return kind(
         network,
         loss_fn=loss_fn,
         eval_loss_fn=network.loss,

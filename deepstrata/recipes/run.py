@@ -9,6 +9,7 @@ through :func:`deepstrata.recipes.network.train_split`.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from deepstrata.recipes.ensemble import auto_ensemble
 from deepstrata.recipes.fairness import check_fairness, sensitive_summary
 from deepstrata.recipes.prepare import Prepared, prepare
 from deepstrata.recipes.single import single_split
+from deepstrata.recipes.streamed import open_stream, sample_table, streamed_split
 from deepstrata.seeding import preserved_random_state
 from deepstrata.train import distributed as dist
 from deepstrata.train.callbacks import Callback
@@ -81,7 +83,9 @@ def _trained(
     callbacks: Sequence[Callback],
 ) -> tuple[Model, Prepared]:
     """Read, prepare and train (the run directory, if any, locked by the caller)."""
-    table = read_table(data)
+    # A Parquet folder (or file, with --stream) is streamed: prepare sees a bounded sample.
+    stream = open_stream(data, cfg)
+    table = sample_table(stream, cfg) if stream is not None else read_table(data)
     cfg.target = cfg.target or default_target(table)  # a folder: its class sub-folders
     if cfg.target is None:
         raise DataError("no target column given", hint="pass target=NAME (--target NAME)")
@@ -91,6 +95,10 @@ def _trained(
     why = None
     if cfg.ensemble is None and cfg.fairness and cfg.folds:
         cfg.ensemble, why = False, "group thresholds are chosen for a network's folds"
+    if stream is not None and cfg.ensemble:
+        raise ConfigError("a classical model needs every row in memory", option="--ensemble")
+    if stream is not None and cfg.ensemble is None:
+        cfg.ensemble, why = False, "streamed: a classical model needs every row in memory"
     if cfg.ensemble is None:  # auto: decided by the columns and the task, recorded as done
         cfg.ensemble, why = auto_ensemble(prepared)
     if run is not None and dist.is_main():
@@ -114,7 +122,9 @@ def _trained(
         reporter.note(f"ensemble {'on' if cfg.ensemble else 'off'} (auto): {why}")
     context = {"run": run, "resume": resume, "progress": reporter, "callbacks": list(callbacks)}
     recipe = (
-        cross_fitted_ensemble
+        functools.partial(streamed_split, stream=stream)
+        if stream is not None
+        else cross_fitted_ensemble
         if cfg.folds and cfg.ensemble
         else cross_validated
         if cfg.folds
