@@ -116,7 +116,13 @@ def process_group(device: torch.device | str = "cpu") -> Iterator[None]:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     timeout = float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT))
     try:
-        dist.init_process_group(backend, timeout=datetime.timedelta(seconds=timeout))
+        dist.init_process_group(
+            backend,
+            store=_store(datetime.timedelta(seconds=timeout)),
+            rank=int(os.environ["RANK"]),
+            world_size=int(os.environ["WORLD_SIZE"]),
+            timeout=datetime.timedelta(seconds=timeout),
+        )
     except (RuntimeError, ValueError, TimeoutError) as error:  # DistStoreError is a RuntimeError
         raise DistributedError(
             f"rank {_env_rank()} could not join the rendezvous at {endpoint()} within "
@@ -127,6 +133,22 @@ def process_group(device: torch.device | str = "cpu") -> Iterator[None]:
         yield
     finally:
         dist.destroy_process_group()
+
+
+def _store(timeout: datetime.timedelta):
+    """The rendezvous store, its keys under this attempt's prefix: torchrun's agent keeps
+    one store across elastic restarts, and a restarted rank must not read the address a
+    dead rank of the previous attempt left there (gloo would connect to it and fail)."""
+    agent = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"  # the agent hosts it
+    store = dist.TCPStore(
+        os.environ["MASTER_ADDR"],
+        int(os.environ["MASTER_PORT"]),
+        int(os.environ["WORLD_SIZE"]),
+        is_master=not agent and _env_rank() == 0,
+        timeout=timeout,
+        multi_tenant=not agent,
+    )
+    return dist.PrefixStore(f"deepstrata/attempt-{restart_count()}", store)
 
 
 def wrap(network: nn.Module, device: torch.device) -> nn.Module:
