@@ -167,7 +167,8 @@ class ParquetStream:
                 if done >= skip:
                     yield mixed.iloc[start : start + batch_size]
                 done += 1
-            buffer, held = [mixed.iloc[cut:]], len(mixed) - min(cut, len(mixed))
+            # A copy: a view would keep the whole shuffled frame alive.
+            buffer, held = [mixed.iloc[cut:].copy()], len(mixed) - min(cut, len(mixed))
         if held:
             mixed = _shuffled(buffer, rng)
             for start in range(0, len(mixed), batch_size):

@@ -241,9 +241,7 @@ class Trainer:
                 loop=loop,
             )
         self.history, resume_at = loop.history, (loop.epoch, loop.batch)
-        # Training forward passes go through DDP on several processes (it averages the
-        # gradients in backward); every rank restored the same checkpoint just above.
-        self._model = dist.wrap(network, self.device)
+        self._model = dist.wrap(network, self.device)  # DDP on several processes: grads averaged
         self._start = time.perf_counter() - loop.seconds
         deadline = self._start + self.time_limit if self.time_limit else math.inf
         self._last_checkpoint = time.perf_counter()
@@ -263,9 +261,6 @@ class Trainer:
                 )
                 self._validate(record, validation, steps)
                 self._early_stop(record, out_of_time)
-                # Rank 0's verdict (a callback's stop, say) holds for all: one rank stopping
-                # alone would leave the others waiting at the next all-reduce.
-                loop.history.stopped = dist.from_main(loop.history.stopped)
                 if self.checkpoint_dir is not None:
                     self._save((epoch + 1, 0), loop.order.get_state())
                 if loop.history.stopped:
@@ -440,6 +435,8 @@ class Trainer:
         elif epoch == self.epochs:
             end = "max epochs" if epoch == self.max_epochs else "the schedule's end"
             history.stopped = f"reached {end} ({epoch})"
+        # Rank 0's verdict for all (a callback's stop): a rank stopping alone would hang.
+        history.stopped = dist.from_main(history.stopped)
 
     def _score(self, record: dict) -> float:
         """The monitored value of an epoch, signed so that lower is better."""

@@ -66,6 +66,7 @@ def capped(*args, cap_mb=CAP_MB):
         env=env,
         timeout=1800,
     )
+    assert done.stdout.strip(), done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["code"] == 0, done.stderr[-3000:]
     return result, done.stderr
@@ -87,9 +88,9 @@ def test_fit_and_predict_stream_a_folder_larger_than_the_memory_cap(tmp_path):
         "--learning-rate",
         "0.003",
         "--sample-rows",
-        "50000",
+        "20000",
         "--shuffle-buffer",
-        "100000",
+        "50000",
         "-o",
         tmp_path / "bundle",
         "--quiet",
