@@ -63,6 +63,7 @@ bench: setup $(DEV_STAMP)
 	$(BIN)/python bench/compare.py
 	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/explain.py --threads 1
+	$(BIN)/python bench/distributed.py
 	$(BIN)/python bench/audit.py --threads 1
 
 lint: setup $(DEV_STAMP)

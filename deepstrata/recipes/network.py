@@ -90,6 +90,12 @@ def _new_member(prepared: Prepared, preprocessors: dict, callbacks: list[Callbac
     if cfg.strategy == "finetune":
         freeze(member.network, cfg.freeze)
         if cfg.freeze == "gradual":
+            if dist.world_size() > 1:  # DDP syncs only what was trainable when it wrapped
+                raise ConfigError(
+                    "gradual unfreezing under several processes: DDP would never average "
+                    "the gradients of layers unfrozen later; use --freeze none or all",
+                    option="--freeze",
+                )
             callbacks = [GradualUnfreezing(), *callbacks]
         member.pretrained = [
             get(name).identity() for name in sorted(set(prepared.pretrained.values()))
