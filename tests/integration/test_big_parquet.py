@@ -74,7 +74,7 @@ def capped(*args, cap_mb=CAP_MB):
 
 @pytest.mark.slow
 def test_fit_and_predict_stream_a_folder_larger_than_the_memory_cap(tmp_path):
-    files, rows = int(os.environ.get("BIG_FILES", 12)), int(os.environ.get("BIG_ROWS", 250_000))
+    files, rows = int(os.environ.get("BIG_FILES", 14)), int(os.environ.get("BIG_ROWS", 250_000))
     in_memory = write_folder(tmp_path / "big", files, rows)
     fit, _ = capped(
         "fit",
@@ -97,7 +97,7 @@ def test_fit_and_predict_stream_a_folder_larger_than_the_memory_cap(tmp_path):
     )
     mb = 2**20
     print(
-        f"\\nfit: {files * rows} rows, {in_memory / mb:.0f} MB as a table in memory; address "
+        f"\nfit: {files * rows} rows, {in_memory / mb:.0f} MB as a table in memory; address "
         f"space cap {CAP_MB} MB beyond the imports ({fit['base'] / mb:.0f} MB); peak RSS "
         f"{fit['peak_rss'] / mb:.0f} MB"
     )
