@@ -65,6 +65,7 @@ bench: setup $(DEV_STAMP)
 	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/explain.py --threads 1
 	$(BIN)/python bench/drift.py --threads 1
+	$(BIN)/python bench/distributed.py
 	$(BIN)/python bench/audit.py --threads 1
 	OMP_NUM_THREADS=1 $(BIN)/python bench/forecast.py
 

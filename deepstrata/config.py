@@ -217,6 +217,9 @@ GENERAL = (
         extra={"shown": "10"},
     ),
     Option("tensorboard", False, "TensorBoard event files in the run directory.", group="run"),
+    Option("stream", False, "Stream a Parquet file (a Parquet folder always is).", group="data"),
+    Option("sample_rows", 100_000, "Streamed: preprocessors' sample.", AtLeast(2), type="int"),
+    Option("shuffle_buffer", 65_536, "Streamed: rows shuffled together.", AtLeast(1), type="int"),
     Option("seed", 0, "Drives every random number.", group="run"),
     Option(
         "strategy",

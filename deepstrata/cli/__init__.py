@@ -53,9 +53,14 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"warning: {message}", file=sys.stderr)
 
 
+ARGV: list[str] = []  # this command line: `fit --nproc N` runs it again in each rank
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning user errors into one clear line and exit 1."""
     from deepstrata.errors import DeepstrataError
+
+    ARGV[:] = sys.argv[1:] if argv is None else argv
 
     warnings.showwarning = _show_warning
     try:

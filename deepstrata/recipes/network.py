@@ -26,6 +26,7 @@ from deepstrata.recipes.prepare import Prepared, Trained, transform
 from deepstrata.seeding import seed_everything
 from deepstrata.tasks import imbalance
 from deepstrata.tasks.imbalance import oversample
+from deepstrata.train import distributed as dist
 from deepstrata.train.batches import forward_in_chunks
 from deepstrata.train.callbacks import Callback, MetricsLog, TensorBoardLog
 from deepstrata.train.checkpoint import has_checkpoint
@@ -96,6 +97,12 @@ def _new_member(prepared: Prepared, preprocessors: dict, callbacks: list[Callbac
     if cfg.strategy == "finetune":
         freeze(member.network, cfg.freeze)
         if cfg.freeze == "gradual":
+            if dist.world_size() > 1:  # DDP syncs only what was trainable when it wrapped
+                raise ConfigError(
+                    "gradual unfreezing under several processes: DDP would never average "
+                    "the gradients of layers unfrozen later; use --freeze none or all",
+                    option="--freeze",
+                )
             callbacks = [GradualUnfreezing(), *callbacks]
         member.pretrained = [
             get(name).identity() for name in sorted(set(prepared.pretrained.values()))
@@ -119,9 +126,18 @@ def _imbalance(prepared: Prepared, train_rows: np.ndarray, progress: Progress) -
 
 
 def _trainer(
-    prepared, network, directory, val_rows, callbacks, progress, max_epochs, rare=None
+    prepared,
+    network,
+    directory,
+    val_rows,
+    callbacks,
+    progress,
+    max_epochs,
+    rare=None,
+    kind=Trainer,
 ) -> Trainer:
-    """The Trainer for one network, every setting from the fit's configuration."""
+    """The Trainer for one network (``kind``: a subclass, the streamed one), every setting
+    from the fit's configuration; ``rare``: what --imbalance resolved to."""
     cfg, task, encoder = prepared.cfg, prepared.task, prepared.target_encoder
     loss_fn, eval_loss_fn = network.loss, network.loss
     if cfg.label_smoothing:
@@ -130,17 +146,17 @@ def _trainer(
         loss_fn = imbalance.loss_function(task.name, rare, cfg.label_smoothing)
         eval_loss_fn = imbalance.loss_function(task.name, rare)
     logs: list[Callback] = []
-    if directory is not None:
-        logs.append(MetricsLog(directory / "metrics.jsonl"))
-        if cfg.tensorboard:
-            logs.append(TensorBoardLog(directory / "tensorboard"))
-    elif cfg.tensorboard:
+    if directory is None and cfg.tensorboard:
         raise ConfigError(
             "TensorBoard logs go into the run directory: give one (--run-dir)",
             option="--tensorboard",
         )
+    if directory is not None and dist.is_main():  # one writer of the logs: rank 0
+        logs.append(MetricsLog(directory / "metrics.jsonl"))
+        if cfg.tensorboard:
+            logs.append(TensorBoardLog(directory / "tensorboard"))
     epochs = max_epochs or cfg.max_epochs
-    return Trainer(
+    return kind(
         network,
         loss_fn=loss_fn,
         eval_loss_fn=eval_loss_fn,
