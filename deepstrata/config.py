@@ -24,9 +24,13 @@ import dataclasses
 import difflib
 from pathlib import Path
 
-from deepstrata import audit_options, forecast_options, imbalance_options, kinds
+from deepstrata import kinds
 from deepstrata.errors import ConfigError
 from deepstrata.options import AtLeast, Choice, Interval, ListOf, Option, flag
+from deepstrata.options import audit as audit_options
+from deepstrata.options import forecast as forecast_options
+from deepstrata.options import imbalance as imbalance_options
+from deepstrata.options import stream as stream_options
 from deepstrata.tasks import TASKS
 
 __all__ = [
@@ -217,9 +221,6 @@ GENERAL = (
         extra={"shown": "10"},
     ),
     Option("tensorboard", False, "TensorBoard event files in the run directory.", group="run"),
-    Option("stream", False, "Stream a Parquet file (a Parquet folder always is).", group="data"),
-    Option("sample_rows", 100_000, "Streamed: preprocessors' sample.", AtLeast(2), type="int"),
-    Option("shuffle_buffer", 65_536, "Streamed: rows shuffled together.", AtLeast(1), type="int"),
     Option("seed", 0, "Drives every random number.", group="run"),
     Option(
         "strategy",
@@ -281,9 +282,11 @@ GENERAL = (
     ),
 )
 
+# the options of one concern each, with the rule relating them to the rest
+CONCERNS = (audit_options, imbalance_options, forecast_options, stream_options)
 OPTIONS: dict[str, Option] = (
     {option.name: option for option in GENERAL}
-    | {o.name: o for m in (audit_options, imbalance_options, forecast_options) for o in m.OPTIONS}
+    | {o.name: o for m in CONCERNS for o in m.OPTIONS}
     | kinds.options()
 )
 DEFAULTS = {name: option.default for name, option in OPTIONS.items()}
@@ -384,14 +387,7 @@ def _group_rule(config: FitConfig) -> None:
 GROUP_COLUMN = "group"  # the column --group-pattern adds to a folder's table
 
 
-RULES = (
-    _task_rule,
-    _ensemble_rule,
-    _group_rule,
-    audit_options.rule,
-    imbalance_options.rule,
-    forecast_options.rule,
-)  # rules relating options
+RULES = (_task_rule, _ensemble_rule, _group_rule, *(m.rule for m in CONCERNS))  # relating options
 
 
 def _check(self) -> None:

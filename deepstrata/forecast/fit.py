@@ -24,7 +24,7 @@ from deepstrata.errors import BundleError, ConfigError
 from deepstrata.forecast import windows as win
 from deepstrata.forecast.backtest import backtest, seasonal_naive_forecaster
 from deepstrata.forecast.network import build_network
-from deepstrata.forecast_options import parse_columns
+from deepstrata.options.forecast import parse_columns
 from deepstrata.seeding import seed_everything
 from deepstrata.tasks.forecast import pinball
 from deepstrata.train.precision import resolve_device

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from deepstrata.evaluate.metrics import CLASSIFICATION, classification_metrics
-from deepstrata.imbalance_options import parse_threshold
+from deepstrata.options.imbalance import parse_threshold
 from deepstrata.tasks.base import (
     CLASS_COMPARE_METRICS,
     CLASS_HIGHER_IS_BETTER,

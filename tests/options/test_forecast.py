@@ -1,4 +1,4 @@
-from deepstrata.forecast_options import parse_columns
+from deepstrata.options.forecast import parse_columns
 
 
 def test_columns_are_split_and_kept_once():

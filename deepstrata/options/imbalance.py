@@ -11,7 +11,7 @@ joins them to its own. The work is in :mod:`deepstrata.tasks.imbalance`.
 from __future__ import annotations
 
 from deepstrata.errors import ConfigError
-from deepstrata.options import Choice, Option
+from deepstrata.options.spec import Choice, Option
 
 # --imbalance: auto picks "weight" when a class is rare (see deepstrata.tasks.imbalance)
 IMBALANCE = ("auto", "weight", "focal", "sample", "none")

@@ -1,6 +1,5 @@
 """fit's options about time (:mod:`deepstrata.forecast`), and the rule relating them to the
-others; :mod:`deepstrata.config` joins them to its own (as it does :mod:`deepstrata.
-audit_options`: its own file would pass 500 lines with them).
+others; :mod:`deepstrata.config` joins them to its own.
 
 >>> [option.flag for option in OPTIONS][:3]
 ['--time', '--series', '--horizon']
@@ -9,7 +8,7 @@ audit_options`: its own file would pass 500 lines with them).
 from __future__ import annotations
 
 from deepstrata.errors import ConfigError
-from deepstrata.options import AtLeast, Interval, ListOf, Option
+from deepstrata.options.spec import AtLeast, Interval, ListOf, Option
 
 TIME_TASKS = ("forecast",)  # the tasks fit only with --time (deepstrata.tasks.forecast)
 
