@@ -88,9 +88,7 @@ def scored(spec, classes, member_scores, member_truth, other_scores, other_truth
         for index, name in enumerate(classes):
             inside, outside = member_truth == index, other_truth == index
             if inside.any() and outside.any():
-                per_class[str(name)] = attack_scores(
-                    member_scores[inside], other_scores[outside]
-                )
+                per_class[str(name)] = attack_scores(member_scores[inside], other_scores[outside])
     return _by_class(result, per_class)
 
 

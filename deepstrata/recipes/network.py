@@ -28,8 +28,8 @@ from deepstrata.train.batches import forward_in_chunks
 from deepstrata.train.callbacks import Callback, MetricsLog, TensorBoardLog
 from deepstrata.train.checkpoint import has_checkpoint
 from deepstrata.train.precision import resolve_device
-from deepstrata.train.progress import Progress
 from deepstrata.train.private import PRIVATE_LEARNING_RATE
+from deepstrata.train.progress import Progress
 from deepstrata.train.trainer import Trainer
 
 

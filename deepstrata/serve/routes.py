@@ -267,8 +267,29 @@ async def predict_records(context: Context, records: list) -> dict:
                 outputs = await batcher.submit(staged)
     except DataError as error:  # a value validation let through and a preprocessor refused
         raise ApiError("invalid_input", data_message(error)) from None
-    answer = predictor.answers(outputs, sensitive_values(predictor, records, rows))
+    answer = released(
+        predictor.answers(outputs, sensitive_values(predictor, records, rows)),
+        context.settings.output,
+    )
     answer["warnings"] = warnings
+    return answer
+
+
+def released(answer: dict, policy: str) -> dict:
+    """serve --output: the probabilities as the policy lets them out (labels: none)."""
+    if policy == "probabilities" or "probabilities" not in answer:
+        return answer
+    if policy == "labels":
+        answer.pop("probabilities")
+        return answer
+    import numpy as np
+
+    from deepstrata.attack.output import release
+
+    rows = answer["probabilities"]
+    names = list(rows[0]) if rows else []
+    values = release(np.array([[row[name] for name in names] for row in rows]), policy)
+    answer["probabilities"] = [dict(zip(names, row)) for row in values.tolist()]
     return answer
 
 
