@@ -149,7 +149,7 @@ def steal(
     )  # fmt: skip
     if epochs < 1:
         raise ConfigError(f"must be >= 1, got {epochs}", option="--epochs")
-    victim = Victim(load(bundle))
+    victim = Victim(bundle if hasattr(bundle, "members") else load(bundle))  # a Model too
     table = read_table(data)
     names = [f.name for f in victim.model.schema.inputs]
     missing = [name for name in names if name not in table.frame.columns]
@@ -186,7 +186,7 @@ def steal(
             }
         )
     return {
-        "bundle": str(bundle),
+        "bundle": str(bundle) if isinstance(bundle, str | Path) else repr(bundle),
         "output": output,
         "held_out": held,
         "surrogate": "the victim's architecture over its input preprocessing, fresh weights",

@@ -227,7 +227,7 @@ def membership_risk(
         )
     if shadows < 1:
         raise ConfigError(f"must be >= 1, got {shadows}", option="--shadows")
-    model = load(bundle)
+    model = bundle if hasattr(bundle, "members") else load(bundle)  # a Model, or its path
     spec = model.spec
     if spec.classifier and not spec.stratify:
         raise ConfigError(
@@ -244,7 +244,7 @@ def membership_risk(
     others = Rows(model, scored_out, test_table.source)
     classes = model.classes if spec.classifier else []
     result: dict = {
-        "bundle": str(bundle),
+        "bundle": str(bundle) if isinstance(bundle, str | Path) else repr(bundle),
         "task": model.task,
         "members": which,
         "rows": {"members": len(members.truth), "non_members": len(others.truth)},
