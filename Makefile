@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml constraints.txt | $(BIN)/python
 	@touch $(STAMP)
 
 $(DEV_STAMP): $(STAMP)
-	$(PIP) -c constraints.txt -e ".[dev,pretrained,serve,explain,audit]"
+	$(PIP) -c constraints.txt -e ".[dev,pretrained,serve,explain,audit,privacy]"
 	@touch $(DEV_STAMP)
 
 # Real data the tests of raw-file kinds use: spoken digits synthesised by Debian's espeak-ng

@@ -29,6 +29,8 @@ LONG_FUNCTIONS: dict[str, str] = {}  # "module:function": why; none today
 COVERED_ELSEWHERE = {
     "audit/requirements.py": "tests/audit/test_run.py",  # the missing-extra error
     "audit_options.py": "tests/recipes/test_fairness.py",  # the options' rules, via fit
+    "private_options.py": "tests/train/test_private.py",  # the rule beside DP-SGD itself
+    "cli/privacy.py": "tests/attack/test_membership.py",  # privacy there, steal in extraction's
     "cli/audit.py": "tests/audit/test_run.py",  # the commands beside their engines
     "bundle/format.py": "tests/bundle/test_legacy.py",  # older layouts load: the legacy bundles
     "bundle/manifest.py": "tests/bundle/test_bundle.py",
