@@ -29,6 +29,7 @@ deepstrata.errors.ConfigError: --private: DP-SGD clips each row's gradient, ...
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 
@@ -67,6 +68,7 @@ def check_private_network(network: nn.Module) -> None:
         )
 
 
+@functools.cache  # the search evaluates the accountant dozens of times: seconds
 def noise_for(target_epsilon: float, target_delta: float, sample_rate: float, steps: int) -> float:
     """The smallest noise multiplier keeping ``steps`` steps at ``sample_rate`` within
     (``target_epsilon``, ``target_delta``), by Opacus's accountant."""

@@ -144,3 +144,14 @@ def test_fit_private_records_the_budget_in_the_bundle(tmp_path):
     loaded = deepstrata.load(model.save(tmp_path / "bundle"))
     assert loaded.metrics["privacy"] == spent
     assert loaded.config.private and loaded.config.target_epsilon == 5
+    assert "epsilon spent" in (tmp_path / "bundle" / "report.html").read_text()
+
+
+def test_the_report_shows_what_was_spent():
+    from deepstrata.report.inputs import Inputs
+    from deepstrata.report.privacy import privacy_section
+
+    spent = {"epsilon": 2.5, "delta": 1e-5, "steps": 10, "planned_steps": 20, "accountant": "rdp"}
+    section = privacy_section(Inputs(config={}, metrics={"privacy": spent}, files={}))
+    assert section.title == "Privacy" and "epsilon spent" in section.body and "2.5" in section.body
+    assert privacy_section(Inputs(config={}, metrics={}, files={})) is None
