@@ -64,6 +64,7 @@ bench: setup $(DEV_STAMP)
 	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/explain.py --threads 1
 	$(BIN)/python bench/audit.py --threads 1
+	$(BIN)/python bench/privacy.py --threads 1
 
 lint: setup $(DEV_STAMP)
 	$(BIN)/ruff check deepstrata tests bench
