@@ -157,7 +157,10 @@ def main() -> None:
     warnings.simplefilter("ignore")
     victim = timing(args.rows, args.epochs, args.repeats)
     for dataset in args.data:
-        membership(dataset, args.epsilons, args.shadows)
+        try:
+            membership(dataset, args.epsilons, args.shadows)
+        except ImportError as error:  # statsmodels (Fair) is no dependency of deepstrata
+            print(f"\n## 2. {dataset}: skipped ({error}); pip install statsmodels")
     theft(victim, args.queries, pool_rows=min(args.rows, 20_000))
     print(footer())
 
