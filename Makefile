@@ -46,9 +46,10 @@ $(TEST_DATA_STAMP): $(DEV_STAMP)
 demo: setup
 	$(BIN)/deepstrata demo
 
-# The default suite: fast tests only (slow/integration/distributed/gpu sorted by markers).
+# The default suite: fast tests only (slow/integration/distributed/gpu sorted by markers),
+# on every core (pytest-xdist; work stealing evens out the long tests).
 test: setup $(TEST_DATA_STAMP)
-	$(BIN)/python -m pytest -m "not slow and not distributed and not gpu"
+	$(BIN)/python -m pytest -n auto --maxprocesses 4 --dist worksteal -m "not slow and not distributed and not gpu"
 
 test-all: setup $(TEST_DATA_STAMP)
 	$(BIN)/python -m pytest
@@ -63,6 +64,7 @@ bench: setup $(DEV_STAMP)
 	$(BIN)/python bench/compare.py
 	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/explain.py --threads 1
+	$(BIN)/python bench/drift.py --threads 1
 	$(BIN)/python bench/audit.py --threads 1
 	$(BIN)/python bench/privacy.py --threads 1
 

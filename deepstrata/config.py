@@ -24,7 +24,7 @@ import dataclasses
 import difflib
 from pathlib import Path
 
-from deepstrata import audit_options, kinds, private_options
+from deepstrata import audit_options, imbalance_options, kinds, private_options
 from deepstrata.errors import ConfigError
 from deepstrata.options import AtLeast, Choice, Interval, ListOf, Option, flag
 from deepstrata.tasks import TASKS
@@ -281,6 +281,7 @@ GENERAL = (
 OPTIONS: dict[str, Option] = (
     {option.name: option for option in GENERAL}
     | {option.name: option for option in audit_options.OPTIONS}
+    | {option.name: option for option in imbalance_options.OPTIONS}
     | {option.name: option for option in private_options.OPTIONS}
     | kinds.options()
 )
@@ -312,6 +313,7 @@ def check_for_task(config: FitConfig, task: str) -> None:
     """ConfigError for an option the task ``task`` cannot honour."""
     from deepstrata.tasks import get
 
+    imbalance_options.check_for_task(config, task)
     if get(task).classifier:
         return
     if config.label_smoothing:
@@ -381,8 +383,8 @@ def _group_rule(config: FitConfig) -> None:
 GROUP_COLUMN = "group"  # the column --group-pattern adds to a folder's table
 
 
-# rules relating options
-RULES = (_task_rule, _ensemble_rule, _group_rule, audit_options.rule, private_options.rule)
+RULES = (_task_rule, _ensemble_rule, _group_rule)  # rules relating options; then those of
+RULES += (audit_options.rule, imbalance_options.rule, private_options.rule)  # the option files
 
 
 def _check(self) -> None:

@@ -84,6 +84,12 @@ def rule(config) -> None:
         ("freeze", config.freeze == "gradual", "parameters joining mid-fit"),
         ("drop_label_issues", config.drop_label_issues, "a first fit without noise finds them"),
         ("relabel_issues", config.relabel_issues, "a first fit without noise finds them"),
+        (
+            "imbalance",
+            getattr(config, "imbalance", None) == "sample",
+            "an oversampled row is trained on several times a step; --imbalance weight "
+            "keeps each row's gradient clipped once",
+        ),
     )
     for name, refuse, why in refused:
         if refuse:

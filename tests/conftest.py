@@ -31,6 +31,19 @@ import pandas as pd
 import pytest
 
 CHURN_ROWS = 200
+
+
+def pytest_configure(config) -> None:
+    """Under pytest-xdist (``make test`` runs ``-n auto``), the cores are shared by the
+    workers: each worker's torch gets its share of threads, so two workers on two cores do
+    not oversubscribe them (they would run slower than one)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
+
 FAST_FIT = {"max_epochs": 5, "progress": False}  # Python API options for a quick fit
 
 

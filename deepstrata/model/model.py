@@ -28,6 +28,7 @@ from deepstrata.data.table import Table
 from deepstrata.errors import BundleError, ConfigError
 from deepstrata.model.member import Member, calibrated_values, member_from_bundle_entry
 from deepstrata.model.network import Network
+from deepstrata.model.reference import REFERENCE
 from deepstrata.preprocess.base import Preprocessor
 from deepstrata.preprocess.target import TargetEncoder
 from deepstrata.report.render import REPORT, compare_beside, render_report
@@ -390,4 +391,7 @@ def load(path: str | Path) -> Model:
         ) from error
     if used != len(weights):
         raise BundleError("weights.safetensors holds tensors no network uses", path=str(path))
+    kept = Path(path) / REFERENCE  # the training rows' distributions (drift), hash verified
+    if kept.is_file():
+        model.artifacts[REFERENCE] = kept.read_bytes()
     return model

@@ -64,7 +64,7 @@ def cross_validated(prepared: Prepared, *, run, resume, progress, callbacks) -> 
         members, artifacts, info = _refit(
             prepared, results, oof_raw, run, resume, progress, callbacks
         )
-    decision = task.decide(oof, encoded)
+    decision = task.decide(oof, encoded, threshold=cfg.threshold)
     model = assemble(prepared, members, artifacts, decision=decision)
     model.fairness = fairness_thresholds(prepared, np.arange(len(oof)), oof)
     entry, figure = fairness_metrics(model.fairness)

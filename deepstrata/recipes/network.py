@@ -24,6 +24,8 @@ from deepstrata.pretrained.registry import get
 from deepstrata.recipes.features import train_features
 from deepstrata.recipes.prepare import Prepared, Trained, transform
 from deepstrata.seeding import seed_everything
+from deepstrata.tasks import imbalance
+from deepstrata.tasks.imbalance import oversample
 from deepstrata.train.batches import forward_in_chunks
 from deepstrata.train.callbacks import Callback, MetricsLog, TensorBoardLog
 from deepstrata.train.checkpoint import has_checkpoint
@@ -55,6 +57,9 @@ def train_split(
                 option="--private",
             )
         return train_features(prepared, train_rows, val_rows, progress=progress)
+    imbalance = _imbalance(prepared, train_rows, progress)
+    if imbalance and imbalance["method"] == "sample":
+        train_rows = oversample(train_rows, prepared.encoded[train_rows], cfg.seed)
     preprocessors = prepared.new_preprocessors(train_rows)
     train_inputs = transform(preprocessors, prepared.frame.iloc[train_rows], prepared.table)
     train_target = torch.from_numpy(prepared.encoded[train_rows])
@@ -68,7 +73,7 @@ def train_split(
     private = _private(cfg, member.network)
     callbacks = [*callbacks, private] if private else callbacks
     trainer = _trainer(
-        prepared, member.network, directory, val_rows, callbacks, progress, max_epochs
+        prepared, member.network, directory, val_rows, callbacks, progress, max_epochs, imbalance
     )
     resuming = resume and directory is not None and has_checkpoint(directory / "checkpoint")
     try:
@@ -79,6 +84,8 @@ def train_split(
     member.network.cpu().eval()
 
     info, artifacts = _what_was_chosen(trainer, cfg, history, directory)
+    if imbalance:
+        info["imbalance"] = imbalance
     if private is not None:
         info["privacy"] = private.record()
     raw = None
@@ -126,12 +133,32 @@ def _private(cfg, network):
     )
 
 
-def _trainer(prepared, network, directory, val_rows, callbacks, progress, max_epochs) -> Trainer:
+def _imbalance(prepared: Prepared, train_rows: np.ndarray, progress: Progress) -> dict | None:
+    """``--imbalance`` resolved on these training rows (binary and multiclass; None for
+    other tasks), said once on the progress output when a class is rare or a method named."""
+    cfg, task = prepared.cfg, prepared.task
+    if task.name not in ("binary", "multiclass"):
+        return None
+    labels = prepared.encoded[train_rows]
+    classes = list(getattr(prepared.target_encoder, "classes", []))
+    count = len(classes) or int(labels.max()) + 1
+    entry = imbalance.resolve(cfg.imbalance, labels, count, classes)
+    if entry["rare"] or entry["method"] != "none":
+        progress.note(imbalance.describe(entry))
+    return entry
+
+
+def _trainer(
+    prepared, network, directory, val_rows, callbacks, progress, max_epochs, rare=None
+) -> Trainer:
     """The Trainer for one network, every setting from the fit's configuration."""
     cfg, task, encoder = prepared.cfg, prepared.task, prepared.target_encoder
-    loss_fn = network.loss
+    loss_fn, eval_loss_fn = network.loss, network.loss
     if cfg.label_smoothing:
         loss_fn = functools.partial(network.loss, label_smoothing=cfg.label_smoothing)
+    if rare and "class_weights" in rare:  # --imbalance weight | focal
+        loss_fn = imbalance.loss_function(task.name, rare, cfg.label_smoothing)
+        eval_loss_fn = imbalance.loss_function(task.name, rare)
     logs: list[Callback] = []
     if directory is not None:
         logs.append(MetricsLog(directory / "metrics.jsonl"))
@@ -150,7 +177,7 @@ def _trainer(prepared, network, directory, val_rows, callbacks, progress, max_ep
     return Trainer(
         network,
         loss_fn=loss_fn,
-        eval_loss_fn=network.loss,
+        eval_loss_fn=eval_loss_fn,
         metric_fn=lambda output, target: task.epoch_metric(output, target, encoder),
         learning_rate=rate,
         weight_decay=cfg.weight_decay,

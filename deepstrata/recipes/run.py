@@ -17,6 +17,7 @@ from deepstrata.data.folders import default_target
 from deepstrata.data.sources import read_table
 from deepstrata.errors import ConfigError, DataError
 from deepstrata.model.model import Data, Model
+from deepstrata.model.reference import REFERENCE, reference_bytes
 from deepstrata.recipes.crossfit import cross_fitted_ensemble
 from deepstrata.recipes.crossval import cross_validated
 from deepstrata.recipes.ensemble import auto_ensemble
@@ -60,6 +61,8 @@ def run_fit(
         if run is not None and not keep_checkpoints:
             run.finish()
     model.metrics["strategy"] = prepared.strategy
+    # What the training rows looked like, for `deepstrata drift` and serve's /drift.
+    model.artifacts[REFERENCE] = reference_bytes(prepared, model)
     model.metrics.update(sensitive_summary(prepared))
     return model
 

@@ -51,7 +51,9 @@ def single_split(prepared: Prepared, *, run, resume, progress, callbacks) -> Mod
             side, trained, outputs, train_rows, val_rows, progress
         )
     labels = prepared.encoded[val_rows]
-    decision = task.decide(outputs, labels)  # None for most tasks: the argmax decides
+    decision = task.decide(
+        outputs, labels, threshold=prepared.cfg.threshold
+    )  # None for most tasks: the argmax decides
     fairness = fairness_thresholds(prepared, val_rows, outputs)
     model = assemble(prepared, members, trained.artifacts, weights=weights, decision=decision)
     model.fairness = fairness

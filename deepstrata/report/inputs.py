@@ -33,6 +33,13 @@ METRIC_NAMES = {
     "rmse": "RMSE",
     "mae": "MAE",
     "r2": "R²",
+    "pr_auc": "PR AUC",
+    "recall_at_precision_90": "recall at precision 0.9",
+    "threshold": "decision threshold",
+    "tp": "true positives",
+    "fp": "false positives",
+    "fn": "missed positives",
+    "tn": "true negatives",
 }
 
 

@@ -55,12 +55,34 @@ def overview(bundle: Inputs) -> Section:
                 f"error {fmt(calibration.get('ece_before'))} → {fmt(calibration.get('ece_after'))}",
             )
         )
+    facts += _rare_class_facts(metrics)
     if metrics.get("device"):
         facts.append(("device", metrics["device"]))
     listing = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in facts)
     subject = "out-of-fold" if cv else "validation"
     body = f'<h3>{esc(subject)} metrics</h3><div class="cards">{cards}</div>' if cards else ""
     return Section("summary", "Summary", body + f"<dl>{listing}</dl>")
+
+
+def _rare_class_facts(metrics: dict) -> list[tuple[str, str]]:
+    """What ``--imbalance`` found and did, and the decision threshold when one was chosen."""
+    facts = []
+    rare = metrics.get("imbalance")
+    if rare and (rare.get("rare") or rare.get("method") != "none"):
+        facts.append(
+            (
+                "imbalance",
+                f"rarest class {rare.get('rarest_class')} is "
+                f"{100 * float(rare.get('rarest_share', 0)):.2g}% of the training rows; "
+                f"{rare.get('method')} (--imbalance {rare.get('configured')})",
+            )
+        )
+    decision = metrics.get("decision") or {}
+    if decision.get("threshold") is not None:
+        facts.append(
+            ("decision threshold", f"{fmt(decision['threshold'], 3)} ({decision.get('rule')})")
+        )
+    return facts
 
 
 def data_section(bundle: Inputs) -> Section:

@@ -2,7 +2,8 @@
 
 Endpoints (:mod:`deepstrata.serve.routes`): ``POST /predict``, ``GET /livez``,
 ``GET /readyz`` (503 until the model is warmed up, and again from SIGTERM on),
-``GET /schema``, ``GET /metrics`` (Prometheus text) and ``GET /openapi.json``, whose
+``GET /schema``, ``GET /metrics`` (Prometheus text), ``GET /drift``
+(:mod:`deepstrata.serve.drift`) and ``GET /openapi.json``, whose
 request schema is built from the bundle's input features. No /docs page: Swagger UI
 would load its scripts from a CDN. Errors: :mod:`deepstrata.serve.handlers`.
 
@@ -22,6 +23,7 @@ from fastapi.openapi.utils import get_openapi
 
 from deepstrata.serve import routes
 from deepstrata.serve.batching import MicroBatcher
+from deepstrata.serve.drift import DriftCollector, DriftWindow, add_drift_route
 from deepstrata.serve.guard import OPEN_PATHS, Guard, ServerState
 from deepstrata.serve.handlers import install_error_handlers
 from deepstrata.serve.metrics import Metrics
@@ -58,6 +60,9 @@ def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> F
     context = routes.Context(
         predictor, settings, state, metrics, batcher, stager, request_model, response_model
     )
+    context.drift = DriftWindow.of(predictor.model)  # None: a bundle without the reference
+    if context.drift is not None:
+        metrics.registry.register(DriftCollector(context.drift))
     app = FastAPI(
         title=f"deepstrata model: {schema.target}",
         description=(
@@ -84,6 +89,7 @@ def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> F
     routes.add_health_routes(app, context)
     routes.add_info_routes(app, context)
     routes.add_predict_route(app, context)
+    add_drift_route(app, context)
     if explainable() and settings.output == "probabilities":  # attributions give more away
         routes.add_explain_route(app, context)
     app.openapi = lambda: _openapi(app, context)

@@ -18,7 +18,9 @@ from prometheus_client import (
     generate_latest,
 )
 
-ENDPOINTS = ("/predict", "/schema", "/livez", "/readyz", "/metrics", "/openapi.json")
+ENDPOINTS = (
+    "/predict", "/schema", "/livez", "/readyz", "/metrics", "/openapi.json", "/drift",
+)  # fmt: skip
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0,
 )  # fmt: skip

@@ -61,6 +61,7 @@ class Context:
     stager: FileStager
     request_model: type[BaseModel]
     response_model: type[BaseModel]
+    drift: object | None = None  # a serve.drift.DriftWindow: the latest rows, for /drift
 
     @property
     def protected(self) -> list[int]:
@@ -267,10 +268,10 @@ async def predict_records(context: Context, records: list) -> dict:
                 outputs = await batcher.submit(staged)
     except DataError as error:  # a value validation let through and a preprocessor refused
         raise ApiError("invalid_input", data_message(error)) from None
-    answer = released(
-        predictor.answers(outputs, sensitive_values(predictor, records, rows)),
-        context.settings.output,
-    )
+    answer = predictor.answers(outputs, sensitive_values(predictor, records, rows))
+    if context.drift is not None:
+        context.drift.observe(rows.columns, answer["predictions"])
+    answer = released(answer, context.settings.output)
     answer["warnings"] = warnings
     return answer
 

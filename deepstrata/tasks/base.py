@@ -141,8 +141,11 @@ class Task(ABC):
 
         return expected_calibration_error(self.probabilities(outputs), labels)
 
-    def decide(self, outputs: np.ndarray, labels: np.ndarray) -> dict | None:
-        """The decision to store, chosen on held-out calibrated outputs; None: argmax."""
+    def decide(
+        self, outputs: np.ndarray, labels: np.ndarray, threshold: str = "auto"
+    ) -> dict | None:
+        """The decision to store, chosen on held-out calibrated outputs; None: argmax.
+        ``threshold``: ``--threshold`` (a binary model's; see tasks.imbalance)."""
         return None
 
 

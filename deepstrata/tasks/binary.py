@@ -2,7 +2,11 @@
 
 Loss: binary cross-entropy on the logit (label smoothing moves 0/1 to eps/2, 1 - eps/2,
 as cross-entropy does for two classes). Calibration: one temperature dividing the logit.
-Metrics: accuracy, balanced accuracy, macro F1, ROC AUC and log loss.
+Metrics: accuracy, balanced accuracy, macro F1, ROC AUC and log loss. A **decision**
+``{"threshold": t}`` (chosen on held-out rows when a class is rare or ``--threshold`` asks:
+:mod:`deepstrata.tasks.imbalance`) calls a row positive when its probability reaches ``t``,
+and adds the rare-class figures: PR-AUC, recall at precision 0.9, precision, recall, F1
+and the confusion counts at ``t``.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from deepstrata.evaluate.metrics import CLASSIFICATION, classification_metrics
+from deepstrata.imbalance_options import parse_threshold
 from deepstrata.tasks.base import (
     CLASS_COMPARE_METRICS,
     CLASS_HIGHER_IS_BETTER,
@@ -20,6 +25,7 @@ from deepstrata.tasks.base import (
     sigmoid,
     smoothed,
 )
+from deepstrata.tasks.imbalance import RARE, choose_threshold, rare_metrics
 
 
 class Binary(Task):
@@ -55,6 +61,8 @@ class Binary(Task):
         return np.stack([1.0 - positive, positive], axis=1)  # (B, 2)
 
     def point_predictions(self, outputs: np.ndarray, decision: dict | None = None) -> np.ndarray:
+        if decision and decision.get("threshold") is not None:
+            return (sigmoid(outputs) >= decision["threshold"]).astype(np.int64)
         return (outputs > 0).astype(np.int64)
 
     def combine(self, outputs, weights) -> np.ndarray:
@@ -65,7 +73,28 @@ class Binary(Task):
         return log_loss_rows(self.probabilities(outputs), labels)
 
     def metrics(self, labels, outputs, encoder, decision=None) -> dict[str, float]:
-        return classification_metrics(labels, self.probabilities(outputs))
+        result = classification_metrics(labels, self.probabilities(outputs))
+        if decision and decision.get("threshold") is not None:
+            from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
+
+            called = self.point_predictions(outputs, decision)
+            result["accuracy"] = float(accuracy_score(labels, called))
+            result["balanced_accuracy"] = float(balanced_accuracy_score(labels, called))
+            result["f1_macro"] = float(f1_score(labels, called, average="macro", zero_division=0))
+            result.update(rare_metrics(sigmoid(outputs), labels, decision["threshold"]))
+        return result
+
+    def decide(self, outputs: np.ndarray, labels: np.ndarray, threshold: str = "auto"):
+        """A threshold chosen on these held-out rows when ``threshold`` names a rule, or
+        by F1 when it is ``auto`` and the rarer class is under 10 % of them; else None
+        (0.5, the argmax)."""
+        rule, amount = parse_threshold(threshold)
+        if rule == "auto":
+            share = min(np.mean(labels == 1), np.mean(labels == 0)) if len(labels) else 0.5
+            if share >= RARE:
+                return None
+            rule = "f1"
+        return choose_threshold(sigmoid(outputs), labels, rule, amount)
 
     def head_score(self, outputs, labels) -> tuple[float, dict]:
         metrics = classification_metrics(labels, self.probabilities(outputs))

@@ -168,7 +168,7 @@ class Multilabel(Task):
         p = self.probabilities(outputs).ravel()
         return expected_calibration_error(np.stack([1 - p, p], axis=1), labels.ravel().astype(int))
 
-    def decide(self, outputs: np.ndarray, labels: np.ndarray) -> dict:
+    def decide(self, outputs: np.ndarray, labels: np.ndarray, threshold: str = "auto") -> dict:
         """Per label, the threshold on the grid with the best F1 on these rows (ties: the
         one nearest 0.5); 0.5 for a label with no positive row here."""
         probabilities = self.probabilities(outputs)  # (N, L)

@@ -451,6 +451,7 @@ def test_fit_with_overwrite_replaces_the_bundle(tmp_path, churn_csv, churn_bundl
     assert sorted(p.name for p in churn_bundle.iterdir()) == [
         "config.json",
         "data_summary.json",
+        "drift_reference.json",
         "lr_range.json",
         "lr_range.png",
         "manifest.json",

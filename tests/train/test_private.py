@@ -115,6 +115,7 @@ def test_batch_norm_and_accumulation_are_refused():
         ({"precision": "bf16"}, "--precision"),
         ({"strategy": "features"}, "--strategy"),
         ({"freeze": "gradual"}, "--freeze"),
+        ({"imbalance": "sample"}, "--imbalance"),
     ],
 )
 def test_options_private_cannot_honour_name_their_flag(options, flag):
