@@ -39,6 +39,7 @@ COVERED_ELSEWHERE = {
     "bundle/read.py": "tests/bundle/test_bundle.py",
     "bundle/write.py": "tests/bundle/test_bundle.py",
     "cli/common.py": "tests/cli/test_cli.py",
+    "imbalance_options.py": "tests/tasks/test_imbalance.py",  # the options beside their work
     "cli/compare.py": "tests/compare/test_run.py",  # the command beside its engine
     "cli/data.py": "tests/cli/test_cli.py",
     "cli/display.py": "tests/cli/test_cli.py",
