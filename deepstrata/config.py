@@ -24,7 +24,7 @@ import dataclasses
 import difflib
 from pathlib import Path
 
-from deepstrata import audit_options, imbalance_options, kinds, private_options
+from deepstrata import audit_options, forecast_options, imbalance_options, kinds, private_options
 from deepstrata.errors import ConfigError
 from deepstrata.options import AtLeast, Choice, Interval, ListOf, Option, flag
 from deepstrata.tasks import TASKS
@@ -280,9 +280,11 @@ GENERAL = (
 
 OPTIONS: dict[str, Option] = (
     {option.name: option for option in GENERAL}
-    | {option.name: option for option in audit_options.OPTIONS}
-    | {option.name: option for option in imbalance_options.OPTIONS}
-    | {option.name: option for option in private_options.OPTIONS}
+    | {
+        o.name: o
+        for m in (audit_options, imbalance_options, forecast_options, private_options)
+        for o in m.OPTIONS
+    }
     | kinds.options()
 )
 DEFAULTS = {name: option.default for name, option in OPTIONS.items()}
@@ -313,7 +315,7 @@ def check_for_task(config: FitConfig, task: str) -> None:
     """ConfigError for an option the task ``task`` cannot honour."""
     from deepstrata.tasks import get
 
-    imbalance_options.check_for_task(config, task)
+    imbalance_options.check_for_task(config, get(task))
     if get(task).classifier:
         return
     if config.label_smoothing:
@@ -384,7 +386,7 @@ GROUP_COLUMN = "group"  # the column --group-pattern adds to a folder's table
 
 
 RULES = (_task_rule, _ensemble_rule, _group_rule)  # rules relating options; then those of
-RULES += (audit_options.rule, imbalance_options.rule, private_options.rule)  # the option files
+RULES += (audit_options.rule, imbalance_options.rule, forecast_options.rule, private_options.rule)
 
 
 def _check(self) -> None:

@@ -66,6 +66,11 @@ def _train_and_save(data: Path | None, run: dict, files: dict) -> None:
     from deepstrata.train.run import RunDirectory
 
     quiet = files["quiet"]
+    if run["config"].time is not None:  # a forecaster: backtests, not a validation split
+        from deepstrata.forecast.cli import fit_and_save
+
+        fit_and_save(data, run, quiet=quiet)
+        return
     if not quiet:
         print(
             f"run directory {run['run_path']} (resume with: deepstrata fit --resume "

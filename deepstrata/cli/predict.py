@@ -32,7 +32,12 @@ def predict(
 
     if output is not None and output.exists() and not overwrite:
         raise ConfigError(f"{output} already exists; pass --overwrite", option="--output")
-    frame = api.load(bundle).predictions(data, proba=proba, keep=keep or [])
+    from deepstrata.forecast.fit import is_forecaster, load_forecaster
+
+    if is_forecaster(bundle):  # per series and step: the median and the quantiles
+        frame = load_forecaster(bundle).predictions(data)
+    else:
+        frame = api.load(bundle).predictions(data, proba=proba, keep=keep or [])
     if output is None:
         frame.to_csv(sys.stdout, index=False)
         return

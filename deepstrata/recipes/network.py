@@ -137,7 +137,7 @@ def _imbalance(prepared: Prepared, train_rows: np.ndarray, progress: Progress) -
     """``--imbalance`` resolved on these training rows (binary and multiclass; None for
     other tasks), said once on the progress output when a class is rare or a method named."""
     cfg, task = prepared.cfg, prepared.task
-    if task.name not in ("binary", "multiclass"):
+    if not task.weighs_classes:
         return None
     labels = prepared.encoded[train_rows]
     classes = list(getattr(prepared.target_encoder, "classes", []))

@@ -30,6 +30,8 @@ from deepstrata.tasks.imbalance import RARE, choose_threshold, rare_metrics
 
 class Binary(Task):
     name = "binary"
+    weighs_classes = True
+    thresholded = True
     prediction = "class"
     compare_metrics = CLASS_COMPARE_METRICS  # deepstrata compare's choices; the first by default
     metric_names = CLASSIFICATION
