@@ -85,6 +85,11 @@ def rule(config) -> None:
         ("drop_label_issues", config.drop_label_issues, "a first fit without noise finds them"),
         ("relabel_issues", config.relabel_issues, "a first fit without noise finds them"),
         (
+            "time",
+            getattr(config, "time", None),
+            "the forecaster trains in its own loop, without DP-SGD",
+        ),
+        (
             "imbalance",
             getattr(config, "imbalance", None) == "sample",
             "an oversampled row is trained on several times a step; --imbalance weight "

@@ -116,6 +116,7 @@ def test_batch_norm_and_accumulation_are_refused():
         ({"strategy": "features"}, "--strategy"),
         ({"freeze": "gradual"}, "--freeze"),
         ({"imbalance": "sample"}, "--imbalance"),
+        ({"time": "date", "horizon": 3}, "--time"),
     ],
 )
 def test_options_private_cannot_honour_name_their_flag(options, flag):
