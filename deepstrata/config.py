@@ -30,6 +30,7 @@ from deepstrata.options import AtLeast, Choice, Interval, ListOf, Option, flag
 from deepstrata.options import audit as audit_options
 from deepstrata.options import forecast as forecast_options
 from deepstrata.options import imbalance as imbalance_options
+from deepstrata.options import private as private_options
 from deepstrata.options import stream as stream_options
 from deepstrata.tasks import TASKS
 
@@ -283,7 +284,7 @@ GENERAL = (
 )
 
 # the options of one concern each, with the rule relating them to the rest
-CONCERNS = (audit_options, imbalance_options, forecast_options, stream_options)
+CONCERNS = (audit_options, imbalance_options, forecast_options, stream_options, private_options)
 OPTIONS: dict[str, Option] = (
     {option.name: option for option in GENERAL}
     | {o.name: o for m in CONCERNS for o in m.OPTIONS}

@@ -30,6 +30,9 @@ COVERED_ELSEWHERE = {
     "model/reference.py": "tests/attack/test_drift.py",  # kept at fit, read by the drift check
     "audit/requirements.py": "tests/audit/test_run.py",  # the missing-extra error
     "options/audit.py": "tests/recipes/test_fairness.py",  # the options' rules, via fit
+    "options/private.py": "tests/train/test_private.py",  # the rule beside DP-SGD itself
+    "report/privacy.py": "tests/train/test_private.py",  # the section beside what it shows
+    "cli/privacy.py": "tests/attack/test_membership.py",  # privacy there, steal in extraction's
     "cli/audit.py": "tests/audit/test_run.py",  # the commands beside their engines
     "bundle/format.py": "tests/bundle/test_legacy.py",  # older layouts load: the legacy bundles
     "bundle/manifest.py": "tests/bundle/test_bundle.py",

@@ -106,7 +106,7 @@ def _limit_parameters() -> list[inspect.Parameter]:
     for setting in fields(ServeSettings):
         if setting.name == "token":
             continue
-        kind = {"int": int, "float": float}[setting.type]
+        kind = {"int": int, "float": float, "str": str}[setting.type]
         parameters.append(
             inspect.Parameter(
                 setting.name,

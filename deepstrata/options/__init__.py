@@ -7,7 +7,8 @@ the ``rule`` relating them to the rest:
 - :mod:`~deepstrata.options.audit`: sensitive columns, fairness, label errors;
 - :mod:`~deepstrata.options.imbalance`: rare classes and the decision threshold;
 - :mod:`~deepstrata.options.forecast`: time, series, horizon, quantiles;
-- :mod:`~deepstrata.options.stream`: Parquet streamed by row group.
+- :mod:`~deepstrata.options.stream`: Parquet streamed by row group;
+- :mod:`~deepstrata.options.private`: differentially private training (DP-SGD).
 
 Nothing here imports torch or pandas: the command line builds its flags from it.
 """
