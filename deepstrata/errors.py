@@ -114,3 +114,13 @@ class CheckpointError(TrainingError):
         self.path = path
         self.message = message
         super().__init__(f"{path}: {message}" if path else message)
+
+
+class StorageError(DeepstrataError):
+    """A search study's storage that cannot be opened or reached; ``url`` is shown with
+    its password masked."""
+
+    def __init__(self, message: str, *, url: str | None = None) -> None:
+        self.url = url
+        self.message = message
+        super().__init__(f"--storage {url}: {message}" if url else message)
