@@ -168,9 +168,9 @@ def _write_started(directory: Path, record: dict, url: str) -> None:
     from deepstrata.search.outputs import RECORD, write_atomically
 
     directory.mkdir(parents=True, exist_ok=True)
+    if studies.mask(url) == url:  # a password stays out of the file: --resume asks for it
+        record["url"] = url
     stored = {**record, "status": "running"}
-    if studies.mask(url) == url:
-        stored["url"] = url
     write_atomically(directory / RECORD, json.dumps({"run": stored}, indent=1))
 
 

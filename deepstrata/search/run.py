@@ -12,6 +12,7 @@ machine joins with nothing else.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -151,11 +152,13 @@ def run_worker(
     say=None,
     sample_row=None,
     leader: bool = False,
+    objective=None,
 ) -> int:
     """Run trials of the study ``name`` until its queue is empty or ``deadline`` (a
     ``time.time()``) passes; returns how many this worker ran. The ``leader`` (the
     process that writes the outputs) then waits for the other workers' trials, and
-    reclaims those whose worker died."""
+    reclaims those whose worker died. ``objective``: another trial function than the
+    fit (tests)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -169,7 +172,7 @@ def run_worker(
     study.pruner = make_pruner(search.pruner, max_epochs)
     if sample_row is None and "latency_ms" in search.objectives:
         sample_row = _sample_row(search.data, search.settings.get("target"))
-    objective = Objective(
+    objective = objective or Objective(
         search.data, search.settings, search.space, search.context, search.objectives,
         sample_row=sample_row,
     )  # fmt: skip
@@ -199,6 +202,7 @@ def _guarded(objective):
         if not trial.user_attrs.get(studies.QUEUED):
             trial.set_user_attr(studies.SURPLUS, True)
             raise _Surplus("the budget of trials was handed out")
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         return objective(trial)
 
     return run

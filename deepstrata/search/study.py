@@ -3,7 +3,7 @@
 
 Every relational storage runs with heartbeats: a worker that dies mid-trial stops
 beating, and the next worker to ask for a trial marks that trial failed and queues a
-retry of the same decisions (:class:`optuna.storages.RetryFailedTrialCallback`), so no
+retry of the same decisions (:class:`optuna.storages.RetryHeartbeatStaleTrialCallback`), so no
 trial is left ``RUNNING`` and the search completes. The budget of ``trials`` is queued
 up front (``WAITING`` trials, handed out atomically by the database), so several
 workers complete exactly that many trials and never run one twice; a trial asked for
@@ -90,7 +90,9 @@ def open_storage(url: str, *, heartbeat: float = HEARTBEAT_SECONDS, grace: float
                 engine_kwargs=engine,
                 heartbeat_interval=int(max(1, heartbeat)),
                 grace_period=int(max(1, grace)),
-                failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=RETRIES),
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                    max_retry=RETRIES
+                ),
             )
     except Exception as error:  # sqlalchemy's errors carry the URL: never show them whole
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
@@ -104,6 +106,7 @@ def create_study(storage, name: str, directions: list[str], attributes: dict, tr
     queued trials, the first with the decisions ``first`` (the default configuration)."""
     import optuna
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         study = optuna.create_study(storage=storage, study_name=name, directions=directions)
     except optuna.exceptions.DuplicatedStudyError:

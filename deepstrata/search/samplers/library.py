@@ -6,11 +6,15 @@ from __future__ import annotations
 def tpe(*, seed: int = 0, objectives: int = 1):
     """Tree-structured Parzen estimator: multivariate and grouped (conditional choices are
     modelled jointly), a constant liar so that parallel workers spread out."""
+    import warnings
+
     import optuna
 
-    return optuna.samplers.TPESampler(
-        seed=seed, multivariate=True, group=True, constant_liar=True, n_startup_trials=8
-    )
+    with warnings.catch_warnings():  # multivariate and group are "experimental" since 2.2
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(
+            seed=seed, multivariate=True, group=True, constant_liar=True, n_startup_trials=8
+        )
 
 
 def gp(*, seed: int = 0, objectives: int = 1):

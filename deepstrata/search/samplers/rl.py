@@ -2,9 +2,10 @@
 with Reinforcement Learning") as an Optuna sampler.
 
 The controller is a policy over the trial's sequence of decisions: each decision's
-choice is drawn from a softmax whose logits depend on the decision and on the choice
-made just before it (a first-order, tabular stand-in for the paper's LSTM, small enough
-to learn from tens of trials). Numbers are split into ``bins`` bins (on a log scale
+choice is drawn from a softmax whose logits are the decision's own plus those that
+follow the choice made just before it (a first-order, tabular stand-in for the paper's
+LSTM, small enough to learn from tens of trials: the shared part learns from every
+trial, the part after the previous choice from the trials that made it). Numbers are split into ``bins`` bins (on a log scale
 where the range is) and a value is drawn inside the chosen bin. The policy is trained
 with REINFORCE: after each finished trial, ``logits += lr * (reward - baseline) *
 grad log p(choices)``, the reward being the trial's standardised first objective (lower
@@ -58,9 +59,7 @@ class ReinforceSampler(BaseSampler):
         logits = self._policy(study, trial)
         previous = _previous(trial.params, trial.distributions, None, self.bins)
         actions = _actions(param_distribution, self.bins)
-        row = logits[(param_name, previous)]
-        if row is None or len(row) != len(actions):
-            row = np.zeros(len(actions))
+        row = _row(logits, param_name, previous, len(actions))
         rng = np.random.RandomState(
             (self.seed * 1_000_003 + trial.number * 7919 + len(trial.params)) % 2**32
         )
@@ -74,10 +73,7 @@ class ReinforceSampler(BaseSampler):
         """The controller's current probabilities of ``name``'s choices after ``previous``
         (the decision before it as ``name=index``, or the start)."""
         logits = self._replay(study)
-        row = logits[(name, previous)]
-        if row is None:
-            row = np.zeros(len(_actions(distribution, self.bins)))
-        return _softmax(row)
+        return _softmax(_row(logits, name, previous, len(_actions(distribution, self.bins))))
 
     def _policy(self, study, trial) -> dict:
         if trial._trial_id not in self._policies:
@@ -114,14 +110,24 @@ class ReinforceSampler(BaseSampler):
                     None,
                     self.bins,
                 )
-                key = (name, previous)
-                if logits[key] is None or len(logits[key]) != len(actions):
-                    logits[key] = np.zeros(len(actions))
                 chosen = _action_of(distribution, trial.params[name], actions)
-                gradient = -_softmax(logits[key])
-                gradient[chosen] += 1.0  # d log p(chosen) / d logits
-                logits[key] = logits[key] + self.learning_rate * advantage * gradient
+                gradient = -_softmax(_row(logits, name, previous, len(actions)))
+                gradient[chosen] += 1.0  # d log p(chosen) / d logits, for both tables
+                for key in ((name, None), (name, previous)):
+                    if logits[key] is None or len(logits[key]) != len(actions):
+                        logits[key] = np.zeros(len(actions))
+                    logits[key] = logits[key] + self.learning_rate * advantage * gradient
         return logits
+
+
+def _row(logits, name: str, previous: str, size: int) -> np.ndarray:
+    """A decision's logits: its own (``(name, None)``, what every context shares) plus
+    those after the previous choice; zeros where the controller has not learnt yet."""
+    row = np.zeros(size)
+    for key in ((name, None), (name, previous)):
+        if logits[key] is not None and len(logits[key]) == size:
+            row = row + logits[key]
+    return row
 
 
 def _softmax(row: np.ndarray) -> np.ndarray:
