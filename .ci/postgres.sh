@@ -15,9 +15,11 @@ start)
     [ "$(id -u)" = 0 ] && chown postgres "$dir"
     printf 'search-test\n' >"$dir/.pw"
     [ "$(id -u)" = 0 ] && chown postgres "$dir/.pw"
-    as "$bin/initdb" -D "$dir/data" -U search --pwfile="$dir/.pw" -A scram-sha-256 >"$dir/initdb.log" 2>&1
+    as "$bin/initdb" -D "$dir/data" -U search --pwfile="$dir/.pw" -A scram-sha-256 >"$dir/initdb.log" 2>&1 \
+        || { tail -5 "$dir/initdb.log" >&2; exit 1; }
     as "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
-        -o "-k $dir -c listen_addresses='' -c max_connections=50 -c fsync=off" start >/dev/null
+        -o "-k $dir -c listen_addresses='' -c max_connections=50 -c fsync=off" start >/dev/null \
+        || { tail -5 "$dir/server.log" >&2; exit 1; }
     PGPASSWORD=search-test as "$bin/createdb" -h "$dir" -U search studies
     echo "postgresql://search:search-test@/studies?host=$dir"
     ;;

@@ -16,9 +16,11 @@ from __future__ import annotations
 import statistics
 import time
 
+from deepstrata.config import OPTIONS
 from deepstrata.errors import ConfigError
 from deepstrata.search.pruning import PruningCallback
 from deepstrata.search.space import LR_FACTOR, Context, SearchSpace, to_options
+from deepstrata.search.study import BASELINE
 
 __all__ = ["FIXED_OBJECTIVES", "Objective", "check_objectives", "direction"]
 
@@ -91,6 +93,10 @@ class Objective:
 
         chosen = self.space.suggest(trial, self.context)
         options = {**self.settings, **to_options(chosen, self.space)}
+        if trial.user_attrs.get(BASELINE):  # the default configuration, as fit would choose
+            for name in [n for n in options if n not in self.settings]:
+                if OPTIONS[name].default is None:  # chosen by fit (the batch size)
+                    del options[name]
         suggestion = trial.study.user_attrs.get(SUGGESTION)
         factor = chosen.get(LR_FACTOR)
         if factor is not None and suggestion and options.get("learning_rate", "auto") == "auto":

@@ -29,6 +29,7 @@ HEARTBEAT_SECONDS = 10
 GRACE_SECONDS = 30
 RETRIES = 2
 SURPLUS = "surplus"  # user attribute of a trial asked for after the budget was handed out
+BASELINE = "baseline"  # user attribute of the trial of the default configuration
 QUEUED = "queued"  # user attribute of a trial of the budget (queued up front)
 
 
@@ -124,7 +125,9 @@ def create_study(storage, name: str, directions: list[str], attributes: dict, tr
 def enqueue(study, trials: int, first: dict | None = None) -> None:
     """Queue ``trials`` trials (the first with the decisions ``first``)."""
     for index in range(trials):
-        study.enqueue_trial(first if index == 0 and first else {}, user_attrs={QUEUED: True})
+        baseline = index == 0 and first is not None
+        attributes = {QUEUED: True, **({BASELINE: True} if baseline else {})}
+        study.enqueue_trial(first if baseline else {}, user_attrs=attributes)
 
 
 def load_study(storage, name: str):

@@ -26,7 +26,9 @@ def description(trials: int) -> dict:
 
 @pytest.fixture(scope="session")
 def postgres_url():
-    folder = Path(tempfile.mkdtemp(prefix="pg-")) / "cluster"
+    parent = Path(tempfile.mkdtemp(prefix="pg-"))
+    parent.chmod(0o755)  # the server runs as the user postgres, who must reach the folder
+    folder = parent / "cluster"
     script = ROOT / ".ci" / "postgres.sh"
     try:
         done = subprocess.run([str(script), "start", str(folder)], capture_output=True, text=True,

@@ -32,4 +32,8 @@ def test_a_bad_pick_is_named(text):
 def test_best_options_keep_what_differs_from_the_defaults_and_what_was_given():
     summary = {"best": {"config": {"dropout": 0.3, "patience": 10, "max_epochs": 5, "seed": 0}}}
     defaults = {"dropout": 0.1, "patience": 10, "max_epochs": 200, "seed": 0}
-    assert best_options(summary, {"seed": 0}, defaults) == {"dropout": 0.3, "max_epochs": 5, "seed": 0}
+    assert best_options(summary, {"seed": 0}, defaults) == {
+        "dropout": 0.3,
+        "max_epochs": 5,
+        "seed": 0,
+    }

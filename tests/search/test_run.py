@@ -60,3 +60,21 @@ def test_a_search_space_entry_outside_its_constraint_is_named(tmp_path):
     code, output = run_search(tmp_path, "-o", str(tmp_path / "out"))
     assert code == 1 and "search.yaml: search_space.dropout: high 1.5: must be in [0, 1)" in output
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_a_search_on_a_real_table_beats_the_default_configurations_validation_loss(tmp_path):
+    """scikit-learn's breast cancer table (569 rows, 30 numbers): 12 trials of TPE."""
+    from sklearn.datasets import load_breast_cancer
+
+    from deepstrata.cli import main
+
+    load_breast_cancer(as_frame=True).frame.to_csv(tmp_path / "cancer.csv", index=False)
+    main_args = ["search", str(tmp_path / "cancer.csv"), "--target", "target", "--trials", "12",
+                 "--max-epochs", "30", "--sampler", "tpe", "--no-refit", "--quiet",
+                 "-o", str(tmp_path / "out")]  # fmt: skip
+    main(main_args)
+    record = json.loads((tmp_path / "out" / "search.json").read_text())
+    baseline, best = record["baseline"]["values"][0], record["best"]["values"][0]
+    print(f"default configuration val_loss {baseline:.4f}, best of the search {best:.4f}")
+    assert best < baseline and record["best"]["number"] != 0
