@@ -184,12 +184,16 @@ def run_worker(
                 time.sleep(1.0)
                 continue
             break
+        numbers: list[int] = []
         study.optimize(
-            _guarded(objective), n_trials=1, catch=(DeepstrataError, _Surplus), gc_after_trial=True
+            _guarded(objective, numbers),
+            n_trials=1,
+            catch=(DeepstrataError, _Surplus),
+            gc_after_trial=True,
         )
         ran += 1
-        if say is not None:
-            say(_line(study))
+        if say is not None and numbers:
+            say(_line(study, numbers[0]))
     return ran
 
 
@@ -197,8 +201,9 @@ class _Surplus(Exception):
     """A trial asked for once the queue had run dry (another worker took the last)."""
 
 
-def _guarded(objective):
+def _guarded(objective, numbers: list):
     def run(trial):
+        numbers.append(trial.number)
         if not trial.user_attrs.get(studies.QUEUED):
             trial.set_user_attr(studies.SURPLUS, True)
             raise _Surplus("the budget of trials was handed out")
@@ -208,9 +213,9 @@ def _guarded(objective):
     return run
 
 
-def _line(study) -> str:
+def _line(study, number: int) -> str:
     tally = studies.counts(study)
-    trial = max(study.get_trials(deepcopy=False), key=lambda t: t.number)
+    trial = study.get_trials(deepcopy=False)[number]
     value = trial.values[0] if trial.values else None
     shown = f"{value:.4f}" if value is not None else trial.state.name.lower()
     return (
