@@ -30,7 +30,6 @@ COVERED_ELSEWHERE = {
     "report/search.py": "tests/search/test_run.py",  # the refit bundle's report section
     "search/objective.py": "tests/search/test_run.py",  # trials of real fits, end to end
     "search/outputs.py": "tests/search/test_run.py",
-    "search/page.py": "tests/integration/test_search_browser.py",
     "audit/requirements.py": "tests/audit/test_run.py",  # the missing-extra error
     "audit_options.py": "tests/recipes/test_fairness.py",  # the options' rules, via fit
     "cli/audit.py": "tests/audit/test_run.py",  # the commands beside their engines

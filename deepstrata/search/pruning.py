@@ -9,7 +9,6 @@ to its end (the search says so).
 from __future__ import annotations
 
 from deepstrata.errors import ConfigError
-from deepstrata.train.callbacks import Callback
 
 __all__ = ["PRUNERS", "PruningCallback", "make_pruner", "savings"]
 
@@ -33,15 +32,26 @@ def make_pruner(name: str, max_epochs: int):
     raise ConfigError(f"expected one of {', '.join(PRUNERS)}, got {name!r}", option="--pruner")
 
 
-class PruningCallback(Callback):
+class PruningCallback:
     """Reports ``val_loss`` after each epoch to ``trial``; ends training when the pruner
-    says so (``pruned`` then holds the epoch)."""
+    says so (``pruned`` then holds the epoch). A trainer callback
+    (:mod:`deepstrata.train.callbacks`' four events) that does not subclass its ``Callback``,
+    so that a worker waiting for trials has not imported torch."""
 
     def __init__(self, trial, enabled: bool = True) -> None:
         self.trial = trial
         self.enabled = enabled
         self.pruned: int | None = None
         self.epochs = 0
+
+    def on_fit_start(self, trainer) -> None:
+        pass
+
+    def on_batch_end(self, trainer, epoch, step, loss) -> None:
+        pass
+
+    def on_fit_end(self, trainer, history) -> None:
+        pass
 
     def on_epoch_end(self, trainer, record: dict) -> None:
         self.epochs = record["epoch"]

@@ -24,7 +24,7 @@ A YAML file's ``search_space:`` narrows or widens it, key by key::
 >>> SearchSpace.default().narrowed({"dropout": {"low": 0, "high": 2}})
 Traceback (most recent call last):
 ...
-deepstrata.errors.ConfigError: search_space.dropout: high 2: must be in [0, 1), got 2
+deepstrata.errors.ConfigError: search_space.dropout: high 2: must be in [0, 1), got 2.0
 """
 
 from __future__ import annotations

@@ -58,9 +58,10 @@ run_worker(storage, "killed", objective=objective)
 """
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_trial_leaves_the_study_consistent_and_the_search_completes(tmp_path):
     url = studies.storage_url(None, tmp_path)
-    study = _new_study(url, "killed", 4)
+    study = _new_study(url, "killed", 3)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     worker = subprocess.Popen([sys.executable, "-c", WORKER, url], env=env, stdout=subprocess.PIPE,
                               text=True)  # fmt: skip
@@ -77,20 +78,59 @@ def test_a_worker_killed_mid_trial_leaves_the_study_consistent_and_the_search_co
         storage, "killed", leader=True, objective=lambda t: t.suggest_float("dropout", 0.0, 0.5)
     )
     tally = studies.counts(study)
-    assert tally["complete"] == 4 and tally["running"] == 0 and tally["waiting"] == 0
-    assert tally["fail"] == 1 and ran == 3
+    assert tally["complete"] == 3 and tally["running"] == 0 and tally["waiting"] == 0
+    assert tally["fail"] == 1 and ran == 2
     retried = [t for t in study.trials if t.system_attrs.get("failed_trial") is not None]
     assert len(retried) == 1 and retried[0].params == study.trials[1].params
 
 
-def test_two_workers_on_sqlite_complete_exactly_the_budget(tmp_path):
+def test_a_trial_whose_worker_stopped_beating_is_failed_retried_and_the_search_completes(tmp_path):
+    """The fast version of the test above: a trial left running with a stale heartbeat."""
     url = studies.storage_url(None, tmp_path)
-    study = _new_study(url, "budget", 6)
-    storage = studies.open_storage(url)
-    ran = run_worker(storage, "budget", objective=lambda t: t.suggest_float("dropout", 0, 0.5))
-    again = run_worker(storage, "budget", objective=lambda t: 1.0)  # nothing left to run
-    assert (ran, again) == (6, 0)
-    assert studies.counts(study)["complete"] == 6
+    study = _new_study(url, "stale", 2)
+    storage = studies.open_storage(url, heartbeat=1, grace=1)
+    orphan = study.ask()  # as a worker would, then it "dies": one heartbeat, no more
+    storage.record_heartbeat(orphan._trial_id)
+    time.sleep(1.5)
+    ran = run_worker(
+        storage, "stale", leader=True, objective=lambda t: t.suggest_float("dropout", 0, 0.5)
+    )
+    tally = studies.counts(study)
+    assert (tally["complete"], tally["fail"], tally["running"], tally["waiting"], ran) == (
+        2,
+        1,
+        0,
+        0,
+        2,
+    )
+
+
+def test_two_workers_complete_exactly_the_budget_and_none_twice():
+    import threading
+
+    storage = optuna.storages.InMemoryStorage()
+    study = studies.create_study(storage, "budget", ["minimize"], {DESCRIPTION: description(6)}, 6)
+    seen, ran = [], []
+
+    def objective(trial):
+        seen.append(trial.number)
+        time.sleep(0.01)
+        return trial.suggest_float("dropout", 0, 0.5)
+
+    threads = [
+        threading.Thread(
+            target=lambda: ran.append(run_worker(storage, "budget", objective=objective))
+        )
+        for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    tally = studies.counts(study)
+    assert tally["complete"] == 6 and tally["waiting"] == 0 and tally["running"] == 0
+    assert sorted(seen) == list(range(6))  # each queued trial ran once
+    assert sum(ran) == 6 + tally["surplus"]  # a surplus trial is closed, never run
 
 
 def test_a_study_name_taken_is_refused(tmp_path):

@@ -1,4 +1,4 @@
-"""search.html in headless chromium: it loads with no error and no outside request, and
+"""search.html (the search's page) in headless chromium: it loads with no error and no outside request, and
 its figures decode (screenshot: build/screenshots/search.png)."""
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ import shutil
 import pytest
 
 from tests.browser import CHROMIUM, SCREENSHOTS, visit
-from tests.search.conftest import searched  # noqa: F401  (the fixture)
 
 pytestmark = [
     pytest.mark.browser,
@@ -21,7 +20,7 @@ pytestmark = [
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed (dev extra)")
 
 
-def test_search_page_loads_cleanly_in_chromium(searched, tmp_path):  # noqa: F811
+def test_search_page_loads_cleanly_in_chromium(searched, tmp_path):
     out, _ = searched
     seen = visit(out / "search.html", tmp_path / "profile", screenshot=tmp_path / "search.png")
     assert seen.problems == [] and seen.outside_requests() == []
