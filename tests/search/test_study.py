@@ -141,3 +141,14 @@ def test_a_study_name_taken_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="no study named 'other'"):
         studies.load_study(studies.open_storage(url), "other")
     assert optuna.__version__
+
+
+def test_a_journal_file_holds_a_study_and_a_deadline_stops_the_worker(tmp_path):
+    url = studies.storage_url("journal", tmp_path)
+    storage = studies.open_storage(url)
+    studies.create_study(storage, "journal", ["minimize"], {DESCRIPTION: description(2)}, 2)
+    assert run_worker(storage, "journal", deadline=time.time() - 1, objective=lambda t: 0.0) == 0
+    assert (
+        run_worker(storage, "journal", objective=lambda t: t.suggest_float("dropout", 0, 0.5)) == 2
+    )
+    assert (tmp_path / "study.journal").is_file()
