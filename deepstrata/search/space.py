@@ -129,7 +129,7 @@ _DEFAULTS = (
     Param("dropout", "float", 0.0, 0.5, option="dropout"),
     Param(LR_FACTOR, "float", 0.2, 5.0, log=True),
     Param("weight_decay", "float", 1e-6, 1e-2, log=True, option="weight_decay"),
-    Param("batch_size", "choice", choices=(32, 64, 128, 256), option="batch_size"),
+    Param("batch_size", "choice", choices=(16, 32, 64, 128, 256), option="batch_size"),
     Param("schedule", "choice", choices=_choices("schedule"), option="schedule"),
     Param("mixup", "float", 0.0, 0.4, option="mixup"),
     Param("label_smoothing", "float", 0.0, 0.2, option="label_smoothing", when=("classifier",)),
