@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml constraints.txt | $(BIN)/python
 	@touch $(STAMP)
 
 $(DEV_STAMP): $(STAMP)
-	$(PIP) -c constraints.txt -e ".[dev,pretrained,serve,explain,audit,forecast,privacy]"
+	$(PIP) -c constraints.txt -e ".[dev,pretrained,serve,explain,audit,forecast,privacy,search]"
 	@touch $(DEV_STAMP)
 
 # Real data the tests of raw-file kinds use: spoken digits synthesised by Debian's espeak-ng
@@ -56,7 +56,7 @@ test-all: setup $(TEST_DATA_STAMP)
 
 # Lightning, for the comparison in train_throughput.py; the constraints keep torch as it is.
 bench: setup $(DEV_STAMP)
-	$(PIP) -c constraints.txt -e ".[dev,pretrained,serve,explain,audit,bench]"
+	$(PIP) -c constraints.txt -e ".[dev,pretrained,serve,explain,audit,search,bench]"
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/predict_throughput.py
 	$(BIN)/python bench/image_pipeline.py

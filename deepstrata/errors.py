@@ -119,3 +119,13 @@ class CheckpointError(TrainingError):
 class DistributedError(DeepstrataError):
     """Several processes could not train together: a backend this machine lacks, a
     rendezvous out of reach, a process that failed (naming the rank and what to resume)."""
+
+
+class StorageError(DeepstrataError):
+    """A search study's storage that cannot be opened or reached; ``url`` is shown with
+    its password masked."""
+
+    def __init__(self, message: str, *, url: str | None = None) -> None:
+        self.url = url
+        self.message = message
+        super().__init__(f"--storage {url}: {message}" if url else message)

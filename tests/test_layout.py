@@ -28,6 +28,9 @@ LONG_FUNCTIONS: dict[str, str] = {}  # "module:function": why; none today
 # A module without a test file of its own -> the test file that covers it (and why).
 COVERED_ELSEWHERE = {
     "model/reference.py": "tests/attack/test_drift.py",  # kept at fit, read by the drift check
+    "report/search.py": "tests/search/test_run.py",  # the refit bundle's report section
+    "search/objective.py": "tests/search/test_run.py",  # trials of real fits, end to end
+    "search/outputs.py": "tests/search/test_run.py",
     "audit/requirements.py": "tests/audit/test_run.py",  # the missing-extra error
     "options/audit.py": "tests/recipes/test_fairness.py",  # the options' rules, via fit
     "options/private.py": "tests/train/test_private.py",  # the rule beside DP-SGD itself
@@ -44,6 +47,7 @@ COVERED_ELSEWHERE = {
     "options/imbalance.py": "tests/tasks/test_imbalance.py",  # the options beside their work
     "cli/compare.py": "tests/compare/test_run.py",  # the command beside its engine
     "cli/data.py": "tests/cli/test_cli.py",
+    "cli/search.py": "tests/search/test_run.py",  # the command beside its engine
     "cli/display.py": "tests/cli/test_cli.py",
     "cli/flags.py": "tests/cli/test_fit.py",
     "cli/predict.py": "tests/cli/test_cli.py",

@@ -52,6 +52,7 @@ def render_report(files: Mapping[str, bytes]) -> str:
     """
     from deepstrata.report.card import card_section, groups_section
     from deepstrata.report.privacy import privacy_section
+    from deepstrata.report.search import search_section
     from deepstrata.report.validation import analysis_sections
 
     bundle = parse(files)
@@ -66,6 +67,7 @@ def render_report(files: Mapping[str, bytes]) -> str:
         privacy_section(bundle),
         model_choice_section(bundle),
         learning_curve_section(bundle),
+        search_section(bundle),
         configuration_section(bundle),
         card_section(bundle),
     ]
