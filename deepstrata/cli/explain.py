@@ -42,7 +42,9 @@ def explain(
     ] = None,
     method: Annotated[
         str,
-        typer.Option(help="auto | ig | shap | exact | lime | permutation | attention (words)."),
+        typer.Option(
+            help="auto | ig | gradshap | tree | shap | exact | lime | permutation | attention."
+        ),
     ] = "auto",
     rows: Annotated[
         str | None, typer.Option(help="Rows START:STOP to explain (0-based) [all].")
