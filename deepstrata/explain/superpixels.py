@@ -19,21 +19,18 @@ BATCH = 100
 
 
 class _quiet:
-    """tqdm (4.66+) reads TQDM_DISABLE when a bar is made: no bar inside the block."""
+    """No tqdm bar from lime_image inside the block: its module's ``tqdm`` (the bar it
+    draws per image, with no switch) is swapped for a plain iteration and put back.
+    (tqdm's TQDM_DISABLE is read once, when tqdm is imported.)"""
 
     def __enter__(self):
-        import os
+        import lime.lime_image
 
-        self.previous = os.environ.get("TQDM_DISABLE")
-        os.environ["TQDM_DISABLE"] = "1"
+        self.module, self.previous = lime.lime_image, lime.lime_image.tqdm
+        self.module.tqdm = lambda iterable, *args, **kwargs: iterable
 
     def __exit__(self, *exc) -> None:
-        import os
-
-        if self.previous is None:
-            os.environ.pop("TQDM_DISABLE", None)
-        else:
-            os.environ["TQDM_DISABLE"] = self.previous
+        self.module.tqdm = self.previous
 
 
 def image_columns(target) -> list[str]:
