@@ -155,7 +155,7 @@ def word_deletion(target, column: str, entries: list[dict], *, seed: int = 0) ->
     if not ordered:
         return {}
     return {
-        f"words_deletion_area[{column}]": float(np.mean(ordered)),
-        f"words_deletion_area_random[{column}]": float(np.mean(shuffled)),
-        f"words_rows[{column}]": len(ordered),
+        f"words_deletion_area:{column}": float(np.mean(ordered)),
+        f"words_deletion_area_random:{column}": float(np.mean(shuffled)),
+        f"words_rows:{column}": len(ordered),
     }

@@ -27,7 +27,7 @@ def test_the_deciding_word_gets_the_top_token_attribution(transformer_reviews):
         assert " ".join(entry["words"]) == text
     assert explanation.settings["words_completeness_gap"]["review"] < 0.05
     faith = explanation.faithfulness  # dropping the top words first beats a random order
-    assert faith["words_deletion_area[review]"] < faith["words_deletion_area_random[review]"]
+    assert faith["words_deletion_area:review"] < faith["words_deletion_area_random:review"]
 
 
 def test_pieces_merge_into_words_and_special_tokens_drop():
