@@ -1,5 +1,5 @@
-"""LIME over superpixels: on images whose class is where a bright patch sits, most of the
-weight falls on the patch (the fast test of the maps is in test_images.py, beside IG's,
+"""LIME over superpixels: on images whose class is where a bright patch sits, the patch
+gets several times its share of the weight (the fast test of the maps is in test_images.py, beside IG's,
 on the same tiny network)."""
 
 from __future__ import annotations
@@ -31,5 +31,7 @@ def test_superpixel_weight_falls_on_the_bright_patch(tmp_path):
         saliency[i, y : y + PATCH, x : x + PATCH].sum() / saliency[i].sum()
         for i, (y, x) in enumerate(corners)
     ]
-    print("lime superpixel share on the patch", np.mean(shares))
-    assert np.mean(shares) >= 0.6, shares
+    # 25 of 256 pixels: chance is 0.10; 0.38 measured (20 images, 1,000 samples): SLIC's
+    # superpixels straddle the patch's edges and their weight spreads over the background
+    # part too, so LIME's map is coarser than integrated gradients' (0.80 on the same test)
+    assert np.mean(shares) >= 0.3, shares
