@@ -11,7 +11,6 @@ import typer
 
 from deepstrata.cli.common import BundleArg, DataArg, JsonOpt
 
-
 METHOD_HELP = "auto | ig | gradshap | tree | shap | exact | lime | permutation | attention."
 
 
