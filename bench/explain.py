@@ -12,9 +12,17 @@ preprocessed block built outside the timing:
 * shap: shap ``KernelExplainer`` on the network, background = the median row;
 * lime: lime ``LimeBase`` on the same sampled neighbourhood;
 * permutation: no library counterpart (written here; see deepstrata/explain/permutation.py);
+* gradshap: captum ``GradientShap`` on the network's input (50 draws, the median row);
+* tree: a LightGBM member (the ensemble keeps it on an axis-aligned target), against shap
+  ``TreeExplainer`` on its booster over the same features (interventional, one reference);
 * a 64-px image column, IG per pixel (bare: captum ``IntegratedGradients`` on the pixels),
-  and a 128-token text column: IG over the column, and its words by KernelSHAP (2W + 512
-  coalitions; timed with the cheap permutation method on the one column).
+  and LIME over its SLIC superpixels (bare: lime ``LimeImageExplainer`` on the network);
+* a 128-token text column: IG over the column, its words by KernelSHAP (2W + 512
+  coalitions; timed with the cheap permutation method on the one column), IG per token
+  (bare: captum ``IntegratedGradients`` on the token embeddings, fed in by a hook) and
+  attention rollout;
+* a 1-s audio column (64 mels): IG with its time x frequency map (bare: captum
+  ``IntegratedGradients`` on the spectrogram block, which is the network's input).
 
 Faithfulness is not measured in the timed calls. Medians of ``--repeats``.
 
@@ -63,6 +71,16 @@ def bare_ig(network, block, classes, steps):
     return method.attribute(
         block, baselines=torch.zeros_like(block), additional_forward_args=(classes,), n_steps=steps
     )
+
+
+def bare_gradshap(network, block, classes, draws):
+    from captum.attr import GradientShap
+
+    method = GradientShap(partial(bare_probability, network))
+    return method.attribute(
+        block, baselines=torch.zeros_like(block[:1]), additional_forward_args=(classes,),
+        n_samples=draws,
+    )  # fmt: skip
 
 
 def bare_kernel(network, block, classes, samples):
@@ -119,7 +137,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--part", choices=("all", "table", "files"), default="all")
+    parser.add_argument("--part", choices=("all", "table", "files", "new"), default="all")
     args = parser.parse_args()
     threads = set_threads(args.threads)
     print(
@@ -135,6 +153,10 @@ def main() -> None:
         tables(args)
     if args.part in ("all", "files"):
         raw_files(args, 8 if args.quick else 20)
+    if args.part in ("all", "new"):
+        from explain_more import more
+
+        more(args, 8 if args.quick else 20)
     print(footer())
 
 
@@ -174,6 +196,13 @@ def tables(args) -> None:
             lambda n: bare_lime(network, block[:n], classes[:n], 1000),
         ),
         ("permutation (5 repeats)", "permutation", {}, many, None),
+        (
+            "gradshap (50 draws)",
+            "gradshap",
+            {},
+            many,
+            lambda n: bare_gradshap(network, block[:n], classes[:n], 50),
+        ),
     ]
     for label, method, options, count, bare in runs:
         explain = partial(

@@ -222,6 +222,13 @@ GENERAL = (
         extra={"shown": "10"},
     ),
     Option("tensorboard", False, "TensorBoard event files in the run directory.", group="run"),
+    Option(
+        "explain",
+        False,
+        "After fit: explain up to 200 training rows (the auto method) and save the global "
+        "importance in the bundle, for its report's 'What drives the predictions'.",
+        group="run",
+    ),
     Option("seed", 0, "Drives every random number.", group="run"),
     Option(
         "strategy",

@@ -11,6 +11,8 @@ import typer
 
 from deepstrata.cli.common import BundleArg, DataArg, JsonOpt
 
+METHOD_HELP = "auto | ig | gradshap | tree | shap | exact | lime | permutation | attention."
+
 
 def parse_rows(text: str | None) -> tuple[int, int | None] | None:
     """``"10:50"`` -> (10, 50); ``":50"`` -> (0, 50); ``"10:"`` -> (10, None).
@@ -42,7 +44,7 @@ def explain(
     ] = None,
     method: Annotated[
         str,
-        typer.Option(help="auto | ig | shap | exact | lime | permutation | attention (words)."),
+        typer.Option(help=METHOD_HELP),
     ] = "auto",
     rows: Annotated[
         str | None, typer.Option(help="Rows START:STOP to explain (0-based) [all].")

@@ -128,11 +128,39 @@ def _train_and_save(data: Path | None, run: dict, files: dict, main: bool = True
     if not main:  # rank 0 writes the bundle
         return
     path = model.save(run["destination"], overwrite=run["overwrite"])
+    if getattr(run["config"], "explain", False):
+        _explain_into_bundle(model, path, data or Path(run["data_path"]))
     RunDirectory(run["run_path"]).finish(keep=run["keep"])
     print_fit_summary(model)
     print(f"bundle written to {path}")
     if run["keep"]:
         print(f"logs kept in {run['run_path']}")
+
+
+EXPLAINED_ROWS = 200  # fit --explain: training rows explained (a seeded sample beyond that)
+
+
+def _explain_into_bundle(model, bundle: Path, data: Path) -> None:
+    """``fit --explain``: the global importance of the auto method on up to EXPLAINED_ROWS
+    training rows, saved in the bundle as ``explain --into-bundle`` saves it."""
+    from deepstrata.cli.explain import _save_into_bundle
+    from deepstrata.data.sources import read_table
+    from deepstrata.data.table import Table
+    from deepstrata.explain import explain
+
+    table = read_table(data)
+    frame = table.frame
+    if len(frame) > EXPLAINED_ROWS:
+        frame = frame.sample(EXPLAINED_ROWS, random_state=0)
+    frame = frame.reset_index(drop=True)
+    explanation = explain(
+        model,
+        Table(frame=frame, source=table.source, lines=None),
+        faithfulness=False,
+        words=False,
+        max_rows=EXPLAINED_ROWS,
+    )
+    _save_into_bundle(bundle, explanation)
 
 
 _FILE_FLAGS = ("out", "config", "column", "ignore", "run_dir", "resume", "overwrite", "quiet")

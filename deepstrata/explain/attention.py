@@ -1,5 +1,6 @@
 """Attention rollout (Abnar & Zuidema, 2020) for text columns under the transformer
-encoder: how much of each word the pooled text vector draws on, through every layer.
+encoder or all-MiniLM-L6-v2 (fine-tuned): how much of each word the pooled text vector
+draws on, through every layer.
 
 Per layer the heads' weights are averaged and the residual path added (0.5 A + 0.5 I,
 rows renormalised); the layers' matrices are multiplied, first layer rightmost. The
@@ -8,7 +9,10 @@ rollout averaged over the real query tokens; a row's relevances sum to 1. Word p
 ("##"-continued) are summed into their word.
 
 It is written here: Captum and shap have no rollout, and the weights come from the
-encoder itself (``TransformerTextEncoder.attention``). Attention is not an attribution
+encoder itself (``TransformerTextEncoder.attention``) or from Hugging Face's BERT with
+``output_attentions`` (run with the eager attention for the call: the default SDPA
+returns no weights). MiniLM pools by the mean over real tokens too; its [CLS] and
+[SEP] get relevance like any token and are left out of the words. Attention is not an attribution
 of the prediction (it knows no class and no baseline): the explanation's columns come
 from another method, and these word weights sit beside them.
 """
@@ -19,6 +23,7 @@ import numpy as np
 import torch
 
 from deepstrata.errors import ConfigError
+from deepstrata.explain.tokens import merge_pieces, pieces_of
 
 
 def rollout(layers: list[torch.Tensor], real: torch.Tensor) -> torch.Tensor:
@@ -41,12 +46,37 @@ def rollout(layers: list[torch.Tensor], real: torch.Tensor) -> torch.Tensor:
     return relevance * real.float()
 
 
+class _MiniLMAttention:
+    """MiniLM's per-layer attention weights for one text column, as ``attention`` gives
+    them for the encoder trained here."""
+
+    def __init__(self, encoder) -> None:
+        self.encoder = encoder
+        self.lengths = encoder.widths
+
+    def attention(self, block: torch.Tensor, *, column: int = 0) -> list[torch.Tensor]:
+        from deepstrata.pretrained.minilm import PAD
+
+        bert = self.encoder.backbone.bert
+        ids = block.split(self.lengths, dim=1)[column]
+        previous = bert.config._attn_implementation
+        bert.set_attn_implementation("eager")  # SDPA gives no weights (LIBRARIES.md)
+        try:
+            out = bert(input_ids=ids, attention_mask=(ids != PAD).long(), output_attentions=True)
+        finally:
+            bert.set_attn_implementation(previous)
+        return list(out.attentions)  # (B, heads, T, T) per layer
+
+
 def _transformer(model, column: str):
-    """The first network member whose text encoder has attention weights, its encoder and
-    the column's index among the kind's columns."""
+    """The first network member whose text encoder has attention weights (the transformer
+    trained here, or MiniLM), its encoder (with ``attention`` and ``lengths``) and the
+    column's index among the kind's columns."""
     for member in model.members:
         encoders = getattr(getattr(member, "network", None), "encoders", {})
         encoder = encoders["text"] if "text" in encoders else None  # noqa: SIM401 (ModuleDict: no .get)
+        if encoder is not None and hasattr(getattr(encoder, "backbone", None), "bert"):
+            encoder = _MiniLMAttention(encoder)
         if encoder is not None and hasattr(encoder, "attention"):
             names = [n for n, p in member.preprocessors.items() if p.kind == "text"]
             return member, encoder, names.index(column)
@@ -58,7 +88,10 @@ def attention_refusal(model, columns: list[str]) -> str | None:
     if not columns:
         return "attention needs a text column; this model has none"
     if _transformer(model, columns[0]) is None:
-        return "attention needs a text column under the transformer encoder (--text-encoder)"
+        return (
+            "attention needs a text column under the transformer encoder (--text-encoder "
+            "transformer) or MiniLM fine-tuned (--strategy finetune)"
+        )
     return None
 
 
@@ -75,15 +108,8 @@ def attention_words(target, column: str) -> list[dict]:
         relevance = rollout(encoder.attention(block, column=index), part != 0).numpy()
     out = []
     for row in range(target.rows):
-        pieces = pre.tokens(target.table.frame[column].iloc[row])
-        words, values = [], []
-        for position, piece in enumerate(pieces[: part.shape[1]]):
-            if piece.startswith("##") and words:
-                words[-1] += piece[2:]
-                values[-1] += float(relevance[row, position])
-            else:
-                words.append(piece)
-                values.append(float(relevance[row, position]))
+        pieces = pieces_of(pre, target.table.frame[column].iloc[row])
+        words, values = merge_pieces(pieces, relevance[row, : len(pieces)])
         out.append({"words": words, "values": values, "base_value": 0.0})
     return out
 

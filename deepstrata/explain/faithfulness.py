@@ -6,6 +6,8 @@
   should rise fast, large area); each area is against the same curve in random order.
 - **completeness**: Shapley values and integrated gradients must sum to
   f(x) - f(baseline); the gap is reported relative to the total |f(x) - f(baseline)|.
+- **word deletion**: the same deletion curve over a text's words (dropped from the text
+  in attribution order, most supportive first, against a random order);
 - **rank agreement**: Spearman correlation of two methods' attributions per row.
 - **model randomisation** (Adebayo et al., 2018): re-initialise every network's weights
   and explain again; attributions that barely change (rank correlation of |values|
@@ -123,4 +125,37 @@ def randomisation(run, model, table, values: np.ndarray, classes, *, seed: int =
         if np.isnan(correlation)
         else bool(correlation < RANDOMISATION_THRESHOLD),
         "randomisation_rows": len(rows),
+    }
+
+
+WORD_ROWS = 50  # texts the word deletion curve is drawn on
+
+
+def word_deletion(target, column: str, entries: list[dict], *, seed: int = 0) -> dict:
+    """Deletion areas over the words of ``column`` (per text, x scaled to [0, 1]) in the
+    order of ``entries``' values and in random order, on up to WORD_ROWS texts; the words
+    are those the explanation shows (pieces merged), dropped from the text as written."""
+    from deepstrata.explain.words import _values
+
+    rng = np.random.default_rng(seed)
+    ordered, shuffled = [], []
+    for row in sample_rows(len(entries), WORD_ROWS, seed):
+        words, values = entries[row]["words"], np.asarray(entries[row]["values"])
+        if len(words) < 2:
+            continue
+        for order, areas in (
+            (np.argsort(-values, kind="stable"), ordered),
+            (rng.permutation(len(words)), shuffled),
+        ):
+            keep = np.ones((len(words) + 1, len(words)))
+            for step in range(1, len(words) + 1):
+                keep[step:, order[step - 1]] = 0
+            curve = _values(target, int(row), column, words, keep)[None]
+            areas.append(_area(curve))
+    if not ordered:
+        return {}
+    return {
+        f"words_deletion_area:{column}": float(np.mean(ordered)),
+        f"words_deletion_area_random:{column}": float(np.mean(shuffled)),
+        f"words_rows:{column}": len(ordered),
     }

@@ -30,6 +30,8 @@ def output_widths(encoder, names: list[str], preprocessors: dict) -> list[int]:
     put each column's output side by side)."""
     if hasattr(encoder, "embeddings"):  # categories: one embedding per column
         return [embedding.embedding_dim for embedding in encoder.embeddings]
+    if hasattr(encoder, "cardinalities"):  # categories one-hot (a classical member's features)
+        return list(encoder.cardinalities)
     widths = [preprocessors[name].width for name in names]
     if sum(widths) == encoder.out_dim:  # dense kinds: the scaled block itself
         return widths
@@ -62,68 +64,94 @@ def explained(target, member, raw: torch.Tensor, classes: torch.Tensor) -> torch
 def _slots(network, kinds: list[str], by_kind: dict, preprocessors: dict) -> list:
     """Where the integral runs, as ``(layer, column names, per-column output widths or
     None)``: an image column's pixels (its encoder's 0..1 image, after the augmentation
-    that is the identity in eval) so that its attributions form a heat map; every other
-    kind's encoder output, split into its columns."""
+    that is the identity in eval) so that its attributions form a heat map; an audio
+    column's log-mel spectrogram as its ResNet reads it (``(B, 1, mels, frames)``) so that
+    they form a time x frequency map; every other kind's encoder output, split into its
+    columns."""
     from deepstrata.nn.augment import ImageAugment
 
     slots = []
     for kind in kinds:
         encoder, names = network.encoders[kind], by_kind[kind]
         pixels = [m for m in encoder.modules() if isinstance(m, ImageAugment)]
+        spectrograms = list(getattr(encoder, "inputs", [])) if kind == "audio" else []
         if pixels and len(pixels) == len(names):  # an image per column: (B, 3, S, S) each
             slots += [(layer, [name], None) for layer, name in zip(pixels, names)]
+        elif spectrograms and len(spectrograms) == len(names):  # (B, 1, mels, frames) each
+            slots += [(layer, [name], None) for layer, name in zip(spectrograms, names)]
         else:
             slots.append((encoder, names, output_widths(encoder, names, preprocessors)))
     return slots
 
 
-def integrated_gradients(target, *, steps: int = 50, **_) -> tuple[np.ndarray, dict]:
-    """``(rows, columns)`` attributions and the settings they ran with; for image
-    columns ``settings["maps"]`` holds ``{column: (rows, S, S)}`` pixel attributions
-    (summed over the colour channels)."""
-    attr = require("captum.attr", "captum")
-    weights = target.model.weights or [1 / len(target.inputs)] * len(target.inputs)
-    total = np.zeros((target.rows, len(target.columns)))
-    maps: dict[str, np.ndarray] = {}
-    classes = torch.from_numpy(
+def member_forward(target, member, kinds: list[str], weight: float):
+    """``forward(*blocks, classes)``: the member's weighted explained value, what Captum
+    differentiates."""
+
+    def forward(*args):
+        raw = member.network(dict(zip(kinds, args[: len(kinds)])))
+        return weight * explained(target, member, raw, args[len(kinds)])
+
+    return forward
+
+
+def target_classes(target) -> torch.Tensor:
+    return torch.from_numpy(
         np.zeros(target.rows, np.int64) if target.classes is None else target.classes
     )
-    for weight, inputs in zip(weights, target.inputs):
-        member = inputs.member
-        network, kinds = member.network, list(inputs.blocks)
-        slots = _slots(network, kinds, _columns_by_kind(member.preprocessors), member.preprocessors)
 
-        def forward(*args, network=network, member=member, kinds=kinds, weight=weight):
-            raw = network(dict(zip(kinds, args[: len(kinds)])))
-            return weight * explained(target, member, raw, args[len(kinds)])
 
-        with warnings.catch_warnings():  # Captum warns of layers that feed one another:
-            warnings.simplefilter("ignore", UserWarning)  # these never do
-            method = attr.LayerIntegratedGradients(forward, [layer for layer, _, _ in slots])
-        per_pass = max(1, EVALUATIONS_PER_PASS // steps)
-        for start in range(0, target.rows, per_pass):
-            part = slice(start, start + per_pass)
-            x = tuple(inputs.blocks[k][part] for k in kinds)
-            baseline = tuple(inputs.baseline[k].expand_as(b).contiguous() for k, b in zip(kinds, x))
-            layers = method.attribute(
-                x, baselines=baseline, additional_forward_args=(classes[part],), n_steps=steps
-            )
-            layers = layers if isinstance(layers, list) else [layers]
-            for (_, names, widths), values in zip(slots, layers):
-                values = values.detach().double().numpy()
-                if widths is None:  # an image's pixels: (n, 3, S, S)
-                    column = target.columns.index(names[0])
-                    total[part, column] += values.reshape(len(values), -1).sum(axis=1)
-                    heat = maps.setdefault(names[0], np.zeros((target.rows, *values.shape[2:])))
-                    heat[part] += values.sum(axis=1)
-                    continue
-                offsets = np.cumsum([0, *widths])
-                for name, lo, hi in zip(names, offsets[:-1], offsets[1:]):
-                    total[part, target.columns.index(name)] += values[:, lo:hi].sum(axis=1)
+def member_weights(target) -> list[float]:
+    return target.model.weights or [1 / len(target.inputs)] * len(target.inputs)
+
+
+def integrated_gradients(target, *, steps: int = 50, **_) -> tuple[np.ndarray, dict]:
+    """``(rows, columns)`` attributions and the settings they ran with; for image and
+    audio columns ``settings["maps"]`` holds ``{column: (rows, H, W)}`` pixel (time x
+    frequency) attributions, summed over the colour channels."""
+    total = np.zeros((target.rows, len(target.columns)))
+    maps: dict[str, np.ndarray] = {}
+    for weight, inputs in zip(member_weights(target), target.inputs):
+        member_ig(target, inputs, weight, steps, total, maps)
     settings = {"steps": steps, "path": "straight line from the baseline, per encoder output"}
     if maps:
         settings["maps"] = maps
     return total, settings
+
+
+def member_ig(target, inputs, weight: float, steps: int, total: np.ndarray, maps: dict) -> None:
+    """One network member's weighted attributions added into ``total`` and ``maps``."""
+    attr = require("captum.attr", "captum")
+    classes = target_classes(target)
+    member = inputs.member
+    kinds = list(inputs.blocks)
+    slots = _slots(
+        member.network, kinds, _columns_by_kind(member.preprocessors), member.preprocessors
+    )
+    forward = member_forward(target, member, kinds, weight)
+    with warnings.catch_warnings():  # Captum warns of layers that feed one another:
+        warnings.simplefilter("ignore", UserWarning)  # these never do
+        method = attr.LayerIntegratedGradients(forward, [layer for layer, _, _ in slots])
+    per_pass = max(1, EVALUATIONS_PER_PASS // steps)
+    for start in range(0, target.rows, per_pass):
+        part = slice(start, start + per_pass)
+        x = tuple(inputs.blocks[k][part] for k in kinds)
+        baseline = tuple(inputs.baseline[k].expand_as(b).contiguous() for k, b in zip(kinds, x))
+        layers = method.attribute(
+            x, baselines=baseline, additional_forward_args=(classes[part],), n_steps=steps
+        )
+        layers = layers if isinstance(layers, list) else [layers]
+        for (_, names, widths), values in zip(slots, layers):
+            values = values.detach().double().numpy()
+            if widths is None:  # an image's pixels (n, 3, S, S), a spectrogram (n, 1, M, F)
+                column = target.columns.index(names[0])
+                total[part, column] += values.reshape(len(values), -1).sum(axis=1)
+                heat = maps.setdefault(names[0], np.zeros((target.rows, *values.shape[2:])))
+                heat[part] += values.sum(axis=1)
+                continue
+            offsets = np.cumsum([0, *widths])
+            for name, lo, hi in zip(names, offsets[:-1], offsets[1:]):
+                total[part, target.columns.index(name)] += values[:, lo:hi].sum(axis=1)
 
 
 def _columns_by_kind(preprocessors: dict) -> dict[str, list[str]]:

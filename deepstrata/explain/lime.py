@@ -61,4 +61,9 @@ def lime_values(target, *, samples: int | None = None, seed: int = 0, **_):
         "mean_local_r2": float(np.mean(scores)),
         "explainer": "lime.lime_base.LimeBase",
     }
+    from deepstrata.explain.superpixels import image_columns, superpixel_maps
+
+    if image_columns(target):  # and each image's superpixels, as a heat map
+        settings["maps"] = superpixel_maps(target, samples=samples, seed=seed)
+        settings["superpixels"] = "lime.lime_image over SLIC superpixels (scikit-image)"
     return values, settings

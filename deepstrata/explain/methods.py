@@ -3,7 +3,7 @@ needs of a model. A method is ``run(target, **settings) -> (values, settings)`` 
 ``values`` of shape ``(rows, columns)`` (:mod:`deepstrata.explain.target`).
 
 >>> sorted(METHODS)
-['exact', 'ig', 'lime', 'permutation', 'shap']
+['exact', 'gradshap', 'ig', 'lime', 'permutation', 'shap', 'tree']
 >>> METHODS["exact"].refusal(columns=12, networks_only=True)
 'exact Shapley values need at most 10 input columns; this model has 12 (use shap)'
 """
@@ -19,7 +19,9 @@ from deepstrata.explain.shapley import MAX_EXACT_COLUMNS
 @dataclass(frozen=True)
 class Method:
     """``additive``: a row's values sum to f(x) - f(baseline) (completeness is measured);
-    ``networks``: every member must be a network; ``max_columns``: a limit on columns."""
+    ``networks``: every member must be a network; ``max_columns``: a limit on columns;
+    ``check``: ``"module:function"`` of the model saying why the method does not apply
+    to it, or None."""
 
     name: str
     ref: str
@@ -28,11 +30,15 @@ class Method:
     additive: bool = False
     networks: bool = False
     max_columns: int | None = None
+    check: str | None = None
 
     @property
     def run(self):
-        module, attribute = self.ref.split(":")
-        return getattr(importlib.import_module(module), attribute)
+        return _load(self.ref)
+
+    def model_refusal(self, model) -> str | None:
+        """Why this method does not apply to ``model`` (its ``check``), or None."""
+        return None if self.check is None else _load(self.check)(model)
 
     def refusal(self, *, columns: int, networks_only: bool) -> str | None:
         """Why this method does not apply to such a model, or None."""
@@ -71,6 +77,21 @@ METHODS = {
             additive=True,
             max_columns=MAX_EXACT_COLUMNS,
         ),
+        Method(
+            "gradshap",
+            "deepstrata.explain.gradshap:gradient_shap",
+            "gradient SHAP",
+            "captum",
+            networks=True,
+        ),
+        Method(
+            "tree",
+            "deepstrata.explain.treeshap:tree_shap",
+            "TreeSHAP",
+            "shap",
+            additive=True,
+            check="deepstrata.explain.treeshap:refusal",
+        ),
         Method("lime", "deepstrata.explain.lime:lime_values", "LIME", "lime"),
         Method(
             "permutation",
@@ -82,8 +103,18 @@ METHODS = {
 }
 
 
-def resolve(method: str, *, networks_only: bool) -> str:
-    """``auto``: integrated gradients when every member is a network, else KernelSHAP."""
-    if method == "auto":
-        return "ig" if networks_only else "shap"
-    return method
+def _load(ref: str):
+    module, attribute = ref.split(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+def resolve(method: str, *, networks_only: bool, model=None) -> str:
+    """``auto``: integrated gradients when every member is a network, TreeSHAP when the
+    others are LightGBM (``model`` given), else KernelSHAP."""
+    if method != "auto":
+        return method
+    if networks_only:
+        return "ig"
+    if model is not None and METHODS["tree"].model_refusal(model) is None:
+        return "tree"
+    return "shap"

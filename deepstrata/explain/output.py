@@ -53,7 +53,8 @@ def write_folder(
         for column, maps in explanation.maps.items():  # one heat map PNG per image
             (staging / "maps" / column).mkdir(parents=True)
             for index, row in enumerate(explanation.rows):
-                png = heatmap_png(explanation.pixels[column][index], maps[index])
+                audio = explanation.settings.get("map_kinds", {}).get(column) == "audio"
+                png = heatmap_png(explanation.pixels[column][index], maps[index], flip=audio)
                 (staging / "maps" / column / f"{row}.png").write_bytes(png)
         (staging / "explain.html").write_text(render(explanation, title=title), encoding="utf-8")
         if folder.exists():

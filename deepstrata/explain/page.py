@@ -34,17 +34,24 @@ MAPS_SHOWN = 12
 MAP_SIDE = 128  # pixels per side of a heat map as shown
 
 
-def heatmap_png(pixels: np.ndarray, attributions: np.ndarray) -> bytes:
-    """An image ``(S, S, 3)`` uint8 with its attributions ``(S, S)`` laid over it: red where
-    a pixel moved the prediction up, blue where down, as strong as the largest |value|."""
+def heatmap_png(pixels: np.ndarray, attributions: np.ndarray, *, flip: bool = False) -> bytes:
+    """An image ``(H, W, 3)`` uint8 with its attributions ``(H, W)`` laid over it: red where
+    a pixel moved the prediction up, blue where down, as strong as the largest |value|.
+    ``flip``: upside down (a spectrogram: low frequencies at the bottom). The longer side
+    is drawn MAP_SIDE pixels long."""
     from PIL import Image
 
+    if flip:
+        pixels, attributions = pixels[::-1], attributions[::-1]
     scale = float(np.abs(attributions).max()) or 1.0
     strength = np.clip(np.abs(attributions) / scale, 0, 1)[..., None]  # (S, S, 1)
     colour = np.where(attributions[..., None] > 0, [220, 38, 38], [37, 99, 235])
     grey = pixels.mean(axis=2, keepdims=True).repeat(3, axis=2)  # the image, dimmed to grey
     mixed = (1 - 0.7 * strength) * grey + 0.7 * strength * colour
-    image = Image.fromarray(mixed.astype(np.uint8)).resize((MAP_SIDE, MAP_SIDE), Image.NEAREST)
+    height, width = attributions.shape
+    long = max(height, width)
+    shown = (max(1, MAP_SIDE * width // long), max(1, MAP_SIDE * height // long))
+    image = Image.fromarray(mixed.astype(np.uint8)).resize(shown, Image.NEAREST)
     buffer = io.BytesIO()
     image.save(buffer, "PNG")
     return buffer.getvalue()
@@ -54,19 +61,21 @@ def _maps(explanation: Explanation) -> list[Section]:
     sections = []
     for column, maps in explanation.maps.items():
         pixels = explanation.pixels[column]
+        audio = explanation.settings.get("map_kinds", {}).get(column) == "audio"
         figures = "".join(
             image(
-                heatmap_png(pixels[i], maps[i]),
+                heatmap_png(pixels[i], maps[i], flip=audio),
                 f"{column}, row {explanation.rows[i]}",
                 f"row {explanation.rows[i]}"
                 + (f": {explanation.classes[i]}" if explanation.classes else ""),
             )
             for i in range(min(MAPS_SHOWN, len(maps)))
         )
-        body = note(
+        what = explanation.settings.get("map_notes", {}).get(column) or (
             f"Integrated gradients per pixel of {column}: red moved the prediction up from the "
             "mean image, blue down."
-        ) + Html(f'<div class="grid">{figures}</div>')
+        )
+        body = note(what) + Html(f'<div class="grid">{figures}</div>')
         sections.append(Section(f"map-{len(sections)}", f"Where in {column}", Html(body)))
     return sections
 
@@ -82,8 +91,8 @@ def _words(explanation: Explanation) -> list[Section]:
             )
             lines.append([explanation.rows[index], Html(words or "<i>empty</i>")])
         body = note(
-            f"KernelSHAP over the words of {column}: red moved the prediction up from the "
-            "prediction without the text, blue down."
+            f"{explanation.settings.get('words', 'KernelSHAP')} over the words of {column}: "
+            "red moved the prediction up, blue down."
         ) + table(["row", column], lines, numeric=(0,))
         sections.append(Section(f"words-{len(sections)}", f"Which words in {column}", Html(body)))
     return sections

@@ -17,6 +17,7 @@ from deepstrata.data.sources import read_table
 from deepstrata.data.table import Table
 from deepstrata.errors import ConfigError, DataWarning
 from deepstrata.explain import faithfulness as faith
+from deepstrata.explain import tokens
 from deepstrata.explain.attention import attention_refusal, attention_words
 from deepstrata.explain.dependence import partial_dependence
 from deepstrata.explain.explanation import Explanation
@@ -40,7 +41,7 @@ def check_method(model, method: str) -> str:
         if reason:
             raise ConfigError(reason, option="--method")
         method = "auto"
-    name = resolve(method, networks_only=networks_only(model))
+    name = resolve(method, networks_only=networks_only(model), model=model)
     if name not in METHODS:
         raise ConfigError(
             f"unknown method {method!r}; expected auto, {', '.join(METHODS)} or attention",
@@ -48,7 +49,7 @@ def check_method(model, method: str) -> str:
         )
     reason = METHODS[name].refusal(
         columns=len(model.schema.inputs), networks_only=networks_only(model)
-    )
+    ) or METHODS[name].model_refusal(model)
     if reason:
         raise ConfigError(reason, option="--method")
     return name
@@ -142,17 +143,54 @@ def explain(
         pixels={column: target.pixels(column) for column in maps},
     )
     explanation.dependence = partial_dependence(target, explanation.global_importance())
-    if method == "attention":
-        for column in text_columns(model):
-            explanation.words[column] = attention_words(target, column)
-        explanation.settings["words"] = "attention rollout (Abnar & Zuidema, 2020)"
-    elif words:
-        for column in text_columns(model):
-            explanation.words[column] = word_values(target, column, seed=seed)
-            explanation.settings["words"] = "KernelSHAP over each text's words (2W + 512)"
+    _describe_maps(model, explanation)
+    if method == "attention" or words:
+        _add_words(model, target, explanation, method, steps=steps, seed=seed)
     if faithfulness:
         explanation.faithfulness = measure(model, table, target, explanation, settings, others)
+        for column, entries in explanation.words.items():
+            explanation.faithfulness.update(faith.word_deletion(target, column, entries, seed=seed))
     return explanation
+
+
+MAP_NOTES = {
+    "image": "{how} per pixel of {column}: red moved the prediction up from the mean image, "
+    "blue down.",
+    "audio": "{how} per time (across) and mel frequency (up) of {column}'s log-mel "
+    "spectrogram: red moved the prediction up from a flat spectrogram, blue down.",
+}
+
+
+def _describe_maps(model, explanation) -> None:
+    """Each heat map's kind and what it shows, for the page."""
+    kinds = {f.name: f.kind for f in model.schema.inputs}
+    how = "LIME over superpixels" if explanation.method == "lime" else "Integrated gradients"
+    for column in explanation.maps:
+        explanation.settings.setdefault("map_kinds", {})[column] = kinds[column]
+        note = MAP_NOTES.get(kinds[column], MAP_NOTES["image"])
+        explanation.settings.setdefault("map_notes", {})[column] = note.format(
+            how=how, column=column
+        )
+
+
+def _add_words(model, target, explanation, method: str, *, steps: int, seed: int) -> None:
+    """Each text column's words: attention rollout (``attention``), integrated gradients
+    per token (``ig`` where every member embeds tokens), else KernelSHAP over the words."""
+    for column in text_columns(model):
+        if method == "attention":
+            explanation.words[column] = attention_words(target, column)
+            explanation.settings["words"] = "attention rollout (Abnar & Zuidema, 2020)"
+        elif explanation.method == "ig" and tokens.applies(model, column):
+            entries = tokens.token_ig_words(target, column, steps=steps)
+            explanation.words[column] = entries
+            explanation.settings["words"] = (
+                "integrated gradients per token (padding-token baseline), pieces merged"
+            )
+            gap = tokens.completeness_gap(target, entries)
+            explanation.settings.setdefault("words_completeness_gap", {})[column] = gap
+        else:
+            explanation.words[column] = word_values(target, column, seed=seed)
+            explanation.settings["words"] = "KernelSHAP over each text's words (2W + 512)"
 
 
 def _flat(values: np.ndarray, maps: dict) -> np.ndarray:

@@ -96,13 +96,22 @@ class Target:
         return {name: describe_baseline(pres[name]) for name in self.columns}
 
     def pixels(self, column: str) -> np.ndarray:
-        """``(rows, S, S, 3)`` uint8: an image column's pixels as the model saw them."""
+        """``(rows, S, S, 3)`` uint8: an image column's pixels as the model saw them; for an
+        audio column ``(rows, mels, frames, 3)``, its log-mel spectrogram in grey (each
+        clip's range stretched to 0..255), mel bin 0 first."""
         inputs = self.inputs[0]
         index = self.columns.index(column)
         for kind, positions in inputs.positions.items():
             if (positions == index).any():
                 block = inputs.blocks[kind][:, positions == index].numpy()
-                size = inputs.member.preprocessors[column].size
+                pre = inputs.member.preprocessors[column]
+                if kind == "audio":
+                    grey = block.reshape(-1, pre.n_mels, pre.frames).astype(np.float64)
+                    low = grey.min(axis=(1, 2), keepdims=True)
+                    span = np.maximum(grey.max(axis=(1, 2), keepdims=True) - low, 1e-12)
+                    grey = np.round(255 * (grey - low) / span).astype(np.uint8)
+                    return np.repeat(grey[..., None], 3, axis=3)
+                size = pre.size
                 return block.reshape(-1, 3, size, size).transpose(0, 2, 3, 1).astype(np.uint8)
         raise KeyError(column)
 
@@ -126,10 +135,14 @@ class Target:
 
     def _outputs(self, rows, keep, sources=None) -> np.ndarray:
         """The model's calibrated outputs (members mixed) for masked rows."""
+        return self.mixed([inputs.masked(rows, keep, sources) for inputs in self.inputs])
+
+    def mixed(self, blocks: list[dict[str, torch.Tensor]]) -> np.ndarray:
+        """The model's calibrated outputs (members mixed) for each member's ``blocks``."""
         outputs = []
-        for inputs in self.inputs:
+        for inputs, member_blocks in zip(self.inputs, blocks):
             member = inputs.member
-            raw = member.raw_outputs(inputs.masked(rows, keep, sources))
+            raw = member.raw_outputs(member_blocks)
             task = tasks.get(member.architecture["task"])
             outputs.append(task.calibrated(raw, member.temperature))
         if len(outputs) == 1:

@@ -331,11 +331,14 @@ class ExplainResponse(BaseModel):
 
 def add_explain_route(app: FastAPI, context: Context) -> None:
     """``POST /explain``: the records of a /predict request, each with its prediction's
-    attributions; integrated gradients when every member is a network, else KernelSHAP
-    with :data:`SERVE_SAMPLES` coalitions. Same validation, limits and token as /predict."""
+    attributions; integrated gradients when every member is a network, TreeSHAP when the
+    others are LightGBM, else KernelSHAP with :data:`SERVE_SAMPLES` coalitions. Same
+    validation, limits and token as /predict."""
+    from deepstrata.explain.methods import resolve
     from deepstrata.explain.run import networks_only
 
-    method = "ig" if networks_only(context.predictor.model) else "shap"
+    model = context.predictor.model
+    method = resolve("auto", networks_only=networks_only(model), model=model)
 
     @app.post(
         "/explain",

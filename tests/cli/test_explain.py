@@ -125,3 +125,20 @@ def test_into_bundle_adds_the_importance_to_the_report_and_nothing_else(diabetes
     assert "rows" not in json.loads(after["explain.json"])  # the summary, not every row
     deepstrata.load(bundle)  # the manifest lists the new file: the bundle still loads
     assert (tmp_path / "bundle.explain" / "explain.html").is_file()
+
+
+@pytest.mark.slow  # a fit through the CLI: ~19 s on one busy core
+def test_fit_explain_saves_the_global_importance_in_the_bundle(cli, tmp_path):
+    from tests.explain.conftest import two_column_frame
+
+    csv = tmp_path / "two.csv"
+    two_column_frame(rows=80).to_csv(csv, index=False)
+    out = tmp_path / "two.bundle"
+    done = cli("fit", csv, "--target", "y", "--out", out, "--max-epochs", "1", "--no-ensemble",
+               "--explain", "--quiet")  # fmt: skip
+    assert done.code == 0, done.err
+    summary = json.loads((out / "explain.json").read_text())
+    assert summary["method"] == "ig" and "rows" not in summary
+    assert {row["column"] for row in summary["global_importance"]} == {"x1", "x2", "n1", "n2", "c1"}
+    assert "What drives the predictions" in (out / "report.html").read_text()
+    deepstrata.load(out)  # the manifest lists explain.json

@@ -62,3 +62,45 @@ def classifier_model():
     with torch_threads(1):
         frame = two_column_frame(classes=True)
         return deepstrata.fit(frame, target="y", ensemble=False, **FIT)
+
+
+FILLER = [  # reviews' filler words
+    "the",
+    "a",
+    "film",
+    "plot",
+    "actor",
+    "scene",
+    "story",
+    "music",
+    "long",
+    "short",
+    "day",
+    "night",
+    "city",
+    "old",
+    "new",
+]
+
+
+def reviews(rows: int, seed: int) -> pd.DataFrame:
+    """Six to ten filler words with 'excellent' (class good) or 'awful' (bad) among them."""
+    rng = np.random.default_rng(seed)
+    texts, labels = [], []
+    for index in range(rows):
+        words = list(rng.choice(FILLER, rng.integers(6, 11)))
+        good = index % 2 == 0
+        words.insert(int(rng.integers(0, len(words) + 1)), "excellent" if good else "awful")
+        texts.append(" ".join(words))
+        labels.append("good" if good else "bad")
+    return pd.DataFrame({"review": texts, "stars": rng.normal(0, 1, rows), "label": labels})
+
+
+@pytest.fixture(scope="session")
+def transformer_reviews():
+    """A one-layer transformer over reviews(): the attention and token IG tests share it."""
+    with torch_threads(1):
+        return deepstrata.fit(
+            reviews(120, seed=0), target="label", ensemble=False, max_epochs=6, progress=False,
+            seed=0, strategy="scratch", text_layers=1, text_width=16, learning_rate=3e-3,
+        )  # fmt: skip

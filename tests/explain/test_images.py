@@ -58,6 +58,21 @@ def test_heat_maps_add_up_to_the_image_columns_attribution(tmp_path):
     folder = write_folder(explanation, tmp_path / "out", title="Where?")
     assert len(list((folder / "maps" / "photo").glob("*.png"))) == 3
     assert "Where in photo" in (folder / "explain.html").read_text()
+    # LIME over superpixels draws its own maps (deepstrata/explain/superpixels.py)
+    pytest.importorskip("skimage", reason="the explain extra (scikit-image) is not installed")
+    with torch_threads(1):
+        lime = explain(
+            model,
+            train.drop(columns="where").head(2),
+            method="lime",
+            samples=60,
+            faithfulness=False,
+        )
+    assert lime.maps["photo"].shape == (2, SIDE, SIDE)
+    assert len(np.unique(lime.maps["photo"][0])) > 2  # several superpixels, their own weights
+    assert lime.settings["superpixels"].startswith("lime.lime_image")
+    folder = write_folder(lime, tmp_path / "lime", title="Where?")
+    assert "LIME over superpixels" in (folder / "explain.html").read_text()
 
 
 @pytest.mark.slow  # trains a CNN: ~15 s on one core

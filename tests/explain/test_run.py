@@ -25,7 +25,7 @@ def share_ranking_x1_x2_first(explanation) -> float:
     return float(np.mean([set(row) == wanted for row in top]))
 
 
-@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize("method", sorted(set(METHODS) - {"tree"}))  # tree: test_treeshap.py
 def test_every_method_ranks_the_two_columns_that_matter_first(regression_model, method):
     rows = away_from_baseline(two_column_frame(seed=1))
     with torch_threads(1):

@@ -10,38 +10,9 @@ import deepstrata
 from deepstrata.explain import explain
 from deepstrata.explain.output import write_folder
 from tests.conftest import torch_threads
+from tests.explain.conftest import reviews
 
 pytest.importorskip("shap", reason="the explain extra (shap) is not installed")
-FILLER = [
-    "the",
-    "a",
-    "film",
-    "plot",
-    "actor",
-    "scene",
-    "story",
-    "music",
-    "long",
-    "short",
-    "day",
-    "night",
-    "city",
-    "old",
-    "new",
-]
-
-
-def reviews(rows: int, seed: int) -> pd.DataFrame:
-    """Six to ten filler words with 'excellent' (class good) or 'awful' (bad) among them."""
-    rng = np.random.default_rng(seed)
-    texts, labels = [], []
-    for index in range(rows):
-        words = list(rng.choice(FILLER, rng.integers(6, 11)))
-        good = index % 2 == 0
-        words.insert(int(rng.integers(0, len(words) + 1)), "excellent" if good else "awful")
-        texts.append(" ".join(words))
-        labels.append("good" if good else "bad")
-    return pd.DataFrame({"review": texts, "stars": rng.normal(0, 1, rows), "label": labels})
 
 
 @pytest.fixture(scope="module")
@@ -71,16 +42,12 @@ def test_the_deciding_word_gets_the_top_attribution(review_model, tmp_path):
     assert "Which words in review" in (folder / "explain.html").read_text()
 
 
-def test_attention_rollout_weighs_every_word_of_a_transformer_text(tmp_path):
+def test_attention_rollout_weighs_every_word_of_a_transformer_text(transformer_reviews):
     from deepstrata.explain.attention import relevance_sums
 
     with torch_threads(1):
-        model = deepstrata.fit(
-            reviews(60, seed=0), target="label", ensemble=False, max_epochs=1, progress=False,
-            seed=0, strategy="scratch", text_layers=1, text_width=16,
-        )  # fmt: skip
         rows = reviews(6, seed=2).drop(columns="label")
-        explanation = explain(model, rows, method="attention", faithfulness=False)
+        explanation = explain(transformer_reviews, rows, method="attention", faithfulness=False)
     assert explanation.method == "ig"  # the columns as auto explains them
     assert explanation.settings["words"].startswith("attention rollout")
     per_row = explanation.words["review"]
