@@ -22,16 +22,17 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-from pathlib import Path
 
 from deepstrata import kinds
 from deepstrata.errors import ConfigError
 from deepstrata.options import AtLeast, Choice, Interval, ListOf, Option, flag
 from deepstrata.options import audit as audit_options
+from deepstrata.options import explain as explain_options
 from deepstrata.options import forecast as forecast_options
 from deepstrata.options import imbalance as imbalance_options
 from deepstrata.options import private as private_options
 from deepstrata.options import stream as stream_options
+from deepstrata.options.spec import load_config_file
 from deepstrata.tasks import TASKS
 
 __all__ = [
@@ -222,13 +223,6 @@ GENERAL = (
         extra={"shown": "10"},
     ),
     Option("tensorboard", False, "TensorBoard event files in the run directory.", group="run"),
-    Option(
-        "explain",
-        False,
-        "After fit: explain up to 200 training rows (the auto method) and save the global "
-        "importance in the bundle, for its report's 'What drives the predictions'.",
-        group="run",
-    ),
     Option("seed", 0, "Drives every random number.", group="run"),
     Option(
         "strategy",
@@ -291,7 +285,14 @@ GENERAL = (
 )
 
 # the options of one concern each, with the rule relating them to the rest
-CONCERNS = (audit_options, imbalance_options, forecast_options, stream_options, private_options)
+CONCERNS = (
+    audit_options,
+    explain_options,
+    imbalance_options,
+    forecast_options,
+    stream_options,
+    private_options,
+)
 OPTIONS: dict[str, Option] = (
     {option.name: option for option in GENERAL}
     | {o.name: o for m in CONCERNS for o in m.OPTIONS}
@@ -487,21 +488,3 @@ def parse_columns(value) -> dict[str, str]:
                 option="--column",
             )
     return columns
-
-
-def load_config_file(path: str | Path) -> dict:
-    """Read a YAML config file into a plain mapping (keys as written)."""
-    import yaml
-
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {str(path)!r} not found", option="--config")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{path} is not valid YAML: {error}", option="--config") from error
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a mapping of option: value", option="--config")
-    return data

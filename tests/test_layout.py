@@ -43,7 +43,8 @@ COVERED_ELSEWHERE = {
     "bundle/write.py": "tests/bundle/test_bundle.py",
     "cli/common.py": "tests/cli/test_cli.py",
     "options/spec.py": "tests/test_config.py",  # the specs through the config made of them
-    "options/stream.py": "tests/data/test_stream.py",  # the streamed fit reads them
+    "options/stream.py": "tests/data/test_stream.py",
+    "options/explain.py": "tests/cli/test_explain.py",  # fit --explain beside explain's CLI  # the streamed fit reads them
     "options/imbalance.py": "tests/tasks/test_imbalance.py",  # the options beside their work
     "cli/compare.py": "tests/compare/test_run.py",  # the command beside its engine
     "cli/data.py": "tests/cli/test_cli.py",

@@ -39,6 +39,7 @@ __all__ = [
     "Option",
     "check_values",
     "flag",
+    "load_config_file",
 ]
 
 
@@ -342,3 +343,23 @@ def _is_number(value) -> bool:
 
 def _number(value: float) -> str:
     return f"{value:g}"
+
+
+def load_config_file(path) -> dict:
+    """Read a YAML config file (a path) into a plain mapping (keys as written)."""
+    from pathlib import Path
+
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} not found", option="--config")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path} is not valid YAML: {error}", option="--config") from error
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of option: value", option="--config")
+    return data
