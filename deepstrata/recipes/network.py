@@ -58,6 +58,12 @@ def train_split(
 
     seed_everything(cfg.seed)
     member, callbacks = _new_member(prepared, preprocessors, callbacks)
+    # Callbacks that need this split's fitted preprocessors and validation rows
+    # (adversarial training: each kind's units, robust accuracy at the end).
+    callbacks = [
+        c.for_split(preprocessors, validation) if hasattr(c, "for_split") else c
+        for c in callbacks
+    ]
     trainer = _trainer(
         prepared, member.network, directory, val_rows, callbacks, progress, max_epochs
     )
@@ -66,6 +72,8 @@ def train_split(
     member.network.cpu().eval()
 
     info, artifacts = _what_was_chosen(trainer, cfg, history, directory)
+    for callback in callbacks:
+        info.update(getattr(callback, "info", None) or {})
     raw = None
     if validation is not None:
         raw = forward_in_chunks(member.network, validation[0]).numpy()
