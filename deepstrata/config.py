@@ -24,9 +24,9 @@ import dataclasses
 import difflib
 from pathlib import Path
 
-from deepstrata import audit_options, kinds
+from deepstrata import attack_options, audit_options, kinds
 from deepstrata.errors import ConfigError
-from deepstrata.options import AtLeast, Choice, Interval, Lazy, ListOf, Option, flag
+from deepstrata.options import AtLeast, Choice, Interval, ListOf, Option, flag
 from deepstrata.tasks import TASKS
 
 __all__ = [
@@ -129,23 +129,6 @@ GENERAL = (
         extra={"shown": "chosen from the row count"},
     ),
     Option("gradient_accumulation", 1, "Batches per optimizer step.", AtLeast(1)),
-    Option(
-        "adversarial",
-        "none",
-        "Adversarial training: none | fgsm (fast, random start) | pgd (Madry).",
-        Choice("none", "fgsm", "pgd"),
-    ),
-    Option(
-        "epsilon",
-        None,
-        "--adversarial's budget in the input's units (pixels in [0, 1]; numbers: a "
-        "fraction of the IQR), e.g. 4/255.",
-        Lazy("deepstrata.attack.budget:check_epsilon"),
-        type="str",
-        optional=True,
-        extra={"shown": "8/255"},
-    ),
-    Option("adversarial_steps", 7, "--adversarial pgd: steps per batch.", AtLeast(1)),
     Option("max_epochs", 200, "Epochs at most.", AtLeast(1), sklearn=True),
     Option(
         "schedule_epochs",
@@ -298,6 +281,7 @@ GENERAL = (
 OPTIONS: dict[str, Option] = (
     {option.name: option for option in GENERAL}
     | {option.name: option for option in audit_options.OPTIONS}
+    | {option.name: option for option in attack_options.OPTIONS}
     | kinds.options()
 )
 DEFAULTS = {name: option.default for name, option in OPTIONS.items()}
@@ -397,17 +381,13 @@ def _group_rule(config: FitConfig) -> None:
 GROUP_COLUMN = "group"  # the column --group-pattern adds to a folder's table
 
 
-def _adversarial_rule(config: FitConfig) -> None:
-    """A budget means nothing without adversarial training."""
-    if config.epsilon is not None and config.adversarial == "none":
-        raise ConfigError(
-            f"--epsilon {config.epsilon} is the budget of adversarial training: add "
-            "--adversarial fgsm or pgd",
-            option="--epsilon",
-        )
-
-
-RULES = (_task_rule, _ensemble_rule, _group_rule, audit_options.rule, _adversarial_rule)  # rules relating options
+RULES = (
+    _task_rule,
+    _ensemble_rule,
+    _group_rule,
+    audit_options.rule,
+    attack_options.rule,
+)  # rules relating options
 
 
 def _check(self) -> None:

@@ -81,7 +81,7 @@ def hop_skip_jump(model, table, encoded, epsilons, *, norm: str, seed: int, note
         )  # fmt: skip
         attack = HopSkipJump(
             classifier, norm=np.inf if norm == "linf" else 2, max_iter=MAX_ITERATIONS,
-            max_eval=MAX_EVALUATIONS, init_eval=50, verbose=False,
+            max_eval=MAX_EVALUATIONS, init_eval=min(50, MAX_EVALUATIONS), verbose=False,
         )  # fmt: skip
         adversarial = attack.generate(x)
         flipped = int(predict(adversarial).argmax(1)[0]) != int(labels[row])

@@ -76,7 +76,10 @@ def input_units(preprocessors: dict, inputs: dict[str, torch.Tensor]) -> dict[st
             units[kind] = _number_units(pres, inputs[kind].float())
         else:
             scale = torch.cat(
-                [torch.from_numpy(1.0 / pre.std).float().repeat_interleave(pre.frames) for pre in pres]
+                [
+                    torch.from_numpy(1.0 / pre.std).float().repeat_interleave(pre.frames)
+                    for pre in pres
+                ]
             )
             units[kind] = Units(scale[None])
     return units

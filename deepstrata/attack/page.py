@@ -109,7 +109,10 @@ def _examples(result: dict) -> Section | None:
             parts.append(Html(f"<h3>{esc(caption)}</h3><div class='grid'>{figures}</div>"))
         if "numbers" in example:
             rows = [[n["column"], fmt(n["before"]), fmt(n["after"])] for n in example["numbers"]]
-            parts.append(Html(f"<h3>{esc(caption)}</h3>") + table(["column", "before", "after"], rows, numeric=(1, 2)))
+            parts.append(
+                Html(f"<h3>{esc(caption)}</h3>")
+                + table(["column", "before", "after"], rows, numeric=(1, 2))
+            )
     return Section("examples", "Adversarial examples", Html("".join(parts)))
 
 

@@ -48,7 +48,9 @@ def gradient_member(model):
 def check(model, table: Table, attack: str, epsilons, norm: str, max_rows: int) -> list[float]:
     """Every check before any work; returns the budgets as numbers."""
     if attack not in ATTACKS:
-        raise ConfigError(f"expected one of {', '.join(ATTACKS)}, got {attack!r}", option="--attack")
+        raise ConfigError(
+            f"expected one of {', '.join(ATTACKS)}, got {attack!r}", option="--attack"
+        )
     if norm not in NORMS:
         raise ConfigError(f"expected one of {', '.join(NORMS)}, got {norm!r}", option="--norm")
     values = parse_epsilons(epsilons)
@@ -197,7 +199,9 @@ def _examples(model, member, inputs, clean, source, encoded) -> list[dict]:
             example["image"] = _first_image(member, inputs["image"][row])
             example["adversarial_image"] = _first_image(member, adversarial["image"][row])
         if "number" in inputs:
-            example["numbers"] = _raw_numbers(member, inputs["number"][row], adversarial["number"][row])
+            example["numbers"] = _raw_numbers(
+                member, inputs["number"][row], adversarial["number"][row]
+            )
         examples.append(example)
     return examples
 
@@ -215,7 +219,12 @@ def _raw_numbers(member, before: torch.Tensor, after: torch.Tensor) -> list[dict
     for name, pre in member.preprocessors.items():
         if pre.kind != "number":
             continue
-        undo = lambda v: float(v) * pre.scale + pre.center  # noqa: E731
-        rows.append({"column": name, "before": undo(before[position]), "after": undo(after[position])})
+        rows.append(
+            {
+                "column": name,
+                "before": float(before[position]) * pre.scale + pre.center,
+                "after": float(after[position]) * pre.scale + pre.center,
+            }
+        )
         position += pre.width
     return rows

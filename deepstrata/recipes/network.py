@@ -61,8 +61,7 @@ def train_split(
     # Callbacks that need this split's fitted preprocessors and validation rows
     # (adversarial training: each kind's units, robust accuracy at the end).
     callbacks = [
-        c.for_split(preprocessors, validation) if hasattr(c, "for_split") else c
-        for c in callbacks
+        c.for_split(preprocessors, validation) if hasattr(c, "for_split") else c for c in callbacks
     ]
     trainer = _trainer(
         prepared, member.network, directory, val_rows, callbacks, progress, max_epochs

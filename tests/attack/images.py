@@ -19,7 +19,9 @@ def write_digits(
     digits = load_digits(n_class=classes)
     images, labels = digits.images[rows], digits.target[rows]
     for index, (image, label) in enumerate(zip(images, labels)):
-        grey = Image.fromarray((image * 255 / 16).astype(np.uint8)).resize((size, size), Image.BILINEAR)
+        grey = Image.fromarray((image * 255 / 16).astype(np.uint8)).resize(
+            (size, size), Image.BILINEAR
+        )
         (folder / str(label)).mkdir(parents=True, exist_ok=True)
         grey.convert("RGB").save(folder / str(label) / f"{index:04d}.png")
     return folder
@@ -36,5 +38,7 @@ def write_shapes(folder: Path, *, rows: int = 48, size: int = 8, seed: int = 0) 
         columns = slice(0, half) if label == 0 else slice(half, size)
         pixels[1:-1, columns] = 200
         (folder / ("left" if label == 0 else "right")).mkdir(parents=True, exist_ok=True)
-        Image.fromarray(pixels).save(folder / ("left" if label == 0 else "right") / f"{index:03d}.png")
+        Image.fromarray(pixels).save(
+            folder / ("left" if label == 0 else "right") / f"{index:03d}.png"
+        )
     return folder

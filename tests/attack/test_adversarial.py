@@ -73,20 +73,6 @@ def test_fit_options_make_the_callback():
     assert default.epsilon == 8 / 255 and default.steps == 7
 
 
-@pytest.mark.parametrize(
-    ("options", "flag", "words"),
-    [
-        ({"epsilon": "4/255"}, "--epsilon", "add --adversarial"),
-        ({"adversarial": "pgd", "epsilon": "8"}, "--epsilon", "did you mean 8/255"),
-        ({"adversarial": "cw"}, "--adversarial", "none, fgsm, pgd"),
-    ],
-)
-def test_bad_fit_options_name_the_flag(options, flag, words):
-    with pytest.raises(ConfigError, match=words) as raised:
-        FitConfig(**options)
-    assert raised.value.option == flag
-
-
 def test_features_strategy_is_refused():
     with pytest.raises(ConfigError, match="scratch or finetune") as raised:
         adversarial_callbacks(FitConfig(adversarial="pgd", strategy="features"))

@@ -35,12 +35,20 @@ def digits(tmp_path_factory):
 def results(digits):
     table = {}
     with torch_threads(2):
-        for name, extra in (("undefended", {}), ("fgsm-trained", {"adversarial": "fgsm", "epsilon": "8/255"})):
+        for name, extra in (
+            ("undefended", {}),
+            ("fgsm-trained", {"adversarial": "fgsm", "epsilon": "8/255"}),
+        ):
             model = deepstrata.fit(digits / "train", **SETTINGS, **extra)
-            result = run_attack(model, digits / "test", attack="pgd", epsilons=EPSILONS, progress=False)
+            result = run_attack(
+                model, digits / "test", attack="pgd", epsilons=EPSILONS, progress=False
+            )
             table[name] = {
                 "clean": result["clean_accuracy"],
-                **{f"{e['epsilon'] * 255:.0f}/255": e["robust_accuracy"] for e in result["epsilons"]},
+                **{
+                    f"{e['epsilon'] * 255:.0f}/255": e["robust_accuracy"]
+                    for e in result["epsilons"]
+                },
                 "training": model.metrics.get("adversarial"),
             }
     print(json.dumps(table, indent=2))

@@ -25,7 +25,9 @@ def frame():
 
 def test_pgd_lowers_accuracy_and_reports_each_budget(model, frame):
     with torch_threads(1):
-        result = run_attack(model, frame, attack="pgd", epsilons="0.05,0.5", steps=5, progress=False)
+        result = run_attack(
+            model, frame, attack="pgd", epsilons="0.05,0.5", steps=5, progress=False
+        )
     assert result["units"]["number"].startswith("fraction of each column's inter-quartile")
     assert result["units"]["category"].startswith("embedding space")
     clean = result["clean_accuracy"]

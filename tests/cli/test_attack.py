@@ -22,7 +22,9 @@ def data(tmp_path):
 def test_attack_writes_json_and_a_self_contained_page(cli, churn_bundle, data, tmp_path):
     out = tmp_path / "attacked"
     with torch_threads(1):
-        result = cli("attack", churn_bundle, data, "--epsilon", "0.1,0.5", "--steps", "3", "-o", out, "-q")
+        result = cli(
+            "attack", churn_bundle, data, "--epsilon", "0.1,0.5", "--steps", "3", "-o", out, "-q"
+        )
     assert result.code == 0, result.err
     assert "robust accuracy" in result.out and "clean accuracy" in result.out
     report = json.loads((out / "attack.json").read_text())
