@@ -162,12 +162,16 @@ class Attack:
         self.last_embedding_deltas = hooked  # for evaluation with the same embedding changes
         return {kind: tensor.detach() for kind, tensor in adversarial.items()}
 
-    def outputs(self, inputs: dict, target: torch.Tensor, epsilon: float) -> torch.Tensor:
-        """The network's outputs on the adversarial version of ``inputs`` (with embedding
-        deltas where the network has category or text inputs)."""
+    def run(self, inputs: dict, target: torch.Tensor, epsilon: float) -> tuple[dict, torch.Tensor]:
+        """(adversarial inputs, the network's outputs on them): with category or text
+        inputs the outputs include the same embedding changes."""
         adversarial = self(inputs, target, epsilon)
         with torch.no_grad(), self._hooks(self.last_embedding_deltas, epsilon, fixed=True):
-            return self.network(adversarial)
+            return adversarial, self.network(adversarial)
+
+    def outputs(self, inputs: dict, target: torch.Tensor, epsilon: float) -> torch.Tensor:
+        """The network's outputs on the adversarial version of ``inputs``."""
+        return self.run(inputs, target, epsilon)[1]
 
     # -- pieces ---------------------------------------------------------------------------------
     def _start(self, x: torch.Tensor, epsilon: float) -> torch.Tensor:

@@ -106,9 +106,11 @@ def run_attack(
     target = torch.from_numpy(encoded)
     spec = tasks.get(model.task)
 
+    def predicted(outputs: np.ndarray) -> np.ndarray:  # as predict decides (temperature, threshold)
+        return model.point_predictions(spec.calibrated(outputs, member.temperature))
+
     def correct(outputs: np.ndarray) -> np.ndarray:
-        calibrated = spec.calibrated(outputs, member.temperature)
-        return model.point_predictions(calibrated) == encoded
+        return predicted(outputs) == encoded
 
     rows = len(encoded)
     with torch.no_grad():
@@ -150,7 +152,9 @@ def run_attack(
             f"{seconds:.1f}s"
         )
         examples_source = (epsilon, adversarial_inputs, outputs, flipped)
-    result["examples"] = _examples(model, member, inputs, clean, examples_source, encoded)
+    result["examples"] = _examples(
+        model, member, inputs, predicted(clean), examples_source, encoded, predicted
+    )
     return result
 
 
@@ -168,15 +172,14 @@ def _attack_chunks(attacker, inputs: dict, target: torch.Tensor, epsilon: float)
     adversarial, outputs = [], []
     for start in range(0, rows, CHUNK):
         part = {kind: tensor[start : start + CHUNK] for kind, tensor in inputs.items()}
-        changed = attacker(part, target[start : start + CHUNK], epsilon)
-        with torch.no_grad(), attacker._hooks(attacker.last_embedding_deltas, epsilon, fixed=True):
-            outputs.append(attacker.network(changed).cpu().numpy())
+        changed, output = attacker.run(part, target[start : start + CHUNK], epsilon)
+        outputs.append(output.cpu().numpy())
         adversarial.append(changed)
     joined = {kind: torch.cat([part[kind] for part in adversarial]) for kind in inputs}
     return joined, np.concatenate(outputs)
 
 
-def _examples(model, member, inputs, clean, source, encoded) -> list[dict]:
+def _examples(model, member, inputs, clean_pred, source, encoded, predicted) -> list[dict]:
     """A few rows the largest budget turned wrong (else the first rows): the image before
     and after (uint8, channel-major) or the number columns' raw values, with predictions."""
     if source is None:
@@ -184,8 +187,7 @@ def _examples(model, member, inputs, clean, source, encoded) -> list[dict]:
     epsilon, adversarial, outputs, flipped = source
     chosen = list(np.flatnonzero(flipped)[:EXAMPLES]) or list(range(min(EXAMPLES, len(encoded))))
     labels = [str(c) for c in model.classes]
-    clean_pred = model.point_predictions(clean)
-    adv_pred = model.point_predictions(outputs)
+    adv_pred = predicted(outputs)
     examples = []
     for row in chosen:
         example = {
