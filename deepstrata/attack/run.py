@@ -146,16 +146,16 @@ def run_attack(
             "seconds_per_1000_rows": seconds / rows * 1000,
         }
         result["epsilons"].append(entry)
-        report.note(
-            f"{attack} eps {epsilon:.4g} ({index + 1}/{len(values)}): robust accuracy "
-            f"{entry['robust_accuracy']:.3f} (clean {result['clean_accuracy']:.3f}), "
-            f"{seconds:.1f}s"
-        )
+        report.note(f"{attack} eps {epsilon:.4g} ({index + 1}/{len(values)}): {_line(entry)}")
         examples_source = (epsilon, adversarial_inputs, outputs, flipped)
     result["examples"] = _examples(
         model, member, inputs, predicted(clean), examples_source, encoded, predicted
     )
     return result
+
+
+def _line(entry: dict) -> str:
+    return f"robust accuracy {entry['robust_accuracy']:.3f}, {entry['seconds']:.1f}s"
 
 
 def _chunked(function, inputs: dict) -> np.ndarray:
