@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.deps-stamp  # what running needs: the core and the pretrained extra
-DEV_STAMP := $(VENV)/.dev-stamp  # and what testing and linting need: dev, serve, explain, audit
+DEV_STAMP := $(VENV)/.dev-stamp  # and what testing and linting need: dev, serve, explain, audit, attack
 # This machine keeps the CPU build of torch in /opt/wheels; elsewhere pip's index serves it.
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check $(FIND_LINKS)
@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml constraints.txt | $(BIN)/python
 	@touch $(STAMP)
 
 $(DEV_STAMP): $(STAMP)
-	$(PIP) -c constraints.txt -e ".[dev,pretrained,serve,explain,audit,forecast,privacy,search]"
+	$(PIP) -c constraints.txt -e ".[dev,pretrained,serve,explain,audit,forecast,privacy,search,attack]"
 	@touch $(DEV_STAMP)
 
 # Real data the tests of raw-file kinds use: spoken digits synthesised by Debian's espeak-ng
@@ -56,7 +56,7 @@ test-all: setup $(TEST_DATA_STAMP)
 
 # Lightning, for the comparison in train_throughput.py; the constraints keep torch as it is.
 bench: setup $(DEV_STAMP)
-	$(PIP) -c constraints.txt -e ".[dev,pretrained,serve,explain,audit,search,bench]"
+	$(PIP) -c constraints.txt -e ".[dev,pretrained,serve,explain,audit,search,attack,bench]"
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/predict_throughput.py
 	$(BIN)/python bench/image_pipeline.py
@@ -69,6 +69,7 @@ bench: setup $(DEV_STAMP)
 	$(BIN)/python bench/audit.py --threads 1
 	OMP_NUM_THREADS=1 $(BIN)/python bench/forecast.py
 	$(BIN)/python bench/privacy.py --threads 1
+	$(BIN)/python bench/attack.py --threads 1
 
 lint: setup $(DEV_STAMP)
 	$(BIN)/ruff check deepstrata tests bench

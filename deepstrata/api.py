@@ -59,6 +59,10 @@ def fit(
             settings["target"] = target
         cfg = FitConfig.from_dict(settings, source="fit()")
     recipe = run_fit
+    if cfg.adversarial != "none":  # fit --adversarial: a callback sets the Trainer's perturb
+        from deepstrata.attack.adversarial import adversarial_callbacks
+
+        callbacks = [*callbacks, *adversarial_callbacks(cfg)]
     if cfg.drop_label_issues or cfg.relabel_issues:  # a first fit with folds finds them
         from deepstrata.audit.cleaning import fit_without_label_issues as recipe
     return recipe(

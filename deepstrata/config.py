@@ -26,6 +26,7 @@ import difflib
 from deepstrata import kinds
 from deepstrata.errors import ConfigError
 from deepstrata.options import AtLeast, Choice, Interval, ListOf, Option, flag
+from deepstrata.options import attack as attack_options
 from deepstrata.options import audit as audit_options
 from deepstrata.options import explain as explain_options
 from deepstrata.options import forecast as forecast_options
@@ -287,6 +288,7 @@ GENERAL = (
 # the options of one concern each, with the rule relating them to the rest
 CONCERNS = (
     audit_options,
+    attack_options,
     explain_options,
     imbalance_options,
     forecast_options,

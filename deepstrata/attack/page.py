@@ -1,96 +1,153 @@
-"""``drift.html``: a drift report (:meth:`~deepstrata.attack.drift.DriftReport.to_dict`) as
-one self-contained page: the verdict, a table of every column's statistics, and per column
-the training and new shares of each bin or category side by side (inline bars, no script,
-nothing loaded from outside)."""
+"""attack.html: one self-contained page over an attack's result (attack.json): the
+robust-accuracy table and plot, the settings, a few adversarial examples (images side by
+side: clean, adversarial, the change magnified; or number columns before and after).
+Inline CSS, figures as data: PNGs, no script, the report's Content-Security-Policy."""
 
 from __future__ import annotations
 
-from deepstrata.report.html import CSP, CSS, Html, esc, fmt, table
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
 
-_EXTRA_CSS = ".bar.new{background:#fca5a5}td.bars{min-width:180px}"
-_BAR_WIDTH = 160  # pixels of a share of 1
+import numpy as np
 
+from deepstrata.report.html import CSP, CSS, Html, Section, esc, fmt, image, note, table
 
-def _bar(share: float, new: bool = False) -> Html:
-    width = max(round(share * _BAR_WIDTH), 1 if share > 0 else 0)
-    kind = "bar new" if new else "bar"
-    return Html(f'<span class="{kind}" style="width:{width}px"></span> {esc(fmt(share, 3))}')
-
-
-def _verdict(entry: dict) -> Html:
-    return Html('<span class="bad">drift</span>') if entry["drifted"] else esc("ok")
+SIDE = 112  # pixels per side of an example as shown
 
 
-def _summary(report: dict) -> Html:
-    flagged = report["drifted"] + (
-        ["prediction"] if report["prediction"] and report["prediction"]["drifted"] else []
-    )
-    cards = [
-        (fmt(report["rows"]), "rows checked"),
-        (str(len(flagged)), "flagged"),
-        (fmt(report["alpha"]), "alpha"),
-        (fmt(report["psi_threshold"]), "PSI threshold"),
-    ]
-    body = "".join(
-        f'<div class="card"><div class="value">{esc(value)}</div>'
-        f'<div class="label">{esc(label)}</div></div>'
-        for value, label in cards
-    )
-    said = ", ".join(flagged) if flagged else "nothing"
-    return Html(f'<div class="cards">{body}</div><p>Drifted: <b>{esc(said)}</b></p>')
+def accuracy_png(result: dict) -> bytes:
+    """Robust accuracy against epsilon, clean accuracy at 0."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6, 3.2), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    xs = [0.0] + [e["epsilon"] for e in result["epsilons"]]
+    ys = [result["clean_accuracy"]] + [e["robust_accuracy"] for e in result["epsilons"]]
+    axes.plot(xs, ys, marker="o", color="#2563eb")
+    axes.set_xlabel("epsilon")
+    axes.set_ylabel("accuracy")
+    axes.set_ylim(0, 1.02)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
 
 
-def _overview(entries: list[dict]) -> Html:
-    rows = [
+def picture_png(pixels: np.ndarray) -> bytes:
+    """``(S, S, 3)`` uint8 -> a PNG enlarged without blur."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).resize((SIDE, SIDE), Image.NEAREST).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _hwc(image_entry: dict) -> np.ndarray:
+    size = image_entry["size"]
+    flat = np.asarray(image_entry["pixels"], dtype=np.uint8)
+    return flat.reshape(3, size, size).transpose(1, 2, 0)
+
+
+def _summary(result: dict) -> Section:
+    rows = [["clean (no attack)", fmt(result["clean_accuracy"]), "—", "—"]]
+    rows += [
         [
-            entry["column"],
-            entry.get("kind", "output"),
-            entry["test"],
-            entry["statistic"],
-            entry["p_value"],
-            entry["psi"],
-            entry.get("mean_shift"),
-            _verdict(entry),
+            f"{e['epsilon']:.4g} ({e['epsilon'] * 255:.3g}/255)",
+            fmt(e["robust_accuracy"]),
+            fmt(e["success_rate"]),
+            fmt(e["seconds_per_1000_rows"], 3),
         ]
-        for entry in entries
+        for e in result["epsilons"]
     ]
-    header = ["column", "kind", "test", "statistic", "p-value", "PSI", "mean shift", "verdict"]
-    return table(header, rows, numeric=(3, 4, 5, 6))
+    body = table(
+        ["epsilon", "accuracy", "attack success rate", "seconds per 1,000 rows"],
+        rows,
+        numeric=(1, 2, 3),
+    )
+    body += image(accuracy_png(result), "robust accuracy against epsilon")
+    body += note(
+        "success rate: of the rows the model gets right without attack, the share the "
+        "attack turns wrong."
+    )
+    return Section("accuracy", "Robust accuracy per epsilon", Html(body))
 
 
-def _column(entry: dict) -> Html:
-    title = f"<h3>{esc(entry['column'])} {_verdict(entry)}</h3>"
-    bins = entry.get("bins")
-    if bins is None:  # text, image, audio: vectors, no bins
-        said = (
-            f"MMD² {fmt(entry['statistic'])} (p = {fmt(entry['p_value'])}); the means are "
-            f"{fmt(entry['mean_shift'])} training spreads apart."
+def _settings(result: dict) -> Section:
+    keys = ("attack", "norm", "steps", "step_size", "random_start", "rows", "median_distance")
+    rows = [[key, str(result[key])] for key in keys if key in result]
+    rows += [[f"units: {kind}", units] for kind, units in result.get("units", {}).items()]
+    return Section("settings", "Attack and units", Html(table(["setting", "value"], rows)))
+
+
+def _examples(result: dict) -> Section | None:
+    examples = result.get("examples") or []
+    if not examples:
+        return None
+    parts = []
+    for example in examples:
+        caption = (
+            f"row {example['row']}: label {example['label']}, clean prediction "
+            f"{example['clean_prediction']}, adversarial {example['adversarial_prediction']}"
         )
-        return Html(title + f'<p class="note">{esc(said)}</p>')
-    rows = [
-        [label, _bar(old), _bar(new, new=True)]
-        for label, old, new in zip(bins["labels"], bins["reference"], bins["new"])
-        if old > 0 or new > 0
-    ]
-    return Html(title + table(["bin or category", "training", "new rows"], rows))
+        if "image" in example:
+            before, after = _hwc(example["image"]), _hwc(example["adversarial_image"])
+            change = after.astype(np.int16) - before.astype(np.int16)
+            scale = max(int(np.abs(change).max()), 1)
+            magnified = (128 + change * (127 / scale)).clip(0, 255).astype(np.uint8)
+            figures = "".join(
+                image(picture_png(pixels), f"row {example['row']} {what}", what)
+                for pixels, what in (
+                    (before, "clean"),
+                    (after, "adversarial"),
+                    (magnified, f"change x{127 / scale:.3g}"),
+                )
+            )
+            parts.append(Html(f"<h3>{esc(caption)}</h3><div class='grid'>{figures}</div>"))
+        if "numbers" in example:
+            rows = [[n["column"], fmt(n["before"]), fmt(n["after"])] for n in example["numbers"]]
+            parts.append(
+                Html(f"<h3>{esc(caption)}</h3>")
+                + table(["column", "before", "after"], rows, numeric=(1, 2))
+            )
+    return Section("examples", "Adversarial examples", Html("".join(parts)))
 
 
-def drift_page(report: dict, *, title: str) -> str:
-    """The page of ``report`` (a dict as ``DriftReport.to_dict`` gives)."""
-    entries = [*report["columns"], *([report["prediction"]] if report["prediction"] else [])]
-    sections = [
-        ("Summary", _summary(report)),
-        ("Columns", _overview(entries)),
-        ("Shares", Html("".join(_column(entry) for entry in entries))),
-    ]
+def render(result: dict, *, title: str) -> str:
+    """The whole page."""
+    sections = [s for s in (_summary(result), _examples(result), _settings(result)) if s]
+    subtitle = (
+        f"{result['attack']} ({result['norm']}) on {result['rows']} rows · clean accuracy "
+        f"{fmt(result['clean_accuracy'])}"
+    )
+    contents = "".join(f'<li><a href="#{s.key}">{esc(s.title)}</a></li>' for s in sections)
     body = "".join(
-        f"<section><h2>{esc(name)}</h2>{content}</section>" for name, content in sections
+        f'<section id="{s.key}"><h2>{esc(s.title)}</h2>{s.body}</section>' for s in sections
     )
-    notes = "".join(f'<p class="note">{esc(line)}</p>' for line in report.get("notes", []))
     return (
-        f'<!doctype html><html lang="en"><head><meta charset="utf-8">{CSP}'
-        f"<title>{esc(title)}</title><style>{CSS}{_EXTRA_CSS}</style></head><body>"
-        f"<header><h1>{esc(title)}</h1><p class=subtitle>Each input against the training "
-        "rows the bundle kept; a column is flagged when its test rejects at alpha and its "
-        f"PSI reaches the threshold.</p></header>{body}{notes}</body></html>"
+        "<!DOCTYPE html>\n"
+        f'<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"{CSP}<style>{CSS}</style></head><body><header><h1>{esc(title)}</h1>"
+        f'<p class="subtitle">{esc(subtitle)}</p></header>'
+        f"<nav><ol>{contents}</ol></nav><main>{body}</main></body></html>\n"
     )
+
+
+def write_folder(result: dict, folder: Path, *, title: str) -> Path:
+    """attack.json and attack.html into ``folder``, written to a temporary folder beside
+    it and renamed into place (nothing half-written is left)."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    (scratch / "attack.json").write_text(json.dumps(result, indent=2))
+    (scratch / "attack.html").write_text(render(result, title=title), encoding="utf-8")
+    if folder.exists():
+        import shutil
+
+        shutil.rmtree(folder)
+    os.replace(scratch, folder)
+    return folder

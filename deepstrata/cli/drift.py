@@ -50,7 +50,7 @@ def drift(
         write_atomically(output, lambda path: Path(path).write_text(text, encoding="utf-8"))
         print(f"drift report written to {output}", file=sys.stderr)
     if html is not None:
-        from deepstrata.attack.page import drift_page
+        from deepstrata.attack.drift_page import drift_page
 
         page = drift_page(payload, title=f"Drift of {data.name} against {bundle.name}")
         write_atomically(html, lambda path: Path(path).write_text(page, encoding="utf-8"))

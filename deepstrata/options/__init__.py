@@ -5,6 +5,7 @@ and :class:`~deepstrata.config.FitConfig` are in :mod:`deepstrata.config`, a kin
 the ``rule`` relating them to the rest:
 
 - :mod:`~deepstrata.options.audit`: sensitive columns, fairness, label errors;
+- :mod:`~deepstrata.options.attack`: adversarial training;
 - :mod:`~deepstrata.options.explain`: explanations saved with the bundle;
 - :mod:`~deepstrata.options.imbalance`: rare classes and the decision threshold;
 - :mod:`~deepstrata.options.forecast`: time, series, horizon, quantiles;

@@ -90,6 +90,12 @@ def rule(config) -> None:
             "the forecaster trains in its own loop, without DP-SGD",
         ),
         (
+            "adversarial",
+            getattr(config, "adversarial", "none") != "none",
+            "adversarial training's extra backward passes would reach the per-sample "
+            "gradients DP-SGD accounts",
+        ),
+        (
             "imbalance",
             getattr(config, "imbalance", None) == "sample",
             "an oversampled row is trained on several times a step; --imbalance weight "

@@ -71,6 +71,11 @@ def train_split(
 
     seed_everything(cfg.seed)
     member, callbacks = _new_member(prepared, preprocessors, callbacks)
+    # Callbacks that need this split's fitted preprocessors and validation rows
+    # (adversarial training: each kind's units, robust accuracy at the end).
+    callbacks = [
+        c.for_split(preprocessors, validation) if hasattr(c, "for_split") else c for c in callbacks
+    ]
     private = _private(cfg, member.network)
     callbacks = [*callbacks, private] if private else callbacks
     trainer = _trainer(
@@ -89,6 +94,8 @@ def train_split(
         info["imbalance"] = imbalance
     if private is not None:
         info["privacy"] = private.record()
+    for callback in callbacks:
+        info.update(getattr(callback, "info", None) or {})
     raw = None
     if validation is not None:
         raw = forward_in_chunks(member.network, validation[0]).numpy()

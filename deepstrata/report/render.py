@@ -52,6 +52,7 @@ def render_report(files: Mapping[str, bytes]) -> str:
     """
     from deepstrata.report.card import card_section, groups_section
     from deepstrata.report.privacy import privacy_section
+    from deepstrata.report.robustness import robustness_section
     from deepstrata.report.search import search_section
     from deepstrata.report.validation import analysis_sections
 
@@ -65,6 +66,7 @@ def render_report(files: Mapping[str, bytes]) -> str:
         groups_section(bundle),
         training_section(bundle),
         privacy_section(bundle),
+        robustness_section(bundle),
         model_choice_section(bundle),
         learning_curve_section(bundle),
         search_section(bundle),

@@ -1,41 +1,53 @@
-"""drift.html: the report as a self-contained page, opened in headless chromium."""
+"""attack.html from a result dict: self-contained, the table and the examples side by side."""
 
 from __future__ import annotations
 
-import pytest
+import json
 
-from deepstrata.attack.drift import check_drift
-from deepstrata.attack.page import drift_page
-from tests.browser import CHROMIUM, visit
-from tests.conftest import make_churn_frame
+from deepstrata.attack.page import render, write_folder
+
+RESULT = {
+    "attack": "pgd",
+    "norm": "linf",
+    "steps": 10,
+    "step_size": "0.25 x epsilon",
+    "random_start": True,
+    "rows": 4,
+    "units": {"image": "pixels in [0, 1]"},
+    "clean_accuracy": 1.0,
+    "epsilons": [
+        {
+            "epsilon": 8 / 255,
+            "robust_accuracy": 0.25,
+            "success_rate": 0.75,
+            "seconds": 1.0,
+            "seconds_per_1000_rows": 250.0,
+        },
+    ],
+    "examples": [
+        {
+            "row": 2,
+            "epsilon": 8 / 255,
+            "label": "cat",
+            "clean_prediction": "cat",
+            "adversarial_prediction": "dog",
+            "image": {"size": 2, "pixels": [10] * 12},
+            "adversarial_image": {"size": 2, "pixels": [18] * 12},
+        }
+    ],
+}
 
 
-def _page(bundle) -> str:
-    frame = make_churn_frame(seed=4)
-    frame["monthly"] += 20
-    frame.loc[:9, "plan"] = "<script>alert(1)</script>"  # a value never seen, to be escaped
-    report = check_drift(bundle, frame).to_dict()
-    return drift_page(report, title="Drift of new.csv against churn")
+def test_the_page_holds_the_table_and_three_pictures_per_example():
+    page = render(RESULT, title="under attack")
+    assert "Robust accuracy per epsilon" in page and "0.25" in page and "8/255" in page
+    assert page.count('src="data:image/png;base64,') == 1 + 3  # the plot, then 3 per example
+    assert "adversarial dog" in page and "pixels in [0, 1]" in page
 
 
-def test_the_page_shows_every_column_and_escapes_values(fitted_churn_bundle):
-    page = _page(fitted_churn_bundle)
-    for name in ("tenure", "monthly", "plan", "paperless", "signup", "prediction"):
-        assert f"<h3>{name} " in page
-    assert "<script>" not in page and "&lt;other&gt;" in page
-    assert "http://" not in page and "https://" not in page
-    assert "Drifted: <b>monthly" in page
-
-
-@pytest.mark.browser
-@pytest.mark.skipif(
-    not CHROMIUM.exists(), reason=f"Debian's chromium is not installed ({CHROMIUM})"
-)
-def test_the_page_loads_cleanly_in_chromium(fitted_churn_bundle, tmp_path):
-    pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    page = tmp_path / "drift.html"
-    page.write_text(_page(fitted_churn_bundle), encoding="utf-8")
-    seen = visit(page, tmp_path / "profile", screenshot=tmp_path / "drift.png")
-    assert seen.problems == [] and seen.outside_requests() == []
-    assert seen.title == "Drift of new.csv against churn"
-    assert seen.sections == 3 and "monthly" in seen.text
+def test_write_folder_replaces_atomically(tmp_path):
+    folder = write_folder(RESULT, tmp_path / "out", title="t")
+    assert json.loads((folder / "attack.json").read_text())["rows"] == 4
+    write_folder({**RESULT, "rows": 5}, folder, title="t")
+    assert json.loads((folder / "attack.json").read_text())["rows"] == 5
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

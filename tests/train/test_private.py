@@ -116,6 +116,7 @@ def test_batch_norm_and_accumulation_are_refused():
         ({"strategy": "features"}, "--strategy"),
         ({"freeze": "gradual"}, "--freeze"),
         ({"imbalance": "sample"}, "--imbalance"),
+        ({"adversarial": "fgsm", "epsilon": "8/255"}, "--adversarial"),
         ({"time": "date", "horizon": 3}, "--time"),
     ],
 )
