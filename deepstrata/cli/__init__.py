@@ -5,7 +5,7 @@ configuration's options), :mod:`~deepstrata.cli.predict` (predict, evaluate),
 :mod:`~deepstrata.cli.data` (inspect, embed), :mod:`~deepstrata.cli.compare`,
 :mod:`~deepstrata.cli.report`, :mod:`~deepstrata.cli.explain`,
 :mod:`~deepstrata.cli.serve` (serve, export),
-:mod:`~deepstrata.cli.audit` (audit, audit-data, card), :mod:`~deepstrata.cli.drift` and
+:mod:`~deepstrata.cli.audit` (audit, audit-data, card), :mod:`~deepstrata.cli.drift`, :mod:`~deepstrata.cli.anomalies` and
 :mod:`~deepstrata.cli.demo`. Heavy libraries (torch, pandas, scikit-learn) are
 imported inside the commands, so ``deepstrata --help`` answers fast. Every user error
 exits with status 1 and a one-line ``error: …`` naming file, column and row where known.
@@ -36,6 +36,7 @@ COMMANDS = {
     "audit-data": "audit",
     "card": "audit",
     "drift": "drift",
+    "anomalies": "anomalies",
 }
 
 app = typer.Typer(

@@ -32,7 +32,14 @@ def predict(
 
     if output is not None and output.exists() and not overwrite:
         raise ConfigError(f"{output} already exists; pass --overwrite", option="--output")
-    frame = api.load(bundle).predictions(data, proba=proba, keep=keep or [])
+    from deepstrata.anomaly.bundle import is_anomaly_bundle, score_rows
+
+    if is_anomaly_bundle(bundle):  # written by `deepstrata anomalies`: scores, not predictions
+        if proba:
+            raise ConfigError("an anomaly detector has no class probabilities", option="--proba")
+        frame = score_rows(bundle, data, keep=keep or [])
+    else:
+        frame = api.load(bundle).predictions(data, proba=proba, keep=keep or [])
     if output is None:
         frame.to_csv(sys.stdout, index=False)
         return
