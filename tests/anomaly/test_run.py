@@ -73,7 +73,9 @@ def test_detection_metrics_match_a_hand_count():
 
 def test_the_anomaly_class_is_1_or_the_rarer_value():
     def positive(values):
-        return check_request(pd.DataFrame({"x": range(len(values)), "y": values}), label="y").positive
+        return check_request(
+            pd.DataFrame({"x": range(len(values)), "y": values}), label="y"
+        ).positive
 
     assert positive([0, 1, 1, 1]) == 1  # 0/1: 1 is the anomaly even when it is common
     assert positive([True, False, False]) == 1
@@ -109,6 +111,7 @@ def test_a_kind_without_fixed_features_is_refused_before_any_work(tmp_path):
 
 def push_out(frame: pd.DataFrame, rows, columns, rng) -> None:
     """Each of ``rows`` gets 2-3 of ``columns`` pushed 4-6 IQRs beyond the quartiles."""
+    frame[columns] = frame[columns].astype(float)
     for row in rows:
         for column in rng.choice(columns, size=rng.integers(2, 4), replace=False):
             q1, q3 = frame[column].quantile([0.25, 0.75])
