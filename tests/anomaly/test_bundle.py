@@ -69,7 +69,7 @@ def test_a_changed_or_foreign_bundle_is_refused(saved, tmp_path):
     path, _, _ = saved
     copy = shutil.copytree(path, tmp_path / "changed")
     (copy / "config.json").write_text((copy / "config.json").read_text().replace("0", "1"))
-    with pytest.raises(BundleError, match="changed|sha256|hash"):
+    with pytest.raises(BundleError, match=r"changed|sha256|hash"):
         load_detector(copy)
     foreign = write_bundle(  # a fitted model's kind of bundle, not a detector
         tmp_path / "model",
