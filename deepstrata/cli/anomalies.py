@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from deepstrata.cli.common import DataArg, IgnoreOpt, JsonOpt, QuietOpt
+from deepstrata.cli.common import ColumnOpt, DataArg, IgnoreOpt, JsonOpt, QuietOpt
 
 
 def anomalies(
@@ -31,6 +31,7 @@ def anomalies(
         typer.Option(help="Flag rows scoring at least this (not with --contamination)."),
     ] = None,
     ignore: IgnoreOpt = None,
+    column: ColumnOpt = None,
     time: Annotated[
         str | None, typer.Option("--time", help="A time column: series come with the forecaster.")
     ] = None,
@@ -42,8 +43,10 @@ def anomalies(
 ) -> None:
     """Score each row of DATA: an autoencoder's reconstruction error, an isolation forest
     beside it; flag the most unusual rows; with --label, PR-AUC of both."""
+    from deepstrata.config import parse_columns
     from deepstrata.errors import ConfigError
 
+    columns = parse_columns(column or [])
     if time is not None:
         raise ConfigError(
             "anomalies in series (forecast residuals) come with the forecaster; for rows "
@@ -66,7 +69,12 @@ def anomalies(
     if contamination is None and threshold is None:
         contamination = DEFAULT_CONTAMINATION
     request = check_request(
-        data, label=label, contamination=contamination, threshold=threshold, ignore=ignore or []
+        data,
+        label=label,
+        contamination=contamination,
+        threshold=threshold,
+        ignore=ignore or [],
+        columns=columns,
     )
     progress = Progress(enabled=not quiet)
     found = find_anomalies(request, seed=seed, max_epochs=max_epochs, progress=progress)

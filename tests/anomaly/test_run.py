@@ -165,3 +165,25 @@ def test_injected_anomalies_in_real_tables_are_found(make):
         f"{forest['recall_at_precision_90']:.3f}"
     )
     assert autoencoder["pr_auc"] > 10 * label["base_rate"]  # far better than chance
+
+
+@pytest.mark.slow
+def test_a_text_column_is_scored_through_its_embeddings_and_saved(tmp_path):
+    """all-MiniLM-L6-v2's embeddings of a text column (384 features beside the number); the
+    one note unlike the others scores highest, and the saved detector scores the same."""
+    from deepstrata.anomaly.bundle import load_detector, save_detector
+    from deepstrata.data.sources import read_table
+
+    notes = ["the pump runs fine today", "pressure normal, pump fine", "all readings normal"]
+    notes = notes * 10
+    notes[7] = "FIRE: smoke in the engine room, evacuate now"
+    frame = pd.DataFrame({"note": notes, "temp": np.linspace(20, 22, 30)})
+    request = check_request(frame, columns={"note": "text"})
+    assert request.options["pretrained"] == {"text": "all-minilm-l6-v2"}
+    found = find_anomalies(request, max_epochs=30)
+    assert found.metrics["features"] == 385
+    assert int(np.argmax(found.scores)) == 7
+    save_detector(tmp_path / "notes", found.detector, metrics=found.metrics)
+    detector, _ = load_detector(tmp_path / "notes")
+    assert detector.pretrained[0]["name"] == "all-minilm-l6-v2"
+    np.testing.assert_allclose(detector.scores(read_table(frame)), found.scores, rtol=1e-5)
