@@ -140,7 +140,7 @@ def anomaly_class(table: Table, label: str):
 
 
 def find_anomalies(
-    request: Request, *, seed: int = 0, max_epochs: int = 100, progress=None
+    request: Request, *, seed: int = 0, max_epochs: int = 200, progress=None
 ) -> Found:
     """Fit the detector on every row of ``request.table`` and score them (module doc)."""
     from deepstrata.kinds import KINDS, encoder_options

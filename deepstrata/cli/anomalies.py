@@ -35,7 +35,7 @@ def anomalies(
     time: Annotated[
         str | None, typer.Option("--time", help="A time column: series come with the forecaster.")
     ] = None,
-    max_epochs: Annotated[int, typer.Option(help="The autoencoder's most epochs.")] = 100,
+    max_epochs: Annotated[int, typer.Option(help="The autoencoder's most epochs.")] = 200,
     seed: Annotated[int, typer.Option(help="Seed of the autoencoder and the forest.")] = 0,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --output bundle.")] = False,
     as_json: JsonOpt = False,
