@@ -29,6 +29,7 @@ from deepstrata.errors import ConfigError
 DEFAULT_CONTAMINATION = 0.01
 MAX_CONTAMINATION = 0.5  # more than half the rows unusual: then the usual ones are
 PRECISION_TARGET = 0.9  # the fixed precision recall is reported at
+MIN_ROWS = 10  # fewer rows say nothing of what is usual (and leave none to stop on)
 FOREST_TREES = 100  # scikit-learn's default, and Liu et al.'s (2008)
 
 
@@ -91,6 +92,10 @@ def check_request(
     check_options(contamination, threshold)
     table = read_table(data)
     frame = table.frame
+    if len(frame) < MIN_ROWS:
+        raise table.error(
+            f"need at least {MIN_ROWS} rows to learn what usual rows look like, found {len(frame)}"
+        )
     if label is not None and label not in frame.columns:
         raise table.error(
             f"label column {label!r} is not in the data (columns: {', '.join(frame.columns)})",

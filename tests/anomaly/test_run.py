@@ -73,12 +73,12 @@ def test_detection_metrics_match_a_hand_count():
 
 def test_the_anomaly_class_is_1_or_the_rarer_value():
     def positive(values):
-        return check_request(
-            pd.DataFrame({"x": range(len(values)), "y": values}), label="y"
-        ).positive
+        values = values * 3  # 10 rows at least
+        frame = pd.DataFrame({"x": range(len(values)), "y": values})
+        return check_request(frame, label="y").positive
 
     assert positive([0, 1, 1, 1]) == 1  # 0/1: 1 is the anomaly even when it is common
-    assert positive([True, False, False]) == 1
+    assert positive([True, False, False, False]) == 1
     assert positive(["ok", "ok", "fraud", None]) == "fraud"
 
 
@@ -92,16 +92,18 @@ def test_the_anomaly_class_is_1_or_the_rarer_value():
         ({"contamination": 0.1, "threshold": 1.0}, "--threshold"),
         ({"contamination": None, "threshold": float("nan")}, "--threshold"),
         ({"ignore": ["x", "y"]}, "no input columns"),
+        ({"rows": 9}, "at least 10 rows"),
     ],
 )
 def test_bad_requests_are_refused_naming_the_flag_or_column(options, named):
-    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": [0, 0, 0]})
+    rows = options.pop("rows", 12)
+    frame = pd.DataFrame({"x": np.arange(rows, dtype=float), "y": [0] * rows})
     with pytest.raises((ConfigError, DataError), match=named):
         check_request(frame, **options)
 
 
 def test_a_kind_without_fixed_features_is_refused_before_any_work(tmp_path):
-    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0], "clip": ["a.wav", "b.wav", "c.wav"]})
+    frame = pd.DataFrame({"x": np.arange(12.0), "clip": [f"{i}.wav" for i in range(12)]})
     with pytest.raises(ConfigError, match="'clip' is audio"):
         check_request(frame, columns={"clip": "audio"})
 
