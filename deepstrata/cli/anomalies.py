@@ -57,7 +57,6 @@ def anomalies(
         raise ConfigError(f"expected at least 1, got {max_epochs}", option="--max-epochs")
     if output is not None and output.exists() and not overwrite:
         raise ConfigError(f"{output} already exists; pass --overwrite", option="--output")
-    from deepstrata.anomaly.bundle import SCORES, save_detector
     from deepstrata.anomaly.run import (
         DEFAULT_CONTAMINATION,
         check_request,
@@ -80,21 +79,20 @@ def anomalies(
     found = find_anomalies(request, seed=seed, max_epochs=max_epochs, progress=progress)
     table = scores_table(found)
     if output is not None:
-        scores_csv = table.to_csv(index=False).encode("utf-8")
-        save_detector(
-            output,
-            found.detector,
-            metrics=found.metrics,
-            files={SCORES: scores_csv},
-            overwrite=overwrite,
-        )
-        print(
-            f"anomaly detector written to {output} (scores in {output / SCORES})", file=sys.stderr
-        )
+        save(output, found, table, overwrite=overwrite)
     if as_json:
         print(json.dumps(found.metrics, indent=2))
     else:
         show(found.metrics, table, title=f"anomalies in {data}")
+
+
+def save(output: Path, found, table, *, overwrite: bool) -> None:
+    """The detector as a bundle, its training rows' scores in it as scores.csv."""
+    from deepstrata.anomaly.bundle import SCORES, save_detector
+
+    files = {SCORES: table.to_csv(index=False).encode("utf-8")}
+    save_detector(output, found.detector, metrics=found.metrics, files=files, overwrite=overwrite)
+    print(f"anomaly detector written to {output} (scores in {output / SCORES})", file=sys.stderr)
 
 
 def show(metrics: dict, table, *, title: str) -> None:
