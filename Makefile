@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml constraints.txt | $(BIN)/python
 	@touch $(STAMP)
 
 $(DEV_STAMP): $(STAMP)
-	$(PIP) -c constraints.txt -e ".[dev,pretrained,serve,explain,audit]"
+	$(PIP) -c constraints.txt -e ".[dev,pretrained,serve,explain,audit,forecast,privacy]"
 	@touch $(DEV_STAMP)
 
 # Real data the tests of raw-file kinds use: spoken digits synthesised by Debian's espeak-ng
@@ -65,7 +65,10 @@ bench: setup $(DEV_STAMP)
 	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/explain.py --threads 1
 	$(BIN)/python bench/drift.py --threads 1
+	$(BIN)/python bench/distributed.py
 	$(BIN)/python bench/audit.py --threads 1
+	OMP_NUM_THREADS=1 $(BIN)/python bench/forecast.py
+	$(BIN)/python bench/privacy.py --threads 1
 
 lint: setup $(DEV_STAMP)
 	$(BIN)/ruff check deepstrata tests bench

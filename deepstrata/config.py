@@ -24,9 +24,14 @@ import dataclasses
 import difflib
 from pathlib import Path
 
-from deepstrata import audit_options, imbalance_options, kinds
+from deepstrata import kinds
 from deepstrata.errors import ConfigError
 from deepstrata.options import AtLeast, Choice, Interval, ListOf, Option, flag
+from deepstrata.options import audit as audit_options
+from deepstrata.options import forecast as forecast_options
+from deepstrata.options import imbalance as imbalance_options
+from deepstrata.options import private as private_options
+from deepstrata.options import stream as stream_options
 from deepstrata.tasks import TASKS
 
 __all__ = [
@@ -278,10 +283,11 @@ GENERAL = (
     ),
 )
 
+# the options of one concern each, with the rule relating them to the rest
+CONCERNS = (audit_options, imbalance_options, forecast_options, stream_options, private_options)
 OPTIONS: dict[str, Option] = (
     {option.name: option for option in GENERAL}
-    | {option.name: option for option in audit_options.OPTIONS}
-    | {option.name: option for option in imbalance_options.OPTIONS}
+    | {o.name: o for m in CONCERNS for o in m.OPTIONS}
     | kinds.options()
 )
 DEFAULTS = {name: option.default for name, option in OPTIONS.items()}
@@ -312,7 +318,7 @@ def check_for_task(config: FitConfig, task: str) -> None:
     """ConfigError for an option the task ``task`` cannot honour."""
     from deepstrata.tasks import get
 
-    imbalance_options.check_for_task(config, task)
+    imbalance_options.check_for_task(config, get(task))
     if get(task).classifier:
         return
     if config.label_smoothing:
@@ -382,13 +388,7 @@ def _group_rule(config: FitConfig) -> None:
 GROUP_COLUMN = "group"  # the column --group-pattern adds to a folder's table
 
 
-RULES = (
-    _task_rule,
-    _ensemble_rule,
-    _group_rule,
-    audit_options.rule,
-    imbalance_options.rule,
-)  # rules relating options
+RULES = (_task_rule, _ensemble_rule, _group_rule, *(m.rule for m in CONCERNS))  # relating options
 
 
 def _check(self) -> None:

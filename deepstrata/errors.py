@@ -114,3 +114,8 @@ class CheckpointError(TrainingError):
         self.path = path
         self.message = message
         super().__init__(f"{path}: {message}" if path else message)
+
+
+class DistributedError(DeepstrataError):
+    """Several processes could not train together: a backend this machine lacks, a
+    rendezvous out of reach, a process that failed (naming the rank and what to resume)."""

@@ -42,6 +42,8 @@ def pytest_configure(config) -> None:
         import torch
 
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
+
 FAST_FIT = {"max_epochs": 5, "progress": False}  # Python API options for a quick fit
 
 
@@ -182,3 +184,24 @@ def one_torch_thread() -> Iterator[None]:
     """
     with torch_threads(1):
         yield
+
+
+@pytest.fixture(scope="session")
+def panel_csv(tmp_path_factory):
+    """tests/forecast/conftest.py's two-store monthly panel, as a CSV file."""
+    from tests.forecast.conftest import tiny_panel
+
+    path = tmp_path_factory.mktemp("forecast") / "sales.csv"
+    tiny_panel().to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def forecaster(panel_csv):
+    """A tiny forecaster fit once on ``panel_csv`` (forecast, serve and browser tests)."""
+    from deepstrata.config import FitConfig
+    from deepstrata.forecast.fit import fit_forecaster
+    from tests.forecast.conftest import TINY
+
+    cfg = FitConfig(target="units", time="date", series="store", horizon=6, backtests=2, **TINY)
+    return fit_forecaster(panel_csv, cfg, progress=False)

@@ -29,13 +29,19 @@ LONG_FUNCTIONS: dict[str, str] = {}  # "module:function": why; none today
 COVERED_ELSEWHERE = {
     "model/reference.py": "tests/attack/test_drift.py",  # kept at fit, read by the drift check
     "audit/requirements.py": "tests/audit/test_run.py",  # the missing-extra error
-    "audit_options.py": "tests/recipes/test_fairness.py",  # the options' rules, via fit
+    "options/audit.py": "tests/recipes/test_fairness.py",  # the options' rules, via fit
+    "options/private.py": "tests/train/test_private.py",  # the rule beside DP-SGD itself
+    "report/privacy.py": "tests/train/test_private.py",  # the section beside what it shows
+    "cli/privacy.py": "tests/attack/test_membership.py",  # privacy there, steal in extraction's
     "cli/audit.py": "tests/audit/test_run.py",  # the commands beside their engines
     "bundle/format.py": "tests/bundle/test_legacy.py",  # older layouts load: the legacy bundles
     "bundle/manifest.py": "tests/bundle/test_bundle.py",
     "bundle/read.py": "tests/bundle/test_bundle.py",
     "bundle/write.py": "tests/bundle/test_bundle.py",
     "cli/common.py": "tests/cli/test_cli.py",
+    "options/spec.py": "tests/test_config.py",  # the specs through the config made of them
+    "options/stream.py": "tests/data/test_stream.py",  # the streamed fit reads them
+    "options/imbalance.py": "tests/tasks/test_imbalance.py",  # the options beside their work
     "cli/compare.py": "tests/compare/test_run.py",  # the command beside its engine
     "cli/data.py": "tests/cli/test_cli.py",
     "cli/display.py": "tests/cli/test_cli.py",
@@ -64,7 +70,6 @@ COVERED_ELSEWHERE = {
     "model/model.py": "tests/test_api.py",
     "model/network.py": "tests/train/test_engine.py",
     "nn/conv.py": "tests/encoders/test_image.py",
-    "options.py": "tests/test_config.py",
     "preprocess/base.py": "tests/preprocess/test_contract.py",
     "preprocess/boolean.py": "tests/preprocess/test_preprocessors.py",
     "preprocess/category.py": "tests/preprocess/test_preprocessors.py",

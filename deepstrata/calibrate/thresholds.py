@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from deepstrata.audit_options import FAIRNESS as CONSTRAINTS
+from deepstrata.options.audit import FAIRNESS as CONSTRAINTS
 
 STRENGTHS = (0.0, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 10.0)  # the trade-off table's rows
 DEFAULT = 0.5  # the threshold of a group too small (or unseen): the plain argmax

@@ -5,7 +5,8 @@ configuration's options), :mod:`~deepstrata.cli.predict` (predict, evaluate),
 :mod:`~deepstrata.cli.data` (inspect, embed), :mod:`~deepstrata.cli.compare`,
 :mod:`~deepstrata.cli.report`, :mod:`~deepstrata.cli.explain`,
 :mod:`~deepstrata.cli.serve` (serve, export),
-:mod:`~deepstrata.cli.audit` (audit, audit-data, card), :mod:`~deepstrata.cli.drift`, :mod:`~deepstrata.cli.anomalies` and
+:mod:`~deepstrata.cli.audit` (audit, audit-data, card), :mod:`~deepstrata.cli.drift`,
+:mod:`~deepstrata.cli.privacy` (privacy, steal), :mod:`~deepstrata.cli.anomalies` and
 :mod:`~deepstrata.cli.demo`. Heavy libraries (torch, pandas, scikit-learn) are
 imported inside the commands, so ``deepstrata --help`` answers fast. Every user error
 exits with status 1 and a one-line ``error: …`` naming file, column and row where known.
@@ -36,6 +37,8 @@ COMMANDS = {
     "audit-data": "audit",
     "card": "audit",
     "drift": "drift",
+    "privacy": "privacy",
+    "steal": "privacy",
     "anomalies": "anomalies",
 }
 
@@ -54,9 +57,14 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"warning: {message}", file=sys.stderr)
 
 
+ARGV: list[str] = []  # this command line: `fit --nproc N` runs it again in each rank
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning user errors into one clear line and exit 1."""
     from deepstrata.errors import DeepstrataError
+
+    ARGV[:] = sys.argv[1:] if argv is None else argv
 
     warnings.showwarning = _show_warning
     try:

@@ -23,7 +23,8 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress displ
 
 def write_atomically(path: Path, write) -> None:
     """``write(temporary_path)`` beside ``path``, then renamed onto it: a failure leaves no
-    half-written file and the old one whole."""
+    half-written file and the old one whole. The file gets the permissions a plain ``open``
+    would give it (mkstemp's are owner-only)."""
     import os
     import tempfile
 
@@ -32,6 +33,9 @@ def write_atomically(path: Path, write) -> None:
     os.close(handle)
     try:
         write(temporary)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

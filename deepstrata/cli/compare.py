@@ -30,6 +30,11 @@ NETWORK_OPTIONS = (
     "seed",
     "group",
     "group_pattern",
+    "time",  # with --time: the forecaster against seasonal naive, ETS, ARIMA, Theta, LightGBM
+    "series",
+    "horizon",
+    "frequency",
+    "backtests",
 )
 
 
@@ -70,6 +75,12 @@ def compare(
     from deepstrata.compare.run import SPREAD, check_destination
     from deepstrata.compare.run import compare as run_compare
 
+    if network.get("time") is not None:  # forecasting: the same rolling-origin backtests
+        from deepstrata.forecast.cli import compare_forecasters
+
+        options = given({**network, "target": target, "ignore": ignore or None}, OPTIONS)
+        compare_forecasters(data, options, quiet=quiet)
+        return
     destination = out or Path("runs") / f"{Path(data).stem}.compare"
     check_destination(destination, overwrite=overwrite)  # before hours of training, not after
     options = given({**network, "column": column or None, "ignore": ignore or None}, OPTIONS)

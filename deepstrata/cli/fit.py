@@ -2,19 +2,22 @@
 
 One flag per option, made from the option's spec (name, help, default); the command
 adds only what is about files and runs: ``--out``, ``--config``, ``--column``,
-``--ignore``, ``--run-dir``, ``--resume``, ``--overwrite``, ``--quiet``.
+``--ignore``, ``--run-dir``, ``--resume``, ``--overwrite``, ``--quiet``, and the
+processes (:mod:`~deepstrata.cli.launch`: ``--nproc``, ``--max-restarts``, ...).
 """
 
 from __future__ import annotations
 
 import contextlib
 import inspect
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from deepstrata.cli import launch as launcher
 from deepstrata.cli.common import ColumnOpt, IgnoreOpt, QuietOpt, print_metrics
 from deepstrata.cli.flags import given, option_parameters
 from deepstrata.config import OPTIONS
@@ -47,25 +50,62 @@ OverwriteOpt = Annotated[bool, typer.Option(help="Replace an existing bundle and
 def fit(ctx: typer.Context, data: Path | None = None, **values) -> None:
     """Train a network on DATA and write a bundle (checkpoints and logs go to the run directory)."""
     files = {name: values.pop(name) for name in _FILE_FLAGS}
+    launch = {name: values.pop(name) for name in launcher.LAUNCH_FLAGS}
     flags = given(values, OPTIONS)
     flags.update(given({"column": files["column"] or None, "ignore": files["ignore"] or None}))
     if files["resume"] is None and data is None:
         ctx.fail("Missing argument 'DATA': the data to train on (or --resume RUN_DIR)")
+    from deepstrata.train import distributed as dist
+
+    if launch["nproc"] > 1 and not dist.launched():  # this process only starts the ranks
+        launcher.check(launch)
+        run = _resumed(files, flags, None) if files["resume"] else _fresh(data, files, flags, None)
+        launcher.run_workers(launch, _argv(), run["run_path"])
+        return
+    if launch["backend"]:
+        os.environ[dist.BACKEND_ENV] = launch["backend"]
+    if dist.restart_count() and files["resume"] is None:
+        files, flags = _restarted(data, files, flags)
     # The bundle path and the run directory are this process's until it ends: a second
-    # fit to either is refused at once, not when it has trained to the end.
+    # fit to either is refused at once, not when it has trained to the end. Under
+    # torchrun, rank 0 holds them and writes; the other ranks only train.
+    main = dist.is_main()
     with contextlib.ExitStack() as held:
         if files["resume"] is not None:
-            run = _resumed(files, flags, held)
+            run = _resumed(files, flags, held if main else None)
         else:
-            run = _fresh(data, files, flags, held)
-        _train_and_save(data, run, files)
+            run = _fresh(data, files, flags, held if main else None)
+        with dist.process_group(run["config"].device):
+            _train_and_save(data, run, files, main)
 
 
-def _train_and_save(data: Path | None, run: dict, files: dict) -> None:
+def _argv() -> list[str]:
+    from deepstrata.cli import ARGV
+
+    return ARGV or sys.argv[1:]
+
+
+def _restarted(data: Path | None, files: dict, flags: dict) -> tuple[dict, dict]:
+    """After torchrun's elastic agent restarted the ranks, the same command line resumes
+    the run it began, from its last checkpoint (when it got as far as one)."""
+    from deepstrata.train.run import RunDirectory
+
+    run_path = _paths(data, files)[1]
+    if not RunDirectory(run_path).checkpoints():
+        return files, flags  # failed before its first checkpoint: starts over
+    return {**files, "resume": run_path, "config": None, "out": None, "run_dir": None}, {}
+
+
+def _train_and_save(data: Path | None, run: dict, files: dict, main: bool = True) -> None:
     from deepstrata import api
     from deepstrata.train.run import RunDirectory
 
-    quiet = files["quiet"]
+    quiet = files["quiet"] or not main
+    if run["config"].time is not None:  # a forecaster: backtests, not a validation split
+        from deepstrata.forecast.cli import fit_and_save
+
+        fit_and_save(data, run, quiet=quiet)
+        return
     if not quiet:
         print(
             f"run directory {run['run_path']} (resume with: deepstrata fit --resume "
@@ -85,6 +125,8 @@ def _train_and_save(data: Path | None, run: dict, files: dict) -> None:
             "keep": run["keep"],
         },
     )
+    if not main:  # rank 0 writes the bundle
+        return
     path = model.save(run["destination"], overwrite=run["overwrite"])
     RunDirectory(run["run_path"]).finish(keep=run["keep"])
     print_fit_summary(model)
@@ -123,13 +165,22 @@ fit.__signature__ = inspect.Signature(
                 ("quiet", QuietOpt, False),
             )
         ),
+        *(
+            inspect.Parameter(
+                name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind
+            )
+            for name, (kind, default) in launcher.LAUNCH_FLAGS.items()
+        ),
     ]
 )
 
 
-def _hold(held: contextlib.ExitStack, destination: Path, run_path: Path, run_flag: str) -> None:
+def _hold(held, destination: Path, run_path: Path, run_flag: str) -> None:
     """Lock the bundle path and the run directory for this process (ConfigError naming the
-    process that has either), then sweep what killed writes left beside the bundle path."""
+    process that has either), then sweep what killed writes left beside the bundle path.
+    ``held`` None: only check (a launcher, a rank other than 0)."""
+    if held is None:
+        return
     from deepstrata.bundle.lock import locked
     from deepstrata.bundle.write import sweep_stale
 
@@ -188,8 +239,7 @@ def _fresh(data: Path, files: dict, flags: dict, held: contextlib.ExitStack) -> 
     settings = {str(k).replace("-", "_"): v for k, v in settings.items()}
     settings.update(flags)
     cfg = FitConfig.from_dict(settings, source=str(config or "flags"))
-    destination = files["out"] or Path("runs") / Path(data).stem
-    run_path = files["run_dir"] or destination.with_name(destination.name + ".run")
+    destination, run_path = _paths(data, files)
     # The default run directory exists for resuming; a finished run leaves only the
     # bundle, unless the user named the directory or asked for TensorBoard logs there.
     keep = files["run_dir"] is not None or bool(cfg.tensorboard)
@@ -205,7 +255,7 @@ def _fresh(data: Path, files: dict, flags: dict, held: contextlib.ExitStack) -> 
             f"{destination} already exists; pass --overwrite or choose another --out",
             option="--out",
         )
-    if files["overwrite"] and (run_path / "run.json").is_file():
+    if files["overwrite"] and held is not None and (run_path / "run.json").is_file():
         shutil.rmtree(run_path)  # only ever a run directory, never a folder of the user's
     return {
         "config": cfg,
@@ -215,6 +265,12 @@ def _fresh(data: Path, files: dict, flags: dict, held: contextlib.ExitStack) -> 
         "keep": keep,
         "overwrite": files["overwrite"],
     }
+
+
+def _paths(data: Path, files: dict) -> tuple[Path, Path]:
+    """The bundle path and the run directory of a new run."""
+    destination = files["out"] or Path("runs") / Path(data).stem
+    return destination, files["run_dir"] or destination.with_name(destination.name + ".run")
 
 
 def print_fit_summary(model) -> None:

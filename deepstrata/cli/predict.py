@@ -16,7 +16,12 @@ def predict(
     bundle: BundleArg,
     data: DataArg,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="CSV to write [stdout].")
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="CSV or Parquet (.parquet: a Parquet input is streamed) to write [stdout].",
+        ),
     ] = None,
     proba: Annotated[
         bool, typer.Option("--proba", help="Add one probability column per class.")
@@ -33,18 +38,59 @@ def predict(
     if output is not None and output.exists() and not overwrite:
         raise ConfigError(f"{output} already exists; pass --overwrite", option="--output")
     from deepstrata.anomaly.bundle import is_anomaly_bundle, score_rows
+    from deepstrata.forecast.fit import is_forecaster, load_forecaster
 
-    if is_anomaly_bundle(bundle):  # written by `deepstrata anomalies`: scores, not predictions
+    if is_forecaster(bundle):  # per series and step: the median and the quantiles
+        frame = load_forecaster(bundle).predictions(data)
+    elif is_anomaly_bundle(bundle):  # written by `deepstrata anomalies`: scores per row
         if proba:
             raise ConfigError("an anomaly detector has no class probabilities", option="--proba")
         frame = score_rows(bundle, data, keep=keep or [])
     else:
+        if output is not None and output.suffix.lower() in (".parquet", ".pq"):
+            from deepstrata.data.stream import is_parquet
+
+            if is_parquet(data):
+                _predict_streamed(api.load(bundle), data, output, proba=proba, keep=keep or [])
+                return
         frame = api.load(bundle).predictions(data, proba=proba, keep=keep or [])
     if output is None:
         frame.to_csv(sys.stdout, index=False)
         return
-    write_atomically(output, lambda path: frame.to_csv(path, index=False))
+    if output.suffix.lower() in (".parquet", ".pq"):
+        write_atomically(output, lambda path: frame.to_parquet(path, index=False))
+    else:
+        write_atomically(output, lambda path: frame.to_csv(path, index=False))
     print(f"{len(frame)} predictions written to {output}", file=sys.stderr)
+
+
+def _predict_streamed(model, data: Path, output: Path, *, proba: bool, keep: list) -> None:
+    """A Parquet file or folder of any size: read, predicted and written one row group at a
+    time (deepstrata.data.stream), so memory holds one row group, whatever the rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from deepstrata.data.stream import ParquetStream
+
+    stream, rows = ParquetStream(data), 0
+
+    def write(path: Path) -> None:
+        nonlocal rows
+        writer = None
+        for chunk in stream.chunks():
+            table = pa.Table.from_pandas(
+                model.predictions(chunk, proba=proba, keep=keep),
+                preserve_index=False,
+                schema=writer.schema if writer else None,  # one schema for every chunk
+            )
+            writer = writer or pq.ParquetWriter(path, table.schema)
+            writer.write_table(table)
+            rows += len(chunk)
+        if writer is not None:
+            writer.close()
+
+    write_atomically(output, write)
+    print(f"{rows} predictions written to {output} (streamed)", file=sys.stderr)
 
 
 def evaluate(bundle: BundleArg, data: DataArg, as_json: JsonOpt = False) -> None:

@@ -69,9 +69,18 @@ def serve(
     # Small batches gain little from many threads, and on a shared machine threads that
     # wait on each other make a single-row forward pass tens of times slower.
     torch.set_num_threads(threads or default_threads())
+    from deepstrata.forecast.fit import is_forecaster, load_forecaster
     from deepstrata.serve.app import create_app
     from deepstrata.serve.predictor import Predictor
 
+    if is_forecaster(bundle):  # POST /forecast: a history in, quantile forecasts out
+        from deepstrata.serve.forecast import create_forecast_app
+
+        app = create_forecast_app(load_forecaster(bundle), settings)
+        sock = server.listen(host, port)
+        print(f"serving forecaster {bundle} on port {sock.getsockname()[1]}", flush=True)
+        server.run(app, sock, settings, log_level=log_level)
+        return
     model = load(bundle)  # a bad bundle fails here, before the port is taken
     if backend == "onnx":
         from deepstrata.export.onnx import with_onnx_networks
@@ -97,7 +106,7 @@ def _limit_parameters() -> list[inspect.Parameter]:
     for setting in fields(ServeSettings):
         if setting.name == "token":
             continue
-        kind = {"int": int, "float": float}[setting.type]
+        kind = {"int": int, "float": float, "str": str}[setting.type]
         parameters.append(
             inspect.Parameter(
                 setting.name,

@@ -17,8 +17,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from deepstrata.audit_options import parse_sensitive
 from deepstrata.data.table import Table
+from deepstrata.options.audit import parse_sensitive
 
 __all__ = [
     "DEFAULT_MIN_GROUP_SIZE",

@@ -26,10 +26,12 @@ from deepstrata.recipes.prepare import Prepared, Trained, transform
 from deepstrata.seeding import seed_everything
 from deepstrata.tasks import imbalance
 from deepstrata.tasks.imbalance import oversample
+from deepstrata.train import distributed as dist
 from deepstrata.train.batches import forward_in_chunks
 from deepstrata.train.callbacks import Callback, MetricsLog, TensorBoardLog
 from deepstrata.train.checkpoint import has_checkpoint
 from deepstrata.train.precision import resolve_device
+from deepstrata.train.private import PRIVATE_LEARNING_RATE
 from deepstrata.train.progress import Progress
 from deepstrata.train.trainer import Trainer
 
@@ -49,6 +51,12 @@ def train_split(
     ``val_rows`` (None: a refit on every row, stopping at ``max_epochs``)."""
     cfg = prepared.cfg
     if cfg.strategy == "features":
+        if cfg.private:  # --strategy auto chose it: the classical head would train without noise
+            raise ConfigError(
+                "--strategy auto chose pretrained features under a classical head, which "
+                "trains without noise: add --strategy scratch or finetune",
+                option="--private",
+            )
         return train_features(prepared, train_rows, val_rows, progress=progress)
     imbalance = _imbalance(prepared, train_rows, progress)
     if imbalance and imbalance["method"] == "sample":
@@ -63,16 +71,24 @@ def train_split(
 
     seed_everything(cfg.seed)
     member, callbacks = _new_member(prepared, preprocessors, callbacks)
+    private = _private(cfg, member.network)
+    callbacks = [*callbacks, private] if private else callbacks
     trainer = _trainer(
         prepared, member.network, directory, val_rows, callbacks, progress, max_epochs, imbalance
     )
     resuming = resume and directory is not None and has_checkpoint(directory / "checkpoint")
-    history = trainer.fit(train_inputs, train_target, validation=validation, resume=resuming)
+    try:
+        history = trainer.fit(train_inputs, train_target, validation=validation, resume=resuming)
+    finally:
+        if private is not None:  # a failed fit leaves no hooks on the network either
+            private.close()
     member.network.cpu().eval()
 
     info, artifacts = _what_was_chosen(trainer, cfg, history, directory)
     if imbalance:
         info["imbalance"] = imbalance
+    if private is not None:
+        info["privacy"] = private.record()
     raw = None
     if validation is not None:
         raw = forward_in_chunks(member.network, validation[0]).numpy()
@@ -96,6 +112,12 @@ def _new_member(prepared: Prepared, preprocessors: dict, callbacks: list[Callbac
     if cfg.strategy == "finetune":
         freeze(member.network, cfg.freeze)
         if cfg.freeze == "gradual":
+            if dist.world_size() > 1:  # DDP syncs only what was trainable when it wrapped
+                raise ConfigError(
+                    "gradual unfreezing under several processes: DDP would never average "
+                    "the gradients of layers unfrozen later; use --freeze none or all",
+                    option="--freeze",
+                )
             callbacks = [GradualUnfreezing(), *callbacks]
         member.pretrained = [
             get(name).identity() for name in sorted(set(prepared.pretrained.values()))
@@ -103,11 +125,26 @@ def _new_member(prepared: Prepared, preprocessors: dict, callbacks: list[Callbac
     return member, callbacks
 
 
+def _private(cfg, network):
+    """fit --private: the DP-SGD callback, once the network is known to allow it."""
+    if not cfg.private:
+        return None
+    from deepstrata.train.private import PrivateTraining, check_private_network
+
+    check_private_network(network)  # before any training
+    return PrivateTraining(
+        target_epsilon=cfg.target_epsilon,
+        target_delta=cfg.target_delta,
+        max_grad_norm=cfg.max_grad_norm,
+        seed=cfg.seed,
+    )
+
+
 def _imbalance(prepared: Prepared, train_rows: np.ndarray, progress: Progress) -> dict | None:
     """``--imbalance`` resolved on these training rows (binary and multiclass; None for
     other tasks), said once on the progress output when a class is rare or a method named."""
     cfg, task = prepared.cfg, prepared.task
-    if task.name not in ("binary", "multiclass"):
+    if not task.weighs_classes:
         return None
     labels = prepared.encoded[train_rows]
     classes = list(getattr(prepared.target_encoder, "classes", []))
@@ -119,9 +156,18 @@ def _imbalance(prepared: Prepared, train_rows: np.ndarray, progress: Progress) -
 
 
 def _trainer(
-    prepared, network, directory, val_rows, callbacks, progress, max_epochs, rare=None
+    prepared,
+    network,
+    directory,
+    val_rows,
+    callbacks,
+    progress,
+    max_epochs,
+    rare=None,
+    kind=Trainer,
 ) -> Trainer:
-    """The Trainer for one network, every setting from the fit's configuration."""
+    """The Trainer for one network (``kind``: a subclass, the streamed one), every setting
+    from the fit's configuration; ``rare``: what --imbalance resolved to."""
     cfg, task, encoder = prepared.cfg, prepared.task, prepared.target_encoder
     loss_fn, eval_loss_fn = network.loss, network.loss
     if cfg.label_smoothing:
@@ -130,22 +176,26 @@ def _trainer(
         loss_fn = imbalance.loss_function(task.name, rare, cfg.label_smoothing)
         eval_loss_fn = imbalance.loss_function(task.name, rare)
     logs: list[Callback] = []
-    if directory is not None:
-        logs.append(MetricsLog(directory / "metrics.jsonl"))
-        if cfg.tensorboard:
-            logs.append(TensorBoardLog(directory / "tensorboard"))
-    elif cfg.tensorboard:
+    if directory is None and cfg.tensorboard:
         raise ConfigError(
             "TensorBoard logs go into the run directory: give one (--run-dir)",
             option="--tensorboard",
         )
+    if directory is not None and dist.is_main():  # one writer of the logs: rank 0
+        logs.append(MetricsLog(directory / "metrics.jsonl"))
+        if cfg.tensorboard:
+            logs.append(TensorBoardLog(directory / "tensorboard"))
     epochs = max_epochs or cfg.max_epochs
-    return Trainer(
+    rate, precision = cfg.learning_rate, cfg.precision
+    if cfg.private:  # neither the range test nor the probe may look at the rows unaccounted
+        rate = PRIVATE_LEARNING_RATE if rate == "auto" else rate
+        precision = "32"
+    return kind(
         network,
         loss_fn=loss_fn,
         eval_loss_fn=eval_loss_fn,
         metric_fn=lambda output, target: task.epoch_metric(output, target, encoder),
-        learning_rate=cfg.learning_rate,
+        learning_rate=rate,
         weight_decay=cfg.weight_decay,
         schedule=cfg.schedule,
         batch_size=cfg.batch_size,
@@ -157,7 +207,7 @@ def _trainer(
         gradient_clip=cfg.gradient_clip,
         gradient_accumulation=cfg.gradient_accumulation,
         mixup=cfg.mixup,
-        precision=cfg.precision,
+        precision=precision,
         device=resolve_device(cfg.device),
         time_limit=cfg.time_limit,
         seed=cfg.seed,

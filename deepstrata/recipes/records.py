@@ -62,7 +62,7 @@ def prediction_records(prepared, model, rows: np.ndarray, outputs: np.ndarray) -
 
 
 def _audit_only(prepared) -> list[str]:
-    from deepstrata.audit_options import parse_sensitive
+    from deepstrata.options.audit import parse_sensitive
 
     hidden = prepared.cfg.audit_only
     return parse_sensitive(hidden, option="--audit-only") if hidden else []

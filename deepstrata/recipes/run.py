@@ -9,6 +9,7 @@ through :func:`deepstrata.recipes.network.train_split`.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,7 +25,9 @@ from deepstrata.recipes.ensemble import auto_ensemble
 from deepstrata.recipes.fairness import check_fairness, sensitive_summary
 from deepstrata.recipes.prepare import Prepared, prepare
 from deepstrata.recipes.single import single_split
+from deepstrata.recipes.streamed import open_stream, sample_table, streamed_split
 from deepstrata.seeding import preserved_random_state
+from deepstrata.train import distributed as dist
 from deepstrata.train.callbacks import Callback
 from deepstrata.train.precision import resolve_device
 from deepstrata.train.progress import Progress
@@ -45,10 +48,15 @@ def run_fit(
     """Train on ``data`` as ``cfg`` says (see :func:`deepstrata.api.fit` for the arguments)."""
     if resume and run_dir is None:
         raise ConfigError("resuming needs the run directory", option="--resume")
-    resolve_device(cfg.device)  # an absent device fails before any work
+    device = resolve_device(cfg.device)  # an absent device fails before any work
     run = RunDirectory(run_dir) if run_dir is not None else None
-    # One fit per run directory: a second one is refused now, not when it has trained.
-    with run.locked() if run is not None else contextlib.nullcontext():
+    # Under torchrun this is one rank of several: join the group (a no-op otherwise, or
+    # when the CLI joined it). One fit per run directory: a second one is refused now, not
+    # when it has trained; under torchrun rank 0 holds it (the others only read checkpoints).
+    with (
+        dist.process_group(device),
+        run.locked() if run is not None and dist.is_main() else contextlib.nullcontext(),
+    ):
         model, prepared = _trained(
             data,
             cfg,
@@ -58,7 +66,7 @@ def run_fit(
             progress=progress,
             callbacks=callbacks,
         )
-        if run is not None and not keep_checkpoints:
+        if run is not None and not keep_checkpoints and dist.is_main():
             run.finish()
     model.metrics["strategy"] = prepared.strategy
     # What the training rows looked like, for `deepstrata drift` and serve's /drift.
@@ -78,7 +86,9 @@ def _trained(
     callbacks: Sequence[Callback],
 ) -> tuple[Model, Prepared]:
     """Read, prepare and train (the run directory, if any, locked by the caller)."""
-    table = read_table(data)
+    # A Parquet folder (or file, with --stream) is streamed: prepare sees a bounded sample.
+    stream = open_stream(data, cfg)
+    table = sample_table(stream, cfg) if stream is not None else read_table(data)
     cfg.target = cfg.target or default_target(table)  # a folder: its class sub-folders
     if cfg.target is None:
         raise DataError("no target column given", hint="pass target=NAME (--target NAME)")
@@ -88,9 +98,13 @@ def _trained(
     why = None
     if cfg.ensemble is None and cfg.fairness and cfg.folds:
         cfg.ensemble, why = False, "group thresholds are chosen for a network's folds"
+    if stream is not None and cfg.ensemble:
+        raise ConfigError("a classical model needs every row in memory", option="--ensemble")
+    if stream is not None and cfg.ensemble is None:
+        cfg.ensemble, why = False, "streamed: a classical model needs every row in memory"
     if cfg.ensemble is None:  # auto: decided by the columns and the task, recorded as done
         cfg.ensemble, why = auto_ensemble(prepared)
-    if run is not None:
+    if run is not None and dist.is_main():
         digest = fingerprint(prepared.table.frame)
         if resume:
             run.check(config=cfg.to_dict(), data_fingerprint=digest)
@@ -101,13 +115,19 @@ def _trained(
                 source=prepared.table.source,
                 **(run_record or {}),
             )
-    reporter = progress if isinstance(progress, Progress) else Progress(enabled=bool(progress))
+    reporter = (  # one progress display: rank 0's
+        progress
+        if isinstance(progress, Progress)
+        else Progress(enabled=bool(progress) and dist.is_main())
+    )
     reporter.note(f"strategy {cfg.strategy}: {prepared.strategy['reason']}")
     if why:
         reporter.note(f"ensemble {'on' if cfg.ensemble else 'off'} (auto): {why}")
     context = {"run": run, "resume": resume, "progress": reporter, "callbacks": list(callbacks)}
     recipe = (
-        cross_fitted_ensemble
+        functools.partial(streamed_split, stream=stream)
+        if stream is not None
+        else cross_fitted_ensemble
         if cfg.folds and cfg.ensemble
         else cross_validated
         if cfg.folds
@@ -118,6 +138,6 @@ def _trained(
         with preserved_random_state():
             return recipe(prepared, **context), prepared
     except BaseException:
-        if run is not None:
+        if run is not None and dist.is_main():
             run.abandon()  # bad data found mid-way leaves nothing behind; a checkpoint stays
         raise

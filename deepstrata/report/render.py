@@ -51,6 +51,7 @@ def render_report(files: Mapping[str, bytes]) -> str:
     ``write_report(bundle_dir)`` calls it with the files of a bundle directory.
     """
     from deepstrata.report.card import card_section, groups_section
+    from deepstrata.report.privacy import privacy_section
     from deepstrata.report.validation import analysis_sections
 
     bundle = parse(files)
@@ -62,6 +63,7 @@ def render_report(files: Mapping[str, bytes]) -> str:
         explanation_section(bundle),
         groups_section(bundle),
         training_section(bundle),
+        privacy_section(bundle),
         model_choice_section(bundle),
         learning_curve_section(bundle),
         configuration_section(bundle),

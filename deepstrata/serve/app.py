@@ -90,7 +90,7 @@ def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> F
     routes.add_info_routes(app, context)
     routes.add_predict_route(app, context)
     add_drift_route(app, context)
-    if explainable():
+    if explainable() and settings.output == "probabilities":  # attributions give more away
         routes.add_explain_route(app, context)
     app.openapi = lambda: _openapi(app, context)
     return app

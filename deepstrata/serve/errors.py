@@ -27,6 +27,7 @@ CODES = {
     "bad_request": 400,
     "request_timeout": 408,
     "headers_too_large": 431,
+    "rate_limited": 429,
 }
 
 
@@ -95,6 +96,7 @@ def code_for_status(status: int) -> str:
         408: "request_timeout",
         413: "body_too_large",
         431: "headers_too_large",
+        429: "rate_limited",
         503: "overloaded",
         504: "timeout",
     }.get(status, "internal_error" if status >= 500 else "bad_request")

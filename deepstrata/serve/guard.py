@@ -2,7 +2,8 @@
 
 In order: a request id (the client's ``X-Request-ID`` when it is short and plain, else
 a new one; echoed on every response), the size of the request line and headers (431),
-the bearer token, the concurrency limit (503 at once, with ``Retry-After``), the
+the bearer token, the per-token rate limit (429, see :mod:`deepstrata.serve.limits`),
+the concurrency limit (503 at once, with ``Retry-After``), the
 body-size limit, the per-request timeout (504), a JSON 500 for anything unexpected
 (logged with its traceback, answered without it), and the metrics of every answer. A
 client that goes away before its answer is neither an error nor answered: it is counted
@@ -27,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import math
 import re
 import time
 import uuid
@@ -36,6 +38,7 @@ from dataclasses import dataclass
 from starlette.requests import ClientDisconnect
 
 from deepstrata.serve.errors import REQUEST_ID_HEADER, ApiError, error_body, error_headers
+from deepstrata.serve.limits import RateLimit, client_key
 from deepstrata.serve.metrics import Metrics
 from deepstrata.serve.settings import ServeSettings
 
@@ -88,6 +91,7 @@ class Guard:
         self.settings = settings
         self.metrics = metrics
         self._token = settings.token.encode() if settings.token else None
+        self.rate_limit = RateLimit(settings.rate_limit) if settings.rate_limit else None
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -105,6 +109,15 @@ class Guard:
                         "unauthorized",
                         "a valid bearer token is required (Authorization: Bearer <token>)",
                         headers={"WWW-Authenticate": "Bearer"},
+                    )
+                )
+            elif limited and (wait := self._rate_limited(scope)):
+                await exchange.refuse(
+                    ApiError(
+                        "rate_limited",
+                        f"more than {self.settings.rate_limit:g} requests a minute; retry "
+                        f"in {wait} s",
+                        headers={"Retry-After": str(wait)},
                     )
                 )
             elif limited and self.state.active >= self.settings.max_concurrency:
@@ -191,6 +204,12 @@ class Guard:
                     headers={"Retry-After": "1"},
                 )
             )
+
+    def _rate_limited(self, scope) -> int:
+        """Whole seconds until this client's next request may go (0: it goes now)."""
+        if self.rate_limit is None:
+            return 0
+        return math.ceil(self.rate_limit.wait(client_key(scope)))
 
     def _authorized(self, scope) -> bool:
         header = _header(scope, b"authorization") or b""

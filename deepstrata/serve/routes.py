@@ -271,7 +271,26 @@ async def predict_records(context: Context, records: list) -> dict:
     answer = predictor.answers(outputs, sensitive_values(predictor, records, rows))
     if context.drift is not None:
         context.drift.observe(rows.columns, answer["predictions"])
+    answer = released(answer, context.settings.output)
     answer["warnings"] = warnings
+    return answer
+
+
+def released(answer: dict, policy: str) -> dict:
+    """serve --output: the probabilities as the policy lets them out (labels: none)."""
+    if policy == "probabilities" or "probabilities" not in answer:
+        return answer
+    if policy == "labels":
+        answer.pop("probabilities")
+        return answer
+    import numpy as np
+
+    from deepstrata.attack.output import release
+
+    rows = answer["probabilities"]
+    names = list(rows[0]) if rows else []
+    values = release(np.array([[row[name] for name in names] for row in rows]), policy)
+    answer["probabilities"] = [dict(zip(names, row)) for row in values.tolist()]
     return answer
 
 

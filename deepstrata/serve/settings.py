@@ -74,6 +74,18 @@ class ServeSettings:
         "balancer to notice.",
     )
 
+    output: str = _setting(
+        "probabilities",
+        "What /predict tells of each class: probabilities | rounded (to one decimal) | "
+        "labels (the predictions alone; /explain is not served). Less leaves a copier "
+        "less (deepstrata steal).",
+    )
+    rate_limit: float = _setting(
+        0.0,
+        "Requests a minute per bearer token (without one: per client address), a minute's "
+        "worth at once; more get 429 with Retry-After. 0: no limit.",
+    )
+
     def validate(self) -> ServeSettings:
         """Raise ConfigError naming the flag of the first invalid value; returns self."""
         positive_ints = ("max_body_bytes", "max_records", "max_concurrency", "max_batch_rows")
@@ -91,6 +103,7 @@ class ServeSettings:
             ("keep_alive", "seconds", True),
             ("graceful_timeout", "seconds", True),
             ("drain_delay", "seconds", True),
+            ("rate_limit", "requests a minute", True),
         ):
             value = getattr(self, name)
             valid = isinstance(value, int | float) and math.isfinite(value)
@@ -98,6 +111,9 @@ class ServeSettings:
                 what = "of at least 0" if zero_allowed else "above 0"
                 number = f"a number of {unit}" if unit else "a number"
                 raise ConfigError(f"expected {number} {what}, got {value!r}", option=flag(name))
+        from deepstrata.attack.output import check_policy  # numpy: not at --help time
+
+        check_policy(self.output)
         if self.token is not None and self.token != self.token.strip():
             raise ConfigError(
                 "the token starts or ends with whitespace, which no Authorization header can "

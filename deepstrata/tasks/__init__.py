@@ -15,6 +15,7 @@ binary      two classes                      one logit (> 0: the second class)
 multiclass  three or more classes            one logit per class (softmax)
 multilabel  any number of labels per row     one logit per label (a sigmoid each)
 regression  a number                         the value, standardised
+forecast    a number per series and step     the median forecast, standardised
 ==========  ===============================  ==================================================
 
 Nothing here imports torch: the command line lists the task names from this module.
@@ -42,6 +43,7 @@ TASKS = {
     "multiclass": "deepstrata.tasks.multiclass:Multiclass",
     "multilabel": "deepstrata.tasks.multilabel:Multilabel",
     "regression": "deepstrata.tasks.regression:Regression",
+    "forecast": "deepstrata.tasks.forecast:Forecast",
 }
 
 CLASSIFICATION_MAX_CLASSES = 30  # integer targets with at most this many values are classes

@@ -38,6 +38,9 @@ class Task(ABC):
     prediction: ClassVar[str]  # what one prediction is: "class", "labels" or "value"
     classical: ClassVar[bool] = True  # classical heads (features, --ensemble) can serve it
     loss_metric: ClassVar[str] = "log_loss"  # the per-row loss ensembles are weighed by
+    # --imbalance: one class per row, so classes can be weighed or oversampled
+    weighs_classes: ClassVar[bool] = False
+    thresholded: ClassVar[bool] = False  # --threshold: one probability decides the class
     metric_names: ClassVar[tuple[str, ...]]  # what ``metrics`` returns, in order
     compare_metrics: ClassVar[tuple[str, ...]]  # learning curves' choices, the default first
     higher_is_better: ClassVar[frozenset[str]]

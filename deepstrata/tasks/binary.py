@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from deepstrata.evaluate.metrics import CLASSIFICATION, classification_metrics
-from deepstrata.imbalance_options import parse_threshold
+from deepstrata.options.imbalance import parse_threshold
 from deepstrata.tasks.base import (
     CLASS_COMPARE_METRICS,
     CLASS_HIGHER_IS_BETTER,
@@ -30,6 +30,8 @@ from deepstrata.tasks.imbalance import RARE, choose_threshold, rare_metrics
 
 class Binary(Task):
     name = "binary"
+    weighs_classes = True
+    thresholded = True
     prediction = "class"
     compare_metrics = CLASS_COMPARE_METRICS  # deepstrata compare's choices; the first by default
     metric_names = CLASSIFICATION

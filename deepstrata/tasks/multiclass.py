@@ -22,6 +22,7 @@ from deepstrata.tasks.base import (
 
 class Multiclass(Task):
     name = "multiclass"
+    weighs_classes = True
     prediction = "class"
     compare_metrics = CLASS_COMPARE_METRICS  # deepstrata compare's choices; the first by default
     metric_names = CLASSIFICATION

@@ -14,7 +14,8 @@ random state the real run starts from. With ``checkpoint_dir`` every epoch ends
 with an atomic checkpoint (and long epochs checkpoint every
 ``checkpoint_interval`` seconds), holding everything an exact resume needs:
 weights, optimizer, schedule, loss scaler, every random generator, the
-early-stopping state and the history.
+early-stopping state and the history. Under torchrun every rank runs this loop
+(data-parallel): the lines calling :mod:`deepstrata.train.distributed` say why.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from torch import nn
 from deepstrata.errors import CheckpointError, TrainingError
 from deepstrata.seeding import generator, numpy_rng
 from deepstrata.train import checkpoint as ckpt
+from deepstrata.train import distributed as dist
 from deepstrata.train.batches import (
     Inputs,
     auto_batch_size,
@@ -239,6 +241,7 @@ class Trainer:
                 loop=loop,
             )
         self.history, resume_at = loop.history, (loop.epoch, loop.batch)
+        self._model = dist.wrap(network, self.device)  # DDP on several processes: grads averaged
         self._start = time.perf_counter() - loop.seconds
         deadline = self._start + self.time_limit if self.time_limit else math.inf
         self._last_checkpoint = time.perf_counter()
@@ -294,8 +297,15 @@ class Trainer:
             self.precision_probe = state["precision_probe"]
             rate, precision = state["learning_rate"], state["precision"]
         else:
-            rate = self._choose_learning_rate(inputs, target, batch_size)
-            precision = self._choose_precision(inputs, target, batch_size, rate)
+
+            def choose() -> tuple:
+                rate = self._choose_learning_rate(inputs, target, batch_size)
+                precision = self._choose_precision(inputs, target, batch_size, rate)
+                return rate, precision, self.range_test, self.precision_probe
+
+            # Decided on rank 0 and broadcast: the sweep and the timing probe measure this
+            # process, and every rank must train with one rate and one precision.
+            rate, precision, self.range_test, self.precision_probe = dist.from_main(choose)
         self.chosen_learning_rate, self.chosen_precision = rate, precision
         return rate, precision
 
@@ -317,11 +327,13 @@ class Trainer:
             micro = range(step * accumulate, min((step + 1) * accumulate, batches))
             for batch in micro:
                 index = order[batch * batch_size : (batch + 1) * batch_size]
-                loss = self._backward(inputs, target, index, len(micro), epoch, step + 1)
+                with dist.no_sync(self._model, last=batch == micro.stop - 1):
+                    loss = self._backward(inputs, target, index, len(micro), epoch, step + 1)
             self._step()
             for callback in self.callbacks:
                 callback.on_batch_end(self, epoch, step + 1, loss.detach())
-            if time.perf_counter() > deadline:
+            # Rank 0's clock decides: ranks stopping at different steps would hang.
+            if deadline < math.inf and dist.from_main(time.perf_counter() > deadline):
                 return self._record(epoch), True
             due = time.perf_counter() - self._last_checkpoint >= self.checkpoint_interval
             if self.checkpoint_dir is not None and micro.stop < batches and due:
@@ -331,6 +343,8 @@ class Trainer:
     def _backward(self, inputs, target, index, group: int, epoch: int, step: int) -> torch.Tensor:
         """Forward and backward of one micro-batch (rows ``index``); the loss is divided by
         the step's ``group`` of micro-batches so that their gradients add up to the mean."""
+        # This rank's share of the global batch, and its loss's weight in DDP's average.
+        index, share = dist.shard(index)
         batch_inputs, batch_target = take(inputs, index), target[index]
         if self.perturb is not None:
             batch_inputs = self.perturb(self.network, batch_inputs, batch_target)
@@ -340,19 +354,21 @@ class Trainer:
                 # Manifold mixup: blend encoded features and the two targets' losses.
                 weight = float(loop.mix_rng.beta(self.mixup, self.mixup))
                 partner = torch.randperm(len(index), generator=loop.mix).to(self.device)
-                output = self.network(batch_inputs, mix=(partner, weight))
+                output = self._model(batch_inputs, mix=(partner, weight))
                 loss = weight * self.loss_fn(output, batch_target) + (1 - weight) * self.loss_fn(
                     output, batch_target[partner]
                 )
             else:
-                output = self.network(batch_inputs)
+                output = self._model(batch_inputs)
                 loss = self.loss_fn(output, batch_target)
-        value = loss.item()  # one read per step: the finiteness check and the sum
-        if not math.isfinite(value):
+        # One read per step (the finiteness check and the sum), summed over the ranks: all
+        # see the global batch's loss, and raise together if it is not finite.
+        total, rows = dist.loss_sum(loss.item(), len(index), share)
+        if not math.isfinite(total):
             raise self._non_finite(epoch, step, "training loss")
-        self.scaler.scale(loss / group if group > 1 else loss).backward()
-        loop.loss_sum += value * len(index)
-        loop.seen += len(index)
+        self.scaler.scale(dist.weighted(loss / group if group > 1 else loss, share)).backward()
+        loop.loss_sum += total
+        loop.seen += int(rows)
         return loss
 
     def _step(self) -> None:
@@ -377,7 +393,10 @@ class Trainer:
         """The validation loss and metrics into the epoch's record; a non-finite one stops."""
         if validation is not None:
             val_inputs, val_target = validation
-            val_output = forward_in_chunks(self.network, val_inputs)
+            # Ranks share the rows and gather the outputs: all agree on the best epoch.
+            val_output = dist.forward_sharded(
+                lambda rows: forward_in_chunks(self.network, rows), val_inputs
+            )
             record["val_loss"] = float(self.eval_loss_fn(val_output, val_target))
             if self.metric_fn is not None:
                 metrics = self.metric_fn(val_output, val_target)
@@ -416,6 +435,8 @@ class Trainer:
         elif epoch == self.epochs:
             end = "max epochs" if epoch == self.max_epochs else "the schedule's end"
             history.stopped = f"reached {end} ({epoch})"
+        # Rank 0's verdict for all (a callback's stop): a rank stopping alone would hang.
+        history.stopped = dist.from_main(history.stopped)
 
     def _score(self, record: dict) -> float:
         """The monitored value of an epoch, signed so that lower is better."""
@@ -459,7 +480,8 @@ class Trainer:
 
     def _save(self, position: tuple[int, int], order_state: torch.Tensor) -> None:
         """Checkpoint "about to run batch ``position[1]`` of epoch ``position[0]``"."""
-        ckpt.save_trainer(self, position, order_state)
+        if dist.is_main():  # one writer per directory; every rank holds the same state
+            ckpt.save_trainer(self, position, order_state)
         self._last_checkpoint = time.perf_counter()
 
     def _non_finite(self, epoch: int, step: int, what: str) -> TrainingError:

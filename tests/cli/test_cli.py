@@ -373,3 +373,17 @@ def test_task_overrides_the_inferred_task(tmp_path, churn_frame, cli):
     assert "--task binary needs 2 classes" in line and "column 'rating'" in line
     line = cli("fit", data, "--target", "rating", "--task", "ordinal", *FAST).error_line()
     assert line.startswith("error: --task: ") and "ordinal" in line
+
+
+def test_files_written_atomically_get_the_permissions_of_a_plain_open(tmp_path):
+    """mkstemp makes owner-only files; a prediction file others may read must not be one."""
+    import os
+
+    from deepstrata.cli.common import write_atomically
+
+    target = tmp_path / "predictions.csv"
+    write_atomically(target, lambda temporary: Path(temporary).write_text("a\n"))
+    plain = tmp_path / "plain.csv"
+    plain.write_text("a\n")
+    assert target.read_text() == "a\n"
+    assert os.stat(target).st_mode & 0o777 == os.stat(plain).st_mode & 0o777

@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from deepstrata.cli.fit import fit
+from deepstrata.cli.launch import LAUNCH_FLAGS
 from deepstrata.config import OPTIONS, FitConfig
 from deepstrata.errors import ConfigError
 from deepstrata.options import flag
@@ -26,7 +27,7 @@ FILE_FLAGS = {
     "resume",
     "overwrite",
     "quiet",
-}
+} | set(LAUNCH_FLAGS)  # the processes (deepstrata.cli.launch): not options either
 
 
 def test_every_option_is_a_flag_and_every_flag_an_option():

@@ -11,7 +11,7 @@ joins them to its own. The work is in :mod:`deepstrata.tasks.imbalance`.
 from __future__ import annotations
 
 from deepstrata.errors import ConfigError
-from deepstrata.options import Choice, Option
+from deepstrata.options.spec import Choice, Option
 
 # --imbalance: auto picks "weight" when a class is rare (see deepstrata.tasks.imbalance)
 IMBALANCE = ("auto", "weight", "focal", "sample", "none")
@@ -86,15 +86,17 @@ def rule(config) -> None:
         )
 
 
-def check_for_task(config, task: str) -> None:
-    """ConfigError when the task cannot honour ``--imbalance`` or ``--threshold``."""
-    if config.imbalance not in ("auto", "none") and task not in ("binary", "multiclass"):
+def check_for_task(config, task) -> None:
+    """ConfigError when ``task`` (a :class:`~deepstrata.tasks.base.Task`) cannot honour
+    ``--imbalance`` or ``--threshold``."""
+    if config.imbalance not in ("auto", "none") and not task.weighs_classes:
         raise ConfigError(
-            f"class weights and sampling are for binary and multiclass models; this task is {task}",
+            f"class weights and sampling are for binary and multiclass models; this task "
+            f"is {task.name}",
             option="--imbalance",
         )
-    if config.threshold != "auto" and task != "binary":
+    if config.threshold != "auto" and not task.thresholded:
         raise ConfigError(
-            f"a decision threshold is a binary classifier's; this task is {task}",
+            f"a decision threshold is a binary classifier's; this task is {task.name}",
             option="--threshold",
         )

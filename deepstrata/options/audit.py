@@ -8,7 +8,7 @@ them to the others; :mod:`deepstrata.config` joins them to its own.
 from __future__ import annotations
 
 from deepstrata.errors import ConfigError
-from deepstrata.options import AtLeast, Choice, Option
+from deepstrata.options.spec import AtLeast, Choice, Option
 
 # --fairness: the disparity group thresholds shrink (see deepstrata.calibrate.thresholds)
 FAIRNESS = ("demographic_parity", "equalized_odds", "equal_opportunity")
