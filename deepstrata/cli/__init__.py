@@ -6,7 +6,8 @@ configuration's options), :mod:`~deepstrata.cli.predict` (predict, evaluate),
 :mod:`~deepstrata.cli.report`, :mod:`~deepstrata.cli.explain`,
 :mod:`~deepstrata.cli.serve` (serve, export),
 :mod:`~deepstrata.cli.audit` (audit, audit-data, card), :mod:`~deepstrata.cli.drift`,
-:mod:`~deepstrata.cli.privacy` (privacy, steal), :mod:`~deepstrata.cli.search`, :mod:`~deepstrata.cli.attack` and
+:mod:`~deepstrata.cli.privacy` (privacy, steal), :mod:`~deepstrata.cli.search`,
+:mod:`~deepstrata.cli.attack`, :mod:`~deepstrata.cli.anomalies` and
 :mod:`~deepstrata.cli.demo`. Heavy libraries (torch, pandas, scikit-learn) are
 imported inside the commands, so ``deepstrata --help`` answers fast. Every user error
 exits with status 1 and a one-line ``error: …`` naming file, column and row where known.
@@ -41,6 +42,7 @@ COMMANDS = {
     "steal": "privacy",
     "search": "search",
     "attack": "attack",
+    "anomalies": "anomalies",
 }
 
 app = typer.Typer(
