@@ -42,6 +42,7 @@ def train_split(
     progress: Progress,
     callbacks: list[Callback],
     max_epochs: int | None = None,
+    row_weights: np.ndarray | None = None,
 ) -> Trained:
     """Fit preprocessors on ``train_rows``, build and train one network, calibrate it on
     ``val_rows`` (None: a refit on every row, stopping at ``max_epochs``)."""
@@ -62,7 +63,10 @@ def train_split(
         prepared, member.network, directory, val_rows, callbacks, progress, max_epochs
     )
     resuming = resume and directory is not None and has_checkpoint(directory / "checkpoint")
-    history = trainer.fit(train_inputs, train_target, validation=validation, resume=resuming)
+    weights = None if row_weights is None else torch.as_tensor(row_weights, dtype=torch.float32)
+    history = trainer.fit(
+        train_inputs, train_target, validation=validation, resume=resuming, row_weights=weights
+    )
     member.network.cpu().eval()
 
     info, artifacts = _what_was_chosen(trainer, cfg, history, directory)

@@ -143,6 +143,7 @@ class Trainer:
         # Replaces a batch's inputs before the forward pass (adversarial training: the
         # inputs that most raise the loss within a budget); None trains on the data as given.
         self.perturb = perturb
+        self.row_weights: torch.Tensor | None = None  # fit(row_weights=...): loss weights
         self.callbacks = [*callbacks, *([progress] if progress is not None else [])]
         # Set by fit(); read by callbacks.
         self.history = History()
@@ -201,10 +202,14 @@ class Trainer:
         validation: tuple[Inputs, torch.Tensor] | None = None,
         *,
         resume: bool = False,
+        row_weights: torch.Tensor | None = None,
     ) -> History:
-        """Train; with ``resume`` continue exactly from the checkpoint in ``checkpoint_dir``."""
+        """Train; with ``resume`` continue exactly from the checkpoint in ``checkpoint_dir``.
+        ``row_weights`` ``(rows,)``: each training row's weight in the loss (passed to
+        ``loss_fn`` as ``weight=``; e.g. fairness reweighing); None: equal weights."""
         network = self.network.to(self.device)
         inputs, target, validation = self._on_device(inputs, target, validation)
+        self.row_weights = None if row_weights is None else to_device(row_weights, self.device)
         rows = rows_of(inputs)
         row_values = sum(block[0].numel() for block in inputs.values())
         batch_size = min(self.batch_size or auto_batch_size(rows, row_values), rows)
@@ -335,18 +340,20 @@ class Trainer:
         if self.perturb is not None:
             batch_inputs = self.perturb(self.network, batch_inputs, batch_target)
         loop = self.loop
+        weights = self.row_weights
+        extra = {} if weights is None else {"weight": weights[index]}
         with autocast(self.device, self.chosen_precision):
             if self.mixup > 0:
                 # Manifold mixup: blend encoded features and the two targets' losses.
                 weight = float(loop.mix_rng.beta(self.mixup, self.mixup))
                 partner = torch.randperm(len(index), generator=loop.mix).to(self.device)
                 output = self.network(batch_inputs, mix=(partner, weight))
-                loss = weight * self.loss_fn(output, batch_target) + (1 - weight) * self.loss_fn(
-                    output, batch_target[partner]
-                )
+                loss = weight * self.loss_fn(output, batch_target, **extra) + (
+                    1 - weight
+                ) * self.loss_fn(output, batch_target[partner], **extra)
             else:
                 output = self.network(batch_inputs)
-                loss = self.loss_fn(output, batch_target)
+                loss = self.loss_fn(output, batch_target, **extra)
         value = loss.item()  # one read per step: the finiteness check and the sum
         if not math.isfinite(value):
             raise self._non_finite(epoch, step, "training loss")
