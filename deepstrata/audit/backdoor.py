@@ -61,7 +61,7 @@ def activation_clusters(
     report, flagged_rows, flagged = [], [], []
     for index, name in enumerate(classes):
         members = np.flatnonzero(labels == index)
-        entry = {"class": str(name), "rows": int(len(members)), "checked": False}
+        entry = {"class": str(name), "rows": len(members), "checked": False}
         if len(members) < MIN_ROWS or len(classes) < 2:
             report.append(entry)
             continue

@@ -39,9 +39,9 @@ import numpy as np
 
 from deepstrata.data.split import kfold_split, train_validation_split
 from deepstrata.model.model import Model, combine
-from deepstrata.recipes.fairness import fairness_metrics, fairness_thresholds
 from deepstrata.recipes.crossval import check_folds, fold_logs, oof_table, say, train_fold
 from deepstrata.recipes.ensemble import classical_heads, classical_side, row_losses, weigh
+from deepstrata.recipes.fairness import fairness_metrics, fairness_thresholds
 from deepstrata.recipes.features import train_features
 from deepstrata.recipes.prepare import (
     Prepared,
