@@ -95,7 +95,7 @@ def _split(block: np.ndarray, seed: int) -> tuple[np.ndarray, float, float]:
 
     width = min(COMPONENTS, block.shape[1], len(block) - 1)
     reduced = PCA(n_components=width, random_state=seed).fit_transform(block - block.mean(axis=0))
-    split = KMeans(n_clusters=2, n_init=10, random_state=seed).fit_predict(reduced)
+    split = KMeans(n_clusters=2, n_init=4, random_state=seed).fit_predict(reduced)
     sizes = np.bincount(split, minlength=2)
     small = int(sizes.argmin())
     silhouette = float(silhouette_score(reduced, split)) if sizes.min() > 1 else 0.0
