@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-COSINE = 0.02  # near duplicates: at most this cosine distance (1 - cosine similarity)
+COSINE = 0.05  # near duplicates: at most this cosine distance (1 - cosine similarity)
 EMBEDDED_KINDS = ("image", "text")
 
 

