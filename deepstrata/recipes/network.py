@@ -63,10 +63,9 @@ def train_split(
         prepared, member.network, directory, val_rows, callbacks, progress, max_epochs
     )
     resuming = resume and directory is not None and has_checkpoint(directory / "checkpoint")
-    weights = None if row_weights is None else torch.as_tensor(row_weights, dtype=torch.float32)
-    history = trainer.fit(
-        train_inputs, train_target, validation=validation, resume=resuming, row_weights=weights
-    )
+    if row_weights is not None:  # fairness reweighing: each row's weight in the loss
+        trainer.row_weights = torch.as_tensor(row_weights, dtype=torch.float32)
+    history = trainer.fit(train_inputs, train_target, validation=validation, resume=resuming)
     member.network.cpu().eval()
 
     info, artifacts = _what_was_chosen(trainer, cfg, history, directory)

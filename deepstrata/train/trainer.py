@@ -143,7 +143,9 @@ class Trainer:
         # Replaces a batch's inputs before the forward pass (adversarial training: the
         # inputs that most raise the loss within a budget); None trains on the data as given.
         self.perturb = perturb
-        self.row_weights: torch.Tensor | None = None  # fit(row_weights=...): loss weights
+        # (rows,) each training row's weight in the loss, passed to loss_fn as ``weight=``
+        # (fairness reweighing); set before fit. None: equal weights.
+        self.row_weights: torch.Tensor | None = None
         self.callbacks = [*callbacks, *([progress] if progress is not None else [])]
         # Set by fit(); read by callbacks.
         self.history = History()
@@ -202,14 +204,10 @@ class Trainer:
         validation: tuple[Inputs, torch.Tensor] | None = None,
         *,
         resume: bool = False,
-        row_weights: torch.Tensor | None = None,
     ) -> History:
-        """Train; with ``resume`` continue exactly from the checkpoint in ``checkpoint_dir``.
-        ``row_weights`` ``(rows,)``: each training row's weight in the loss (passed to
-        ``loss_fn`` as ``weight=``; e.g. fairness reweighing); None: equal weights."""
+        """Train; with ``resume`` continue exactly from the checkpoint in ``checkpoint_dir``."""
         network = self.network.to(self.device)
         inputs, target, validation = self._on_device(inputs, target, validation)
-        self.row_weights = None if row_weights is None else to_device(row_weights, self.device)
         rows = rows_of(inputs)
         row_values = sum(block[0].numel() for block in inputs.values())
         batch_size = min(self.batch_size or auto_batch_size(rows, row_values), rows)
@@ -287,6 +285,8 @@ class Trainer:
 
         if validation is not None:
             validation = (move(validation[0]), to_device(validation[1], self.device))
+        if self.row_weights is not None:
+            self.row_weights = to_device(self.row_weights, self.device)
         return move(inputs), to_device(target, self.device), validation
 
     def _choose(self, saved, inputs: Inputs, target: torch.Tensor, batch_size: int) -> tuple:
