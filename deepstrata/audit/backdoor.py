@@ -21,11 +21,12 @@ of several columns of several kinds (and our preprocessors) does not fit; the me
 PCA + k-means + two numbers per class, a few lines here.
 
 >>> rng = np.random.default_rng(0)
->>> clean = rng.normal(size=(190, 16))
->>> poisoned = rng.normal(size=(10, 16)) * 0.2 + 4.0
->>> result = activation_clusters(np.vstack([clean, poisoned]), np.zeros(200, int), ["a"])
->>> result["flagged_classes"], sorted(result["rows"]) == list(range(191, 201))
-(['a'], True)
+>>> a, b = rng.normal(size=(150, 16)), rng.normal(size=(150, 16)) + 3.0
+>>> poisoned = rng.normal(size=(10, 16)) * 0.3 + np.r_[[6.0] * 2, [0.0] * 14]  # a + trigger
+>>> labels = np.repeat([0, 1, 1], [150, 150, 10])
+>>> result = activation_clusters(np.vstack([a, b, poisoned]), labels, ["a", "b"])
+>>> result["flagged_classes"], result["rows"] == list(range(301, 311))
+(['b'], True)
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def _split(block: np.ndarray, seed: int) -> tuple[np.ndarray, float, float]:
 
     width = min(COMPONENTS, block.shape[1], len(block) - 1)
     reduced = PCA(n_components=width, random_state=seed).fit_transform(block - block.mean(axis=0))
-    split = KMeans(n_clusters=2, n_init=4, random_state=seed).fit_predict(reduced)
+    split = KMeans(n_clusters=2, n_init=10, random_state=seed).fit_predict(reduced)
     sizes = np.bincount(split, minlength=2)
     small = int(sizes.argmin())
     silhouette = float(silhouette_score(reduced, split)) if sizes.min() > 1 else 0.0

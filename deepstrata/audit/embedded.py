@@ -13,7 +13,7 @@ network (EfficientNet-Lite0: 1,280 values; all-MiniLM-L6-v2: 384), cached on dis
 
 >>> vectors = np.array([[1.0, 0.0], [0.999, 0.04], [0.0, 1.0]])
 >>> cosine_pairs(vectors, 0.01)
-[(0, 1, 0.0008)]
+[(0, 1, 0.000801)]
 """
 
 from __future__ import annotations

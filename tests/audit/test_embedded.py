@@ -76,3 +76,41 @@ def test_text_label_errors_and_near_duplicates_on_embeddings(tmp_path):
     page = files["audit_data.html"].decode()
     assert "<q>" in page and "Likely label errors" in page
     json.dumps(result)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("share", [0.1, 0.2])
+def test_flipped_digit_labels_are_found_on_image_embeddings(tmp_path, share):
+    """scikit-learn's 1,797 digits as 8x8 PNGs in class folders, ``share`` of them moved to
+    another class's folder: the rows flagged through EfficientNet-Lite0's embeddings."""
+    pytest.importorskip("cleanlab", reason="the audit extra")
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    from deepstrata.audit.dataset import audit_data
+    from deepstrata.data.folders import LABEL
+
+    digits = load_digits()
+    pixels = np.round(digits.images * (255 / 16)).astype(np.uint8)
+    rng = np.random.default_rng(0)
+    flipped = set(rng.choice(len(pixels), round(share * len(pixels)), replace=False).tolist())
+    wrong = set()
+    for index, (image, label) in enumerate(zip(pixels, digits.target)):
+        if index in flipped:
+            label = (label + rng.integers(1, 10)) % 10
+        path = tmp_path / "digits" / str(label) / f"{index}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image, mode="L").save(path)
+        if index in flipped:
+            wrong.add(f"{label}/{index}.png")
+    cfg = FitConfig.from_dict({"target": LABEL, "folds": 5})
+    result, files = audit_data(tmp_path / "digits", cfg, backdoor=False, progress=False)
+    flagged = set(pd.read_csv(io.BytesIO(files["label_issues.csv"]))["image"])
+    precision = len(flagged & wrong) / max(len(flagged), 1)
+    recall = len(flagged & wrong) / len(wrong)
+    print(
+        f"digits as images, {share:.0%} flipped, EfficientNet-Lite0 embeddings: precision "
+        f"{precision:.3f} recall {recall:.3f} ({len(flagged)} flagged; out-of-fold accuracy "
+        f"{result['label_issues']['out_of_fold']['accuracy']:.3f})"
+    )
+    assert recall >= 0.5
