@@ -123,6 +123,12 @@ def rule(config) -> None:
             "label errors are estimated from out-of-fold probabilities: add --folds K (e.g. 5)",
             option="--drop-label-issues",
         )
+    if config.fairness_method == "reweigh" and not config.fairness:
+        raise ConfigError(
+            "reweighing needs the disparity to shrink: add --fairness equalized_odds (or "
+            "demographic_parity, equal_opportunity)",
+            option="--fairness-method",
+        )
     if config.fairness_method == "reweigh" and config.fairness:
         if config.folds:
             raise ConfigError(

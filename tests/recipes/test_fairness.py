@@ -274,9 +274,12 @@ def test_reweighing_records_its_tradeoff_and_needs_no_thresholds(arrests_parts, 
     assert (path / "fairness_tradeoff.png").exists()
 
 
-def test_reweighing_is_refused_with_folds():
+def test_reweighing_is_refused_with_folds_or_without_a_constraint():
     from deepstrata.config import FitConfig
     from deepstrata.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--fairness-method"):
+        FitConfig.from_dict({"target": "y", "sensitive": "g", "fairness_method": "reweigh"})
 
     with pytest.raises(ConfigError, match="--fairness-method"):
         FitConfig.from_dict(
