@@ -125,6 +125,20 @@ def audit_data(
     ensemble: Annotated[
         bool | None, typer.Option(help="Folds of the network and a classical model [auto].")
     ] = None,
+    embeddings: Annotated[
+        bool | None,
+        typer.Option(
+            help="Label errors and near duplicates on pretrained embeddings "
+            "[auto: when an input is an image or text column]."
+        ),
+    ] = None,
+    backdoor: Annotated[
+        bool | None,
+        typer.Option(
+            help="Activation clustering of a probe network per class, for planted "
+            "triggers [auto: when an input is an image column]."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Drives every random number.")] = 0,
     column: ColumnOpt = None,
     ignore: IgnoreOpt = None,
@@ -132,7 +146,8 @@ def audit_data(
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Likely label errors (confident learning), duplicates and train/test leakage of DATA."""
+    """Likely label errors (confident learning), duplicates, train/test leakage and, for
+    images, a backdoor check of DATA; audit_data.html shows them."""
     from deepstrata.audit.dataset import audit_data as run
     from deepstrata.audit.run import check_output, write_folder
     from deepstrata.config import FitConfig
@@ -147,7 +162,14 @@ def audit_data(
         settings["learning_rate"] = learning_rate
     cfg = FitConfig.from_dict(settings, source="flags")
     result, files = run(
-        data, cfg, test=test, labels=labels, tolerance=near_tolerance, progress=not quiet
+        data,
+        cfg,
+        test=test,
+        labels=labels,
+        tolerance=near_tolerance,
+        embeddings=embeddings,
+        backdoor=backdoor,
+        progress=not quiet,
     )
     write_folder(out, {"audit_data.json": json.dumps(result, indent=2).encode(), **files})
     if as_json:
@@ -169,6 +191,9 @@ def print_data_audit(result: dict) -> None:
         ],
         ["near duplicates", f"{near['pairs_found']} pairs"],
     ]
+    if "near_embeddings" in result["duplicates"]:
+        pairs = result["duplicates"]["near_embeddings"]["pairs_found"]
+        rows.append(["near duplicates (embeddings)", f"{pairs} pairs"])
     if "leakage" in result:
         leak = result["leakage"]
         rows.append(
@@ -185,6 +210,10 @@ def print_data_audit(result: dict) -> None:
                 f"{found['found']} of {found['rows_checked']} rows ({found['share']:.1%})",
             ]
         )
+    if "backdoor" in result:
+        check = result["backdoor"]
+        flagged = ", ".join(check["flagged_classes"]) or "none"
+        rows.append(["backdoor check", f"classes flagged: {flagged}; {check['found']} rows"])
     print_table(f"{result['data']}: {result['rows']} rows", ["finding", "count"], rows)
     for issue in result.get("label_issues", {}).get("worst", [])[:10]:
         print(

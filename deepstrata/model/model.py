@@ -233,13 +233,22 @@ class Model:
         return np.array([LABEL_JOIN.join(map(str, labels)) for labels in decoded], dtype=object)
 
     def evaluate(self, data: Data) -> dict[str, float]:
-        """Metrics on rows that include the target column."""
+        """Metrics on rows that include the target column. With fairness thresholds the
+        decision metrics (accuracy, balanced accuracy, F1) score the thresholded decisions,
+        as predict makes them; the probability metrics score the probabilities."""
         table, outputs = self._outputs(_as_table(data))
         target = self.schema.target
         if target not in table.frame.columns:
             raise table.error(f"the target column {target!r} is needed to evaluate", column=target)
         encoded = self.target_encoder.encode(table.frame[target], table)
-        return self.metrics_of(outputs, encoded)
+        result = self.metrics_of(outputs, encoded)
+        if self.fairness is not None:  # the decisions the model makes: its group thresholds
+            result.update(
+                decision_metrics(
+                    encoded, self.point_predictions(outputs, self.groups_of(table.frame))
+                )
+            )
+        return result
 
     def metrics_of(self, outputs: np.ndarray, encoded: np.ndarray) -> dict[str, float]:
         return self.spec.metrics(encoded, outputs, self.target_encoder, self.decision)
@@ -337,6 +346,25 @@ def _report(config: dict, metrics: dict, files: dict[str, bytes]) -> bytes | Non
             stacklevel=3,
         )
         return None
+
+
+def decision_metrics(labels: np.ndarray, said: np.ndarray) -> dict[str, float]:
+    """Accuracy, balanced accuracy and macro F1 of decisions ``said`` (class indices)."""
+    import warnings
+
+    from sklearn import metrics
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return {
+            "accuracy": float(metrics.accuracy_score(labels, said)),
+            "balanced_accuracy": float(metrics.balanced_accuracy_score(labels, said)),
+            "f1_macro": float(
+                metrics.f1_score(
+                    labels, said, average="macro", labels=np.unique(labels), zero_division=0
+                )
+            ),
+        }
 
 
 def _as_table(data: Data) -> Data:

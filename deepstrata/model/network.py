@@ -55,9 +55,10 @@ class Network(nn.Module):
         return self.head(self.combiner(features))
 
     def loss(
-        self, output: torch.Tensor, target: torch.Tensor, *, label_smoothing: float = 0.0
+        self, output: torch.Tensor, target: torch.Tensor, *, label_smoothing: float = 0.0, **weight
     ) -> torch.Tensor:
-        return self.head.loss(output, target, label_smoothing=label_smoothing)
+        """``weight=`` (per row, optional): the rows' weights in the mean loss."""
+        return self.head.loss(output, target, label_smoothing=label_smoothing, **weight)
 
 
 def build_network(

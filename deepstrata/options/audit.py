@@ -12,6 +12,7 @@ from deepstrata.options.spec import AtLeast, Choice, Option
 
 # --fairness: the disparity group thresholds shrink (see deepstrata.calibrate.thresholds)
 FAIRNESS = ("demographic_parity", "equalized_odds", "equal_opportunity")
+FAIRNESS_METHODS = ("thresholds", "reweigh")  # post-processing | in-training weights
 
 
 def parse_sensitive(value: str | list[str] | None, option: str = "--sensitive") -> list[str]:
@@ -51,6 +52,15 @@ OPTIONS = (
         extra={"shown": "off"},
     ),
     Option(
+        "fairness_method",
+        "thresholds",
+        "thresholds: group thresholds after training | reweigh: Kamiran-Calders row weights "
+        "in the loss (label and group independent), trade-off over 3 strengths.",
+        Choice(*FAIRNESS_METHODS),
+        type="str",
+        group="fairness",
+    ),
+    Option(
         "fairness_strength",
         10.0,
         "Thresholds maximise accuracy - strength x disparity (0: most accurate).",
@@ -82,7 +92,7 @@ OPTIONS = (
 
 def rule(config) -> None:
     """--fairness needs --sensitive; --drop-label-issues needs --folds (out-of-fold
-    probabilities); neither goes with the cross-fitted ensemble yet."""
+    probabilities); reweighing trains one network on one split."""
     if config.audit_only:
         if config.fairness:
             raise ConfigError(
@@ -113,9 +123,23 @@ def rule(config) -> None:
             "label errors are estimated from out-of-fold probabilities: add --folds K (e.g. 5)",
             option="--drop-label-issues",
         )
-    if config.fairness and config.folds and config.ensemble:
+    if config.fairness_method == "reweigh" and not config.fairness:
         raise ConfigError(
-            "group thresholds are not chosen for --ensemble --folds yet; pass --no-ensemble "
-            "or leave out --folds",
-            option="--fairness",
+            "reweighing needs the disparity to shrink: add --fairness equalized_odds (or "
+            "demographic_parity, equal_opportunity)",
+            option="--fairness-method",
         )
+    if config.fairness_method == "reweigh" and config.fairness:
+        if config.folds:
+            raise ConfigError(
+                "reweighing trains one network per strength on one validation split; "
+                "leave out --folds (or use --fairness-method thresholds)",
+                option="--fairness-method",
+            )
+        if config.ensemble:
+            raise ConfigError(
+                "reweighing weighs the network's loss; a classical member would ignore "
+                "the weights: pass --no-ensemble",
+                option="--fairness-method",
+            )
+        config.ensemble = False  # auto: the network alone carries the weights

@@ -41,6 +41,7 @@ from deepstrata.data.split import kfold_split, train_validation_split
 from deepstrata.model.model import Model, combine
 from deepstrata.recipes.crossval import check_folds, fold_logs, oof_table, say, train_fold
 from deepstrata.recipes.ensemble import classical_heads, classical_side, row_losses, weigh
+from deepstrata.recipes.fairness import fairness_metrics, fairness_thresholds
 from deepstrata.recipes.features import train_features
 from deepstrata.recipes.prepare import (
     Prepared,
@@ -210,6 +211,10 @@ def cross_fitted_ensemble(prepared: Prepared, *, run, resume, progress, callback
     members, weights = fit.members(weight)
     outputs = fit.outputs(weight, task)
     model = assemble(prepared, members, fold_logs(fit.networks), weights=weights)
+    # group thresholds on every row's out-of-fold outputs of the mix (what predict mixes)
+    model.fairness = fairness_thresholds(prepared, np.arange(len(encoded)), outputs)
+    fairness_entry, figure = fairness_metrics(model.fairness)
+    model.artifacts.update(figure)
     per_fold = []
     for number, trained in enumerate(fit.networks, start=1):
         rows = fit.fold_of == number
@@ -240,6 +245,7 @@ def cross_fitted_ensemble(prepared: Prepared, *, run, resume, progress, callback
         **({"groups": verdict["cross_fitted"]["groups"]} if cfg.group else {}),
         "training": f"cross-fitted ensemble over {cfg.folds} folds: {kept}",
         "ensemble": verdict,
+        **fairness_entry,
     }
     model.artifacts["oof_predictions.csv"] = oof_table(
         prepared, model, outputs, fit.fold_of.tolist()

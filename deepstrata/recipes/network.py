@@ -46,6 +46,7 @@ def train_split(
     progress: Progress,
     callbacks: list[Callback],
     max_epochs: int | None = None,
+    row_weights: np.ndarray | None = None,
 ) -> Trained:
     """Fit preprocessors on ``train_rows``, build and train one network, calibrate it on
     ``val_rows`` (None: a refit on every row, stopping at ``max_epochs``)."""
@@ -82,6 +83,8 @@ def train_split(
         prepared, member.network, directory, val_rows, callbacks, progress, max_epochs, imbalance
     )
     resuming = resume and directory is not None and has_checkpoint(directory / "checkpoint")
+    if row_weights is not None:  # fairness reweighing: each row's weight in the loss
+        trainer.row_weights = torch.as_tensor(row_weights, dtype=torch.float32)
     try:
         history = trainer.fit(train_inputs, train_target, validation=validation, resume=resuming)
     finally:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from deepstrata.data.split import train_validation_split
 from deepstrata.model.model import Model
 from deepstrata.recipes.ensemble import classical_side, with_classical
-from deepstrata.recipes.fairness import fairness_metrics, fairness_thresholds
+from deepstrata.recipes.fairness import fairness_metrics, fairness_thresholds, reweighed
 from deepstrata.recipes.network import train_split
 from deepstrata.recipes.prepare import Prepared, assemble, calibrated, group_counts
 from deepstrata.recipes.records import data_summary, prediction_records
@@ -34,15 +34,24 @@ def single_split(prepared: Prepared, *, run, resume, progress, callbacks) -> Mod
             hint="add rows or merge rare classes",
         )
     side = classical_side(prepared) if cfg.ensemble else None  # fails before any training
-    trained = train_split(
-        prepared,
-        train_rows,
-        val_rows,
-        directory=run.path if run else None,
-        resume=resume,
-        progress=progress,
-        callbacks=callbacks,
-    )
+
+    def train(row_weights=None):
+        return train_split(
+            prepared,
+            train_rows,
+            val_rows,
+            directory=run.path if run else None,
+            resume=resume,
+            progress=progress,
+            callbacks=callbacks,
+            row_weights=row_weights,
+        )
+
+    reweighing = None
+    if cfg.fairness and cfg.fairness_method == "reweigh":  # one network per strength
+        trained, reweighing = reweighed(prepared, train_rows, val_rows, train)
+    else:
+        trained = train()
     members, weights = [trained.member], None
     outputs = calibrated(trained.raw_outputs, trained.member)
     info = trained.info
@@ -51,13 +60,11 @@ def single_split(prepared: Prepared, *, run, resume, progress, callbacks) -> Mod
             side, trained, outputs, train_rows, val_rows, progress
         )
     labels = prepared.encoded[val_rows]
-    decision = task.decide(
-        outputs, labels, threshold=prepared.cfg.threshold
-    )  # None for most tasks: the argmax decides
-    fairness = fairness_thresholds(prepared, val_rows, outputs)
+    decision = task.decide(outputs, labels, threshold=prepared.cfg.threshold)  # None: argmax
+    fairness = None if reweighing else fairness_thresholds(prepared, val_rows, outputs)
     model = assemble(prepared, members, trained.artifacts, weights=weights, decision=decision)
-    model.fairness = fairness
-    entry, figure = fairness_metrics(fairness)
+    model.fairness = fairness  # thresholds applied when predicting; reweighing needs none
+    entry, figure = fairness_metrics(fairness or reweighing)
     model.artifacts.update(figure)
     split = {"train": len(train_rows), "validation": len(val_rows)}
     model.metrics = {

@@ -255,6 +255,8 @@ def groups_section(bundle):
     by_group = _validation_by_group(bundle)
     if not by_group and not (fairness and chosen):
         return None
+    if fairness and fairness.get("method") == "reweigh":
+        return Section("groups", "Groups", Html("".join([*by_group, *_reweighed(bundle)])))
     if not (fairness and chosen):
         return Section("groups", "Groups", Html("".join(by_group)))
     thresholds = table(
@@ -276,6 +278,28 @@ def groups_section(bundle):
     if "fairness_tradeoff.png" in bundle.files:
         parts.append(image(bundle.files["fairness_tradeoff.png"], "accuracy against disparity"))
     return Section("groups", "Groups", Html("".join([*by_group, *parts])))
+
+
+def _reweighed(bundle) -> list[str]:
+    """``fit --fairness-method reweigh``'s trade-off: one network per strength of the
+    Kamiran-Calders weights, scored on the held-out rows."""
+    from deepstrata.report.html import image, note, table
+
+    fairness = bundle.metrics["fairness"]
+    name = fairness["constraint"].replace("_", " ")
+    rows = [[row["strength"], row["accuracy"], row["disparity"]] for row in fairness["tradeoff"]]
+    parts = [
+        note(
+            f"Trained with Kamiran-Calders row weights (label independent of the group of "
+            f"{', '.join(fairness.get('columns', []))}) raised to each strength (0: plain); "
+            f"the model is strength {fairness['strength']:g}, scored on "
+            f"{fairness['held_out']['rows']} held-out rows."
+        ),
+        table(["strength", "accuracy", f"{name} difference"], rows, numeric=(0, 1, 2)),
+    ]
+    if "fairness_tradeoff.png" in bundle.files:
+        parts.append(image(bundle.files["fairness_tradeoff.png"], "accuracy against disparity"))
+    return parts
 
 
 def _validation_by_group(bundle) -> list[str]:

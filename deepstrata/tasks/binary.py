@@ -48,11 +48,15 @@ class Binary(Task):
     def raw_width(self, num_classes: int) -> int:
         return 1
 
-    def loss(self, output, target, *, label_smoothing: float = 0.0):
-        """The training loss on raw outputs (a torch scalar)."""
+    def loss(self, output, target, *, label_smoothing: float = 0.0, weight=None):
+        """The training loss on raw outputs (a torch scalar); ``weight``: per row (the
+        weighted mean: fairness reweighing), None: equal."""
         from torch.nn import functional as F
 
         target = smoothed(target.to(output.dtype), label_smoothing)
+        if weight is not None:
+            losses = F.binary_cross_entropy_with_logits(output, target, reduction="none")
+            return (losses * weight).sum() / weight.sum()
         return F.binary_cross_entropy_with_logits(output, target)
 
     def epoch_metric(self, output, target, encoder) -> dict:

@@ -28,11 +28,11 @@ class TaskHead(nn.Module):
         return output.squeeze(-1) if self.width == 1 else output  # (B,) or (B, width)
 
     def loss(
-        self, output: torch.Tensor, target: torch.Tensor, *, label_smoothing: float = 0.0
+        self, output: torch.Tensor, target: torch.Tensor, *, label_smoothing: float = 0.0, **weight
     ) -> torch.Tensor:
         from deepstrata.tasks import get
 
-        return get(self.task).loss(output, target, label_smoothing=label_smoothing)
+        return get(self.task).loss(output, target, label_smoothing=label_smoothing, **weight)
 
     def probabilities(self, output: np.ndarray) -> np.ndarray:
         from deepstrata.tasks import get

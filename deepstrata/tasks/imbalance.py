@@ -94,14 +94,15 @@ def oversample(rows: np.ndarray, labels: np.ndarray, seed: int) -> np.ndarray:
 def loss_function(task: str, entry: dict, label_smoothing: float = 0.0):
     """The training loss of a binary or multiclass network under ``entry`` (see
     :func:`resolve`): ``loss(output, target) -> torch scalar``, a weighted mean over rows
-    (``sum w_i l_i / sum w_i``, as PyTorch's ``weight=`` does)."""
+    (``sum w_i l_i / sum w_i``, as PyTorch's ``weight=`` does); ``weight``: rows' own
+    weights multiplying their class's."""
     import torch
     from torch.nn import functional as F
 
     weights = torch.tensor(entry["class_weights"], dtype=torch.float32)
     gamma = float(entry.get("focal_gamma", 0.0))
 
-    def loss(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def loss(output: torch.Tensor, target: torch.Tensor, weight=None) -> torch.Tensor:
         labels = target.long()
         if task == "binary":
             soft = target.to(output.dtype) * (1 - label_smoothing) + label_smoothing / 2
@@ -116,6 +117,8 @@ def loss_function(task: str, entry: dict, label_smoothing: float = 0.0):
         if gamma:
             rows = rows * (1 - p_true).pow(gamma)
         w = weights.to(output.device)[labels]
+        if weight is not None:  # each row's own weight too (fairness reweighing)
+            w = w * weight.to(w.dtype)
         return (w * rows).sum() / w.sum()
 
     return loss

@@ -382,3 +382,24 @@ def save_trainer(trainer, position: tuple[int, int], order_state: torch.Tensor) 
         "seconds": time.perf_counter() - trainer._start,
     }
     save_checkpoint(trainer.checkpoint_dir, tensors=tensors, state=state)
+
+
+def settings_of(trainer, rows: int, batch_size: int) -> dict:
+    """What a checkpoint of ``trainer`` must agree with for a resume to be exact: the data's
+    size, the batch, and every setting that shapes the run."""
+    names = (
+        "gradient_accumulation",
+        "max_epochs",
+        "schedule_epochs",
+        "learning_rate",
+        "weight_decay",
+        "precision",
+        "mixup",
+        "gradient_clip",
+        "patience",
+        "min_delta",
+        "monitor",
+        "seed",
+    )
+    settings = {"rows": rows, "batch_size": batch_size, "schedule": trainer.schedule_name}
+    return {**settings, **{name: getattr(trainer, name) for name in names}}

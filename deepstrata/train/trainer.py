@@ -145,6 +145,9 @@ class Trainer:
         # Replaces a batch's inputs before the forward pass (adversarial training: the
         # inputs that most raise the loss within a budget); None trains on the data as given.
         self.perturb = perturb
+        # (rows,) each training row's weight in the loss, passed to loss_fn as ``weight=``
+        # (fairness reweighing); set before fit. None: equal weights.
+        self.row_weights: torch.Tensor | None = None
         self.callbacks = [*callbacks, *([progress] if progress is not None else [])]
         # Set by fit(); read by callbacks.
         self.history = History()
@@ -285,6 +288,8 @@ class Trainer:
 
         if validation is not None:
             validation = (move(validation[0]), to_device(validation[1], self.device))
+        if self.row_weights is not None:
+            self.row_weights = to_device(self.row_weights, self.device)
         return move(inputs), to_device(target, self.device), validation
 
     def _choose(self, saved, inputs: Inputs, target: torch.Tensor, batch_size: int) -> tuple:
@@ -349,18 +354,20 @@ class Trainer:
         if self.perturb is not None:
             batch_inputs = self.perturb(self.network, batch_inputs, batch_target)
         loop = self.loop
+        weights = self.row_weights
+        extra = {} if weights is None else {"weight": weights[index]}
         with autocast(self.device, self.chosen_precision):
             if self.mixup > 0:
                 # Manifold mixup: blend encoded features and the two targets' losses.
                 weight = float(loop.mix_rng.beta(self.mixup, self.mixup))
                 partner = torch.randperm(len(index), generator=loop.mix).to(self.device)
                 output = self._model(batch_inputs, mix=(partner, weight))
-                loss = weight * self.loss_fn(output, batch_target) + (1 - weight) * self.loss_fn(
-                    output, batch_target[partner]
-                )
+                loss = weight * self.loss_fn(output, batch_target, **extra) + (
+                    1 - weight
+                ) * self.loss_fn(output, batch_target[partner], **extra)
             else:
                 output = self._model(batch_inputs)
-                loss = self.loss_fn(output, batch_target)
+                loss = self.loss_fn(output, batch_target, **extra)
         # One read per step (the finiteness check and the sum), summed over the ranks: all
         # see the global batch's loss, and raise together if it is not finite.
         total, rows = dist.loss_sum(loss.item(), len(index), share)
@@ -455,23 +462,7 @@ class Trainer:
     # -- checkpoints -------------------------------------------------------------------------------
     def _settings(self, rows: int, batch_size: int) -> dict:
         """What a checkpoint must agree with for a resume to be exact."""
-        return {
-            "rows": rows,
-            "batch_size": batch_size,
-            "gradient_accumulation": self.gradient_accumulation,
-            "max_epochs": self.max_epochs,
-            "schedule": self.schedule_name,
-            "schedule_epochs": self.schedule_epochs,
-            "learning_rate": self.learning_rate,
-            "weight_decay": self.weight_decay,
-            "precision": self.precision,
-            "mixup": self.mixup,
-            "gradient_clip": self.gradient_clip,
-            "patience": self.patience,
-            "min_delta": self.min_delta,
-            "monitor": self.monitor,
-            "seed": self.seed,
-        }
+        return ckpt.settings_of(self, rows, batch_size)
 
     def _read_checkpoint(self, settings: dict) -> tuple[dict, dict]:
         if self.checkpoint_dir is None:

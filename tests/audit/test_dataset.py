@@ -125,7 +125,19 @@ def test_image_files_are_compared_by_content(cli, tmp_path):
     for number, image in enumerate(sorted((train / "5").iterdir())[:4]):
         shutil.copy(image, test / "5" / f"leaked-{number}.png")
     out = tmp_path / "audit"
-    result = cli("audit-data", train, "--target", "label", "--test", test, "--no-labels", "-o", out)
+    result = cli(
+        "audit-data",
+        train,
+        "--target",
+        "label",
+        "--test",
+        test,
+        "--no-labels",
+        "--no-embeddings",
+        "--no-backdoor",
+        "-o",
+        out,
+    )
     assert result.code == 0, result.err
     report = json.loads((out / "audit_data.json").read_text())
     exact = report["duplicates"]["exact"]

@@ -221,3 +221,106 @@ def test_an_audit_only_column_is_no_input_but_is_counted(arrests_parts, tmp_path
     assert "predicted Yes" in groups and "<td>Black</td>" in groups
     with pytest.raises(ConfigError, match="--audit-only: group thresholds need"):
         FitConfig(target="released", audit_only="colour", fairness="equalized_odds")
+
+
+def test_reweigh_weights_make_the_label_independent_of_the_group(arrests_parts):
+    from types import SimpleNamespace
+
+    from deepstrata.recipes.fairness import reweigh_weights
+
+    train, _ = arrests_parts
+    cfg = SimpleNamespace(sensitive="colour")
+    encoded = (train["released"] == "Yes").to_numpy().astype(int)
+    prepared = SimpleNamespace(frame=train, encoded=encoded, cfg=cfg)
+    rows = np.arange(len(train))
+    weights = reweigh_weights(prepared, rows)
+    black = (train["colour"] == "Black").to_numpy()
+    rate = [np.average(encoded[g], weights=weights[g]) for g in (black, ~black)]
+    assert abs(rate[0] - rate[1]) < 1e-9  # weighted: the same rate of release in each group
+    assert abs(encoded[black].mean() - encoded[~black].mean()) > 0.05  # unweighted: not
+    assert np.allclose(reweigh_weights(prepared, rows, strength=0.0), 1.0)
+
+
+def test_the_binary_loss_weighs_rows():
+    import torch
+
+    from deepstrata.tasks import get
+
+    output, target = torch.tensor([2.0, -1.0, 0.5]), torch.tensor([1, 1, 0])
+    weighted = get("binary").loss(output, target, weight=torch.tensor([1.0, 0.0, 1.0]))
+    assert torch.isclose(weighted, get("binary").loss(output[[0, 2]], target[[0, 2]]))
+
+
+def test_reweighing_records_its_tradeoff_and_needs_no_thresholds(arrests_parts, tmp_path):
+    train, _ = arrests_parts
+    settings = {**FAST, "max_epochs": 1}
+    model = deepstrata.fit(
+        train.iloc[:400],
+        target="released",
+        sensitive="colour",
+        fairness="equalized_odds",
+        fairness_method="reweigh",
+        min_group_size=10,
+        progress=False,
+        **settings,
+    )
+    assert model.fairness is None  # nothing to apply when predicting
+    entry = model.metrics["fairness"]
+    assert entry["method"] == "reweigh"
+    assert [row["strength"] for row in entry["tradeoff"]] == [0.0, 0.5, 1.0]
+    assert entry["plain"]["disparity"] == entry["tradeoff"][0]["disparity"]
+    path = model.save(tmp_path / "reweighed")
+    assert "Kamiran-Calders" in (path / "report.html").read_text()
+    assert (path / "fairness_tradeoff.png").exists()
+
+
+def test_reweighing_is_refused_with_folds_or_without_a_constraint():
+    from deepstrata.config import FitConfig
+    from deepstrata.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--fairness-method"):
+        FitConfig.from_dict({"target": "y", "sensitive": "g", "fairness_method": "reweigh"})
+
+    with pytest.raises(ConfigError, match="--fairness-method"):
+        FitConfig.from_dict(
+            {
+                "target": "y",
+                "sensitive": "g",
+                "fairness": "equalized_odds",
+                "fairness_method": "reweigh",
+                "folds": 3,
+            }
+        )
+
+
+def test_evaluate_scores_the_thresholded_decisions(mitigated, arrests_parts):
+    model, _ = mitigated
+    _, test = arrests_parts
+    decided = model.predict(test)  # through the group thresholds
+    metrics = model.evaluate(test)
+    assert metrics["accuracy"] == pytest.approx((decided == test["released"].to_numpy()).mean())
+    argmax = np.asarray(model.classes)[model.predict_proba(test).argmax(axis=1)]
+    assert (argmax != decided).any()  # the thresholds change some decisions
+
+
+def test_thresholds_for_the_cross_fitted_ensemble(arrests_parts):
+    train, test = arrests_parts
+    model = deepstrata.fit(
+        train.iloc[:600],
+        target="released",
+        sensitive="colour",
+        fairness="equalized_odds",
+        folds=2,
+        min_group_size=10,
+        progress=False,
+        **{**FAST, "max_epochs": 1, "ensemble": True},
+    )
+    assert len(model.members) > 1 or model.metrics["ensemble"]["returned"] != "ensemble"
+    assert set(model.fairness["thresholds"]) == {"Black", "White"}
+    assert model.metrics["fairness"]["held_out"]["rows"] == 600  # every row, out of fold
+    scores = model.predict_proba(test.head(200))[:, 1]
+    groups = model.groups_of(test.head(200))
+    from deepstrata.calibrate.thresholds import apply_thresholds
+
+    expected = np.asarray(model.classes)[apply_thresholds(model.fairness, scores, groups)]
+    assert (model.predict(test.head(200)) == expected).all()
