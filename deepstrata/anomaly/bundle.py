@@ -10,7 +10,6 @@ scores.csv the training rows' scores. JSON and safetensors only: no pickle.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -64,11 +63,9 @@ def save_detector(
 def is_anomaly_bundle(path: str | Path) -> bool:
     """Whether ``path`` is a bundle directory whose config.json says ``kind: anomaly``
     (a quick look; loading verifies the manifest before trusting anything)."""
-    config = Path(path) / "config.json"
-    try:
-        return json.loads(config.read_text(encoding="utf-8")).get("kind") == KIND
-    except (OSError, ValueError, AttributeError):
-        return False
+    from deepstrata.bundle.read import bundle_kind
+
+    return bundle_kind(path) == KIND
 
 
 def load_detector(path: str | Path) -> tuple[Detector, dict]:

@@ -47,3 +47,17 @@ def check_finite(weights: dict[str, torch.Tensor], *, path: Path) -> None:
                 "weights are finite: refit, or use the bundle as it was written",
                 path=str(path),
             )
+
+
+def bundle_kind(path: str | Path) -> str | None:
+    """The ``kind`` a bundle's config.json names (``forecast``, ``anomaly``; None for a
+    model): a quick look that picks the loader, which then verifies everything. A file that
+    cannot be read as a bundle's JSON (missing, malformed, nested beyond reason) is None,
+    so the model loader is the one to say what is wrong."""
+    directory = Path(path)
+    try:
+        config = read_json(directory / CONFIG, bundle=directory)
+    except (BundleError, OSError):
+        return None
+    kind = config.get("kind")
+    return kind if isinstance(kind, str) else None

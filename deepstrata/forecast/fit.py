@@ -129,13 +129,9 @@ class Forecaster:
 
 def is_forecaster(path: str | Path) -> bool:
     """Whether the bundle at ``path`` holds a forecaster (config.json says so)."""
-    import json
+    from deepstrata.bundle.read import bundle_kind
 
-    try:
-        config = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(config, dict) and config.get("kind") == BUNDLE_KIND
+    return bundle_kind(path) == BUNDLE_KIND
 
 
 def load_forecaster(path: str | Path) -> Forecaster:

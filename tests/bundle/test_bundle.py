@@ -327,3 +327,18 @@ def test_a_lock_file_no_process_holds_is_swept_and_a_held_one_kept(tmp_path):
     with locked(path, option="--out"):  # held (by this process): no sweep removes it
         write(path, overwrite=True)
         assert lock_path(path).exists()
+
+
+def test_bundle_kind_is_a_safe_look_at_config_json(tmp_path):
+    """predict picks the forecaster's or the detector's loader by config.json's kind: a
+    missing, malformed or absurdly nested file is no kind (the model loader then names it),
+    never a crash of the quick look."""
+    from deepstrata.bundle.read import bundle_kind
+
+    assert bundle_kind(tmp_path) is None  # no config.json
+    (tmp_path / "config.json").write_text('{"kind": "anomaly"}')
+    assert bundle_kind(tmp_path) == "anomaly"
+    (tmp_path / "config.json").write_text("[" * 100_000 + "]" * 100_000)
+    assert bundle_kind(tmp_path) is None
+    (tmp_path / "config.json").write_text("not json")
+    assert bundle_kind(tmp_path) is None
