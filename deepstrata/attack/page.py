@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deepstrata.report.html import CSP, CSS, Html, Section, esc, fmt, image, note, table
+from deepstrata.report.html import Html, Section, esc, fmt, image, note, standalone_page, table
 
 SIDE = 112  # pixels per side of an example as shown
 
@@ -123,18 +123,7 @@ def render(result: dict, *, title: str) -> str:
         f"{result['attack']} ({result['norm']}) on {result['rows']} rows · clean accuracy "
         f"{fmt(result['clean_accuracy'])}"
     )
-    contents = "".join(f'<li><a href="#{s.key}">{esc(s.title)}</a></li>' for s in sections)
-    body = "".join(
-        f'<section id="{s.key}"><h2>{esc(s.title)}</h2>{s.body}</section>' for s in sections
-    )
-    return (
-        "<!DOCTYPE html>\n"
-        f'<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"{CSP}<style>{CSS}</style></head><body><header><h1>{esc(title)}</h1>"
-        f'<p class="subtitle">{esc(subtitle)}</p></header>'
-        f"<nav><ol>{contents}</ol></nav><main>{body}</main></body></html>\n"
-    )
+    return standalone_page(title, esc(title), subtitle, sections)
 
 
 def write_folder(result: dict, folder: Path, *, title: str) -> Path:

@@ -8,7 +8,7 @@ import io
 import numpy as np
 
 from deepstrata.explain.explanation import Explanation
-from deepstrata.report.html import CSP, CSS, Html, Section, esc, fmt, image, note, table
+from deepstrata.report.html import Html, Section, esc, fmt, image, note, standalone_page, table
 
 ROWS_SHOWN = 50
 
@@ -210,15 +210,4 @@ def render(explanation: Explanation, *, title: str) -> str:
         f"method {explanation.method} · {len(explanation.rows)} rows · explains the "
         f"{explanation.settings.get('explained', 'prediction')}"
     )
-    contents = "".join(f'<li><a href="#{s.key}">{esc(s.title)}</a></li>' for s in sections)
-    body = "".join(
-        f'<section id="{s.key}"><h2>{esc(s.title)}</h2>{s.body}</section>' for s in sections
-    )
-    return (
-        "<!DOCTYPE html>\n"
-        f'<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"{CSP}<style>{CSS}</style></head><body><header><h1>{esc(title)}</h1>"
-        f'<p class="subtitle">{esc(subtitle)}</p></header>'
-        f"<nav><ol>{contents}</ol></nav><main>{body}</main></body></html>\n"
-    )
+    return standalone_page(title, esc(title), subtitle, sections)

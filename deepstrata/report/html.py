@@ -130,3 +130,20 @@ details{margin:6px 0}summary{cursor:pointer;color:var(--accent)}
 pre.card{white-space:pre-wrap;font-size:12px;background:var(--soft);padding:10px;border-radius:6px}
 footer{margin-top:24px;color:var(--muted);font-size:12px}
 """.replace("\n", "")
+
+
+def standalone_page(title: str, heading: Html, subtitle: str, sections: list[Section]) -> str:
+    """A whole self-contained page (explain, attack, search): the report's style and
+    Content-Security-Policy, a heading and subtitle, a list of contents, the sections."""
+    contents = "".join(f'<li><a href="#{s.key}">{esc(s.title)}</a></li>' for s in sections)
+    body = "".join(
+        f'<section id="{s.key}"><h2>{esc(s.title)}</h2>{s.body}</section>' for s in sections
+    )
+    return (
+        "<!DOCTYPE html>\n"
+        f'<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"{CSP}<style>{CSS}</style></head><body><header><h1>{heading}</h1>"
+        f'<p class="subtitle">{esc(subtitle)}</p></header>'
+        f"<nav><ol>{contents}</ol></nav><main>{body}</main></body></html>\n"
+    )

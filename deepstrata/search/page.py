@@ -3,7 +3,7 @@ embedded PNGs, no script, no external URL), drawn from ``search.json`` only."""
 
 from __future__ import annotations
 
-from deepstrata.report.html import CSP, CSS, Html, esc, fmt, image, note, table
+from deepstrata.report.html import Html, Section, esc, fmt, image, note, standalone_page, table
 from deepstrata.report.search import facts, front_png, importance_png, progress_png
 
 __all__ = ["render_search"]
@@ -53,19 +53,13 @@ def render_search(summary: dict) -> str:
     else:
         sections.append(("importance", "What mattered", note("Too few complete trials to tell.")))
     sections.append(("trials", "Every trial", _trials_table(summary)))
-    contents = "".join(f'<li><a href="#{k}">{esc(t)}</a></li>' for k, t, _ in sections)
-    body = "".join(f'<section id="{k}"><h2>{esc(t)}</h2>{b}</section>' for k, t, b in sections)
     title = f"deepstrata search: {summary.get('target')}"
-    return (
-        "<!DOCTYPE html>\n"
-        f'<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"{CSP}<style>{CSS}</style></head><body><header><h1>Search for <code>"
-        f'{esc(summary.get("target"))}</code></h1><p class="subtitle">study '
-        f"{esc(summary.get('study'))} · {esc(summary.get('sampler'))} · "
-        f"{esc(', '.join(summary['objectives']))}</p></header>"
-        f"<nav><ol>{contents}</ol></nav><main>{body}</main></body></html>\n"
+    heading = Html(f"Search for <code>{esc(summary.get('target'))}</code>")
+    subtitle = (
+        f"study {summary.get('study')} · {summary.get('sampler')} · "
+        f"{', '.join(summary['objectives'])}"
     )
+    return standalone_page(title, heading, subtitle, [Section(*s) for s in sections])
 
 
 def _trials_table(summary: dict) -> Html:
