@@ -14,7 +14,7 @@ import numpy as np
 
 from deepstrata.evaluate.metrics import regression_metrics
 from deepstrata.tasks.base import Task
-from deepstrata.values import numbers
+from deepstrata.tasks.regression import Regression
 
 
 def pinball(output, target, quantiles):
@@ -46,16 +46,11 @@ class Forecast(Task):
     metric_names = ("mae", "rmse", "smape")
     higher_is_better = frozenset()
 
-    def fit_target(self, encoder, column, fail) -> None:
-        values = numbers(column, fail)
-        encoder.mean = float(np.nanmean(values))
-        encoder.std = float(np.nanstd(values)) or 1.0
-
-    def encode(self, encoder, column, fail) -> np.ndarray:
-        return ((numbers(column, fail) - encoder.mean) / encoder.std).astype(np.float32)
-
-    def decode(self, encoder, point: np.ndarray) -> np.ndarray:
-        return point * encoder.std + encoder.mean
+    # A number per step, standardised as a regression target is (by assignment, as the
+    # classifiers share ClassTarget's).
+    fit_target = Regression.fit_target
+    encode = Regression.encode
+    decode = Regression.decode
 
     def examples(self, rng, rows: int) -> list:
         steps = np.arange(rows)
