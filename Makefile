@@ -56,7 +56,7 @@ test-all: setup $(TEST_DATA_STAMP)
 
 # Lightning, for the comparison in train_throughput.py; the constraints keep torch as it is.
 bench: setup $(DEV_STAMP)
-	$(PIP) -c constraints.txt -e ".[dev,pretrained,serve,explain,audit,search,attack,bench]"
+	$(PIP) -c constraints.txt -e ".[dev,pretrained,serve,explain,audit,forecast,privacy,search,attack,bench]"
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/predict_throughput.py
 	$(BIN)/python bench/image_pipeline.py
@@ -70,6 +70,7 @@ bench: setup $(DEV_STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python bench/forecast.py
 	$(BIN)/python bench/privacy.py --threads 1
 	$(BIN)/python bench/attack.py --threads 1
+	OMP_NUM_THREADS=1 $(BIN)/python bench/search.py --trials 30 --sampler-trials 12
 
 lint: setup $(DEV_STAMP)
 	$(BIN)/ruff check deepstrata tests bench
