@@ -83,12 +83,7 @@ class StreamedTrainer(Trainer):
                         epoch,
                         step + 1,
                     )
-            self._step()
-            for callback in self.callbacks:
-                callback.on_batch_end(self, epoch, step + 1, loss.detach())
-            if deadline < math.inf and dist.from_main(time.perf_counter() > deadline):
+            position = micro.stop if micro.stop < batches else None  # None: the epoch's end
+            if self._end_step(epoch, step + 1, loss, deadline, position, order_state):
                 return self._record(epoch), True
-            due = time.perf_counter() - self._last_checkpoint >= self.checkpoint_interval
-            if self.checkpoint_dir is not None and micro.stop < batches and due:
-                self._save((epoch, micro.stop), order_state)
         return self._record(epoch), False

@@ -334,16 +334,25 @@ class Trainer:
                 index = order[batch * batch_size : (batch + 1) * batch_size]
                 with dist.no_sync(self._model, last=batch == micro.stop - 1):
                     loss = self._backward(inputs, target, index, len(micro), epoch, step + 1)
-            self._step()
-            for callback in self.callbacks:
-                callback.on_batch_end(self, epoch, step + 1, loss.detach())
-            # Rank 0's clock decides: ranks stopping at different steps would hang.
-            if deadline < math.inf and dist.from_main(time.perf_counter() > deadline):
+            position = micro.stop if micro.stop < batches else None  # None: the epoch's end
+            if self._end_step(epoch, step + 1, loss, deadline, position, order_state):
                 return self._record(epoch), True
-            due = time.perf_counter() - self._last_checkpoint >= self.checkpoint_interval
-            if self.checkpoint_dir is not None and micro.stop < batches and due:
-                self._save((epoch, micro.stop), order_state)
         return self._record(epoch), False
+
+    def _end_step(self, epoch, step, loss, deadline, position, order_state) -> bool:
+        """After a step's micro-batches: the optimizer step, the callbacks, then whether the
+        time limit ran out (returned) and, when due, a mid-epoch checkpoint at batch
+        ``position`` (None: the epoch's end, which checkpoints anyway)."""
+        self._step()
+        for callback in self.callbacks:
+            callback.on_batch_end(self, epoch, step, loss.detach())
+        # Rank 0's clock decides: ranks stopping at different steps would hang.
+        if deadline < math.inf and dist.from_main(time.perf_counter() > deadline):
+            return True
+        due = time.perf_counter() - self._last_checkpoint >= self.checkpoint_interval
+        if self.checkpoint_dir is not None and position is not None and due:
+            self._save((epoch, position), order_state)
+        return False
 
     def _backward(self, inputs, target, index, group: int, epoch: int, step: int) -> torch.Tensor:
         """Forward and backward of one micro-batch (rows ``index``); the loss is divided by
