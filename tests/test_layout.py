@@ -27,7 +27,6 @@ LONG_FUNCTIONS: dict[str, str] = {}  # "module:function": why; none today
 
 # A module without a test file of its own -> the test file that covers it (and why).
 COVERED_ELSEWHERE = {
-    "model/reference.py": "tests/attack/test_drift.py",  # kept at fit, read by the drift check
     "report/search.py": "tests/search/test_run.py",  # the refit bundle's report section
     "search/objective.py": "tests/search/test_run.py",  # trials of real fits, end to end
     "search/outputs.py": "tests/search/test_run.py",
