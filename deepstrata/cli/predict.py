@@ -37,15 +37,17 @@ def predict(
 
     if output is not None and output.exists() and not overwrite:
         raise ConfigError(f"{output} already exists; pass --overwrite", option="--output")
-    from deepstrata.anomaly.bundle import is_anomaly_bundle, score_rows
-    from deepstrata.forecast.fit import is_forecaster, load_forecaster
+    from deepstrata.anomaly import bundle as anomaly
+    from deepstrata.bundle.read import bundle_kind
+    from deepstrata.forecast import fit as forecast
 
-    if is_forecaster(bundle):  # per series and step: the median and the quantiles
-        frame = load_forecaster(bundle).predictions(data)
-    elif is_anomaly_bundle(bundle):  # written by `deepstrata anomalies`: scores per row
+    kind = bundle_kind(bundle)  # one look at config.json picks the loader
+    if kind == forecast.BUNDLE_KIND:  # per series and step: the median and the quantiles
+        frame = forecast.load_forecaster(bundle).predictions(data)
+    elif kind == anomaly.KIND:  # written by `deepstrata anomalies`: scores per row
         if proba:
             raise ConfigError("an anomaly detector has no class probabilities", option="--proba")
-        frame = score_rows(bundle, data, keep=keep or [])
+        frame = anomaly.score_rows(bundle, data, keep=keep or [])
     else:
         if output is not None and output.suffix.lower() in (".parquet", ".pq"):
             from deepstrata.data.stream import is_parquet
