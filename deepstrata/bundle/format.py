@@ -17,9 +17,31 @@ import platform
 
 FORMAT = 2
 
+# Bundles that are not models name their kind in config.json; what reads each, for the error
+# a model's reader gives when handed one (``evaluate``, ``explain``, ``drift``, ...).
+OTHER_KINDS = {
+    "forecast": (
+        "a forecaster (written by `fit --time`)",
+        "`predict`, `serve` and `report` read it",
+    ),
+    "anomaly": ("an anomaly detector (written by `deepstrata anomalies`)", "`predict` reads it"),
+}
+
+
+class NotAModel(ValueError):
+    """config.json describes another kind of bundle (OTHER_KINDS)."""
+
 
 def upgrade(config: dict, weights: dict) -> tuple[dict, dict]:
-    """``(config, weights)`` of any known layout in the current one."""
+    """``(config, weights)`` of any known layout in the current one; :class:`NotAModel` for
+    a bundle of another kind."""
+    kind = config.get("kind")
+    if kind is not None:
+        what, readers = OTHER_KINDS.get(
+            kind,
+            (f"a bundle of kind {kind!r}", "a newer deepstrata may read it"),
+        )
+        raise NotAModel(f"this is {what}, not a model this command reads; {readers}")
     if "members" in config:
         return config, weights
     config = dict(config)

@@ -19,7 +19,7 @@ import torch
 
 from deepstrata import tasks
 from deepstrata.bundle import read_bundle, write_bundle
-from deepstrata.bundle.format import FORMAT, upgrade, versions
+from deepstrata.bundle.format import FORMAT, NotAModel, upgrade, versions
 from deepstrata.config import FitConfig
 from deepstrata.data.folders import file_column, is_folder
 from deepstrata.data.schema import Schema
@@ -405,6 +405,8 @@ def load(path: str | Path) -> Model:
             decision=config.get("decision"),
             fairness=config.get("fairness"),
         )
+    except NotAModel as error:  # a forecaster or a detector: say what reads it
+        raise BundleError(str(error), path=str(path)) from None
     except (  # config.json is data: any shape may come, and each must end in one line
         AttributeError,
         IndexError,

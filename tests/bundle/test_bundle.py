@@ -342,3 +342,27 @@ def test_bundle_kind_is_a_safe_look_at_config_json(tmp_path):
     assert bundle_kind(tmp_path) is None
     (tmp_path / "config.json").write_text("not json")
     assert bundle_kind(tmp_path) is None
+
+
+@pytest.mark.parametrize(
+    "kind, said",
+    [
+        ("forecast", r"this is a forecaster .*; `predict`, `serve` and `report` read it"),
+        ("anomaly", r"this is an anomaly detector .*; `predict` reads it"),
+        ("later", r"this is a bundle of kind 'later'"),
+    ],
+)
+def test_a_model_reader_handed_another_kind_of_bundle_says_what_it_is(tmp_path, kind, said):
+    """evaluate, explain, drift, attack ... load models; a forecaster's or a detector's bundle
+    is named as such with the commands that read it, not a KeyError of the model's layout."""
+    from deepstrata.model.model import load
+
+    path = write_bundle(
+        tmp_path / "bundle",
+        config={"kind": kind},
+        weights={"w": torch.zeros(1)},
+        metrics={},
+        versions={"deepstrata": "test"},
+    )
+    with pytest.raises(BundleError, match=said):
+        load(path)
