@@ -119,3 +119,17 @@ def test_progress_counts_rows_on_stderr():
     quiet = io.StringIO()
     RowProgress(10, enabled=False, interval=0.0, stream=quiet).add(10)
     assert quiet.getvalue() == ""
+
+
+def test_a_worker_that_dies_without_a_word_is_named_with_its_rows(rows):
+    from types import SimpleNamespace
+
+    from deepstrata.errors import DistributedError
+    from deepstrata.model.streamed import _check_alive
+
+    stream = ParquetStream(rows)
+    workers = [SimpleNamespace(exitcode=None), SimpleNamespace(exitcode=-9)]
+    args = [(0, "b", "d", (0, 4)), (1, "b", "d", (4, 9))]
+    with pytest.raises(DistributedError, match=r"process 2 of 2 was killed by signal 9 .*4-8"):
+        _check_alive(workers, {0, 1}, args, stream)
+    _check_alive(workers, {0}, args, stream)  # the living one, and one already done: fine
