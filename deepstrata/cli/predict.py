@@ -118,11 +118,11 @@ def _predict_streamed(bundle: Path, data: Path, output: Path, *, proba, keep, np
     time (deepstrata.model.streamed), in ``nproc`` processes sharing the cores."""
     from deepstrata.model.streamed import predict_stream
 
-    rows = 0
+    done = (0, 1)  # rows, processes
 
     def write(path) -> None:
-        nonlocal rows
-        rows = predict_stream(
+        nonlocal done
+        done = predict_stream(
             bundle,
             data,
             path,
@@ -134,7 +134,8 @@ def _predict_streamed(bundle: Path, data: Path, output: Path, *, proba, keep, np
         )
 
     write_atomically(output, write)
-    how = f"streamed, {nproc} processes" if nproc > 1 else "streamed"
+    rows, processes = done
+    how = f"streamed, {processes} processes" if processes > 1 else "streamed"
     print(f"{rows} predictions written to {output} ({how})", file=sys.stderr)
 
 

@@ -53,10 +53,8 @@ def shares(stream: ParquetStream, nproc: int) -> list[tuple[int, int]]:
     bounds = [0]
     for share in range(1, count):
         target = stream.rows * share / count
-        cut = bisect_left(firsts, target)  # the row group boundary nearest the target
-        if 0 < cut < pieces and target - firsts[cut - 1] < firsts[cut] - target:
-            cut -= 1
-        elif cut == pieces:
+        cut = min(bisect_left(firsts, target), pieces - 1)  # the boundary nearest the target
+        if cut > 0 and target - firsts[cut - 1] < firsts[cut] - target:
             cut -= 1
         bounds.append(min(max(cut, bounds[-1] + 1), pieces - (count - share)))
     bounds.append(pieces)
@@ -179,10 +177,10 @@ def predict_stream(
     proba: bool = False,
     keep: list[str] | tuple = (),
     progress: RowProgress | bool = True,
-) -> int:
+) -> tuple[int, int]:
     """Predict every row of the Parquet file or folder ``data`` with ``bundle`` into
     ``path`` (``fmt``: ``parquet`` or ``csv``) in ``nproc`` processes of ``threads`` torch
-    threads each; the rows written. ``path`` is the caller's temporary file (the CLI
+    threads each (no more processes than row groups); the rows written, and the processes. ``path`` is the caller's temporary file (the CLI
     renames it onto the output): the parts are written beside it and always removed."""
     stream = ParquetStream(data)
     for name in keep:  # before any work: a worker would find out only at its first chunk
@@ -197,7 +195,7 @@ def predict_stream(
         _predict_in_workers(
             bundle, stream, Path(path), fmt, ranges, threads, proba, list(keep), progress
         )
-    return stream.rows
+    return stream.rows, len(ranges)
 
 
 def _predict_here(bundle, stream, path, fmt, *, proba, keep, on: RowProgress) -> None:
