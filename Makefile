@@ -66,6 +66,7 @@ bench: setup $(DEV_STAMP)
 	$(BIN)/python bench/explain.py --threads 1
 	$(BIN)/python bench/drift.py --threads 1
 	$(BIN)/python bench/distributed.py
+	$(BIN)/python bench/predict_parallel.py
 	$(BIN)/python bench/audit.py --threads 1
 	OMP_NUM_THREADS=1 $(BIN)/python bench/forecast.py
 	$(BIN)/python bench/privacy.py --threads 1
