@@ -66,6 +66,26 @@ def test_a_saved_ensemble_forecasts_as_the_one_in_memory(ensemble, tmp_path):
     ).all()
 
 
+def test_serve_answers_the_mix(ensemble):
+    pytest.importorskip("httpx")
+    import pandas as pd
+    from fastapi.testclient import TestClient
+
+    from deepstrata.serve.forecast import create_forecast_app
+    from deepstrata.serve.settings import ServeSettings
+    from tests.serve.test_forecast import records
+
+    frame = tiny_panel()
+    history = pd.concat([frame, future_rows(frame)], ignore_index=True)
+    client = TestClient(create_forecast_app(ensemble, ServeSettings(token="s" * 16)))
+    assert client.get("/readyz").json()["ensemble"]["baseline"] == ensemble.mix.baseline
+    headers = {"Authorization": "Bearer " + "s" * 16}
+    answer = client.post("/forecast", json={"records": records(history)}, headers=headers)
+    served = pd.DataFrame(answer.json()["forecasts"])
+    expected = ensemble.predictions(history)
+    np.testing.assert_allclose(served["units_q90"], expected["units_q90"], rtol=1e-6)
+
+
 def test_the_mix_is_per_quantile_level_with_the_baseline_refitted(ensemble, tmp_path):
     forecaster = ensemble
     from deepstrata.forecast import windows as win
