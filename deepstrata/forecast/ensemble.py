@@ -18,8 +18,10 @@ new data (the "forecast combination puzzle"). One weight, not one per step: a ba
 a few cut-offs gives a per-step weight a few windows to be fitted on.
 
 The ``ensemble`` row of the backtest is honest about that choice: the windows of each
-cut-off are mixed with the weight chosen on the *other* cut-offs' windows (leave one
-cut-off out); the weight stored is the one chosen on all of them.
+cut-off are mixed with the weight chosen on the *earlier* cut-offs' windows only (whose
+actuals are all known by then; the first cut-off, with none, gets the even mix the rule
+falls back to), so no weight has seen the future it is scored on. The weight stored is the
+one chosen on all of them.
 
 What predict needs is stored without pickle: the baseline's name and its settings (the
 statistical ones, seasonal naive, ETS, ARIMA and Theta, are refitted on each posted
@@ -43,6 +45,7 @@ from deepstrata.forecast.baselines import (
 from deepstrata.options.forecast import BASELINES, parse_columns
 
 WEIGHTS = np.round(np.linspace(0.0, 1.0, 21), 2)  # the network's share
+EVEN = 0.5  # the weight before any window tells (what choose_weight picks among ties)
 
 
 def requested_baselines(cfg) -> list[str]:
@@ -97,8 +100,8 @@ def weigh(
     season: int,
     count: int,
 ) -> tuple[float, dict, list[dict]]:
-    """(the weight, its curve and the leave-one-cut-off-out weights, the ensemble's
-    backtest summary and rows). ``deep`` and ``base`` are the same windows' backtest rows
+    """(the weight, its facts: curve and each cut-off's weight from the earlier cut-offs,
+    the ensemble's backtest rows). ``deep`` and ``base`` are the same windows' backtest rows
     (:func:`deepstrata.forecast.backtest.backtest`, cut-off by cut-off)."""
     losses = window_losses(deep, base, values, quantiles, season)
     weight = float(WEIGHTS[choose_weight(losses)])
@@ -106,10 +109,10 @@ def weigh(
     rank = np.arange(len(deep)) // per_cutoff  # which cut-off each window is at
     held_out, rows = [], []
     for k in range(count):
-        others = rank != k
-        w = float(WEIGHTS[choose_weight(losses[:, others])]) if others.any() else weight
+        earlier = rank < k
+        w = float(WEIGHTS[choose_weight(losses[:, earlier])]) if earlier.any() else EVEN
         held_out.append(w)
-        for j in np.flatnonzero(~others):
+        for j in np.flatnonzero(rank == k):
             d, b = deep[j], base[j]
             series, cutoff = values[d["series"]], d["cutoff"]
             forecast = mix(d["forecast"], b["forecast"], w)

@@ -1,10 +1,13 @@
 """``fit --time``: a global forecaster across series, backtested, in a bundle.
 
 read -> :class:`~deepstrata.forecast.windows.Spec` (frequency, covariates, lookback) ->
-panel -> a network trained on every series before the first backtest cut-off, scored at
-each cut-off beside seasonal naive (:mod:`deepstrata.forecast.backtest`) -> the network
-trained again on all the history -> :class:`Forecaster`, whose ``save`` writes the bundle
-(config.json, weights.safetensors, metrics.json, report.html) through the one writer.
+panel -> a network trained on every series before the first backtest cut-off, its
+intervals conformalized (:mod:`deepstrata.forecast.conformal`), scored at each cut-off
+beside seasonal naive (:mod:`deepstrata.forecast.backtest`) and, with ``--ensemble``,
+mixed with the best baseline (:mod:`deepstrata.forecast.ensemble`) -> the network trained
+again on all the history -> :class:`Forecaster`, whose ``save`` writes the bundle
+(config.json, weights.safetensors, metrics.json, report.html, an ensemble's LightGBM text
+models) through the one writer.
 """
 
 from __future__ import annotations
@@ -71,9 +74,9 @@ def make_spec(table, cfg) -> win.Spec:
 
 class Forecaster:
     """A fitted forecaster: its spec, quantiles, network, metrics, and ``widen``: how far
-    (in window-scaled units) the outer quantiles move out so that the validation windows'
-    interval coverage is nominal (conformalized quantile regression, Romano et al. 2019;
-    the pinball-trained quantiles are too narrow on the windows they were trained on)."""
+    (in window-scaled units) the outer quantiles move out so that the out-of-sample
+    windows' interval coverage is nominal (:mod:`deepstrata.forecast.conformal`); ``mix``:
+    the baseline an ensemble mixes in (:class:`deepstrata.forecast.ensemble.Mix`)."""
 
     def __init__(
         self, spec, architecture, network, quantiles, metrics, training, widen=0.0, mix=None

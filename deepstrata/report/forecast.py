@@ -72,7 +72,7 @@ def forecast_report(metrics: Mapping, target: str) -> str:
     if ensemble:
         summary += note(
             f"Ensemble: {ensemble['reason']}. Its backtest row mixes each cut-off's windows "
-            "with the weight chosen on the other cut-offs'; every quantile level is mixed "
+            "with the weight chosen on the earlier cut-offs' (the first: an even mix); every quantile level is mixed "
             "alike (network share w, baseline 1 - w). The fans show the ensemble."
         )
     fans = "".join(
