@@ -146,8 +146,10 @@ if __name__ == "__main__":
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--backtests", type=int, default=3)
     parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument("--skip-throughput", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    throughput()
+    if not args.skip_throughput:
+        throughput()
     if not args.skip_accuracy:
         accuracy(args.epochs, args.backtests)
