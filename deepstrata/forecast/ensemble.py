@@ -31,6 +31,7 @@ at fit time) in LightGBM's own text format, and the weight, in config.json.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -194,7 +195,12 @@ class Mix:
         boosters = None
         if config["baseline"] not in BASELINES:
             raise ValueError(f"unknown baseline {config['baseline']!r}")
-        if config["lightgbm_files"]:
+        names = config["lightgbm_files"]
+        if any(not re.fullmatch(r"ensemble_lightgbm_\d+\.txt", str(name)) for name in names):
+            raise ValueError(f"ensemble files must be ensemble_lightgbm_N.txt, got {names}")
+        if (config["baseline"] == "lightgbm") != bool(names):
+            raise ValueError("a LightGBM partner needs its models, and only it has them")
+        if names:
             from deepstrata.forecast.baselines import _lightgbm
 
             lightgbm = _lightgbm()

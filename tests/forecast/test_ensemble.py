@@ -66,6 +66,15 @@ def test_a_saved_ensemble_forecasts_as_the_one_in_memory(ensemble, tmp_path):
     ).all()
 
 
+def test_a_bundle_naming_a_file_outside_is_refused(tmp_path):
+    # (a bundle's manifest is verified first; this is what its config.json may not say)
+    with pytest.raises(ValueError, match="ensemble_lightgbm_N"):
+        Mix.from_config(
+            {"baseline": "lightgbm", "weight_network": 0.5, "seed": 0, "lightgbm_files": ["../x"]},
+            tmp_path,
+        )
+
+
 def test_serve_answers_the_mix(ensemble):
     pytest.importorskip("httpx")
     import pandas as pd
