@@ -18,9 +18,9 @@ import pandas as pd
 
 from deepstrata.errors import MissingPackageError
 from deepstrata.forecast.backtest import Forecaster, backtest, seasonal_naive_forecaster
+from deepstrata.options.forecast import BASELINES
 
 STATSFORECAST = {"ets": "AutoETS", "arima": "AutoARIMA", "theta": "AutoTheta"}
-BASELINES = ("seasonal_naive", *STATSFORECAST, "lightgbm")
 
 
 def statsforecast_forecaster(
@@ -74,53 +74,123 @@ def statsforecast_forecaster(
     return forecast
 
 
-def lightgbm_forecaster(
-    values: list[np.ndarray], *, horizon: int, lookback: int, quantiles: list[float], seed: int = 0
-) -> Forecaster:
-    """LightGBM on the lookback's lags (scaled by the window) and the step ahead."""
+def _lightgbm():
     try:
         import lightgbm
     except ImportError:
         raise MissingPackageError(
             "the LightGBM baseline needs lightgbm", extra="forecast"
         ) from None
+    return lightgbm
 
-    def rows_of(history: np.ndarray):
-        window = history[-lookback:]
-        location, scale = window.mean(), window.std() + 1e-3 * abs(window.mean()) + 1e-8
-        return (window - location) / scale, location, scale
+
+def check_available(names) -> None:
+    """A MissingPackageError naming the extra when a baseline in ``names`` cannot be
+    imported: asked before any training, so a fit that would fail at the end fails first."""
+    if set(names) & set(STATSFORECAST):
+        try:
+            import statsforecast  # noqa: F401
+        except ImportError:
+            wanted = ", ".join(sorted(set(names) & set(STATSFORECAST)))
+            raise MissingPackageError(
+                f"the {wanted} baseline(s) need statsforecast", extra="forecast"
+            ) from None
+    if "lightgbm" in names:
+        _lightgbm()
+
+
+def _lag_rows(history: np.ndarray, lookback: int):
+    window = history[-lookback:]
+    location, scale = window.mean(), window.std() + 1e-3 * abs(window.mean()) + 1e-8
+    return (window - location) / scale, location, scale
+
+
+def fit_lightgbm(
+    values: list[np.ndarray],
+    ends: list[int],
+    *,
+    horizon: int,
+    lookback: int,
+    quantiles: list[float],
+    seed: int = 0,
+) -> list:
+    """One LightGBM booster per quantile on every window of the histories before ``ends``;
+    each rebuilt from its text model, so that a saved and reloaded one predicts the same."""
+    lightgbm = _lightgbm()
+    features, targets = [], []
+    for series, end in zip(values, ends, strict=True):
+        for origin in range(lookback, end - horizon + 1):
+            lags, location, scale = _lag_rows(series[:origin], lookback)
+            future = (series[origin : origin + horizon] - location) / scale
+            features.append(np.column_stack([np.tile(lags, (horizon, 1)), np.arange(horizon)]))
+            targets.append(future)
+    x, y = np.concatenate(features), np.concatenate(targets)
+    boosters = []
+    for q in quantiles:
+        model = lightgbm.LGBMRegressor(
+            objective="quantile",
+            alpha=q,
+            n_estimators=200,
+            learning_rate=0.05,
+            num_leaves=15,
+            random_state=seed,
+            verbose=-1,
+            n_jobs=1,
+        ).fit(x, y)
+        boosters.append(lightgbm.Booster(model_str=model.booster_.model_to_string()))
+    return boosters
+
+
+def lightgbm_predict(
+    boosters: list, values: list[np.ndarray], ends: list[int], *, horizon: int, lookback: int
+) -> list[np.ndarray]:
+    """Per series, ``(H, Q)`` forecasts of ``boosters`` from the history before ``ends[i]``."""
+    out = []
+    for series, end in zip(values, ends, strict=True):
+        lags, location, scale = _lag_rows(series[:end], lookback)
+        grid = np.column_stack([np.tile(lags, (horizon, 1)), np.arange(horizon)])
+        block = np.stack([b.predict(grid) for b in boosters], axis=1) * scale + location
+        out.append(np.sort(block, axis=1))
+    return out
+
+
+def lightgbm_forecaster(
+    values: list[np.ndarray], *, horizon: int, lookback: int, quantiles: list[float], seed: int = 0
+) -> Forecaster:
+    """LightGBM on the lookback's lags (scaled by the window) and the step ahead."""
+    _lightgbm()
+    settings = {"horizon": horizon, "lookback": lookback}
 
     def forecast(ends: list[int]) -> list[np.ndarray]:
-        features, targets = [], []
-        for series, end in zip(values, ends, strict=True):
-            for origin in range(lookback, end - horizon + 1):
-                lags, location, scale = rows_of(series[:origin])
-                future = (series[origin : origin + horizon] - location) / scale
-                features.append(np.column_stack([np.tile(lags, (horizon, 1)), np.arange(horizon)]))
-                targets.append(future)
-        x, y = np.concatenate(features), np.concatenate(targets)
-        models = [
-            lightgbm.LGBMRegressor(
-                objective="quantile",
-                alpha=q,
-                n_estimators=200,
-                learning_rate=0.05,
-                num_leaves=15,
-                random_state=seed,
-                verbose=-1,
-                n_jobs=1,
-            ).fit(x, y)
-            for q in quantiles
-        ]
-        out = []
-        for series, end in zip(values, ends, strict=True):
-            lags, location, scale = rows_of(series[:end])
-            grid = np.column_stack([np.tile(lags, (horizon, 1)), np.arange(horizon)])
-            block = np.stack([m.predict(grid) for m in models], axis=1) * scale + location
-            out.append(np.sort(block, axis=1))
-        return out
+        boosters = fit_lightgbm(values, ends, quantiles=quantiles, seed=seed, **settings)
+        return lightgbm_predict(boosters, values, ends, **settings)
 
     return forecast
+
+
+def make_forecaster(
+    name: str,
+    values: list[np.ndarray],
+    *,
+    horizon: int,
+    quantiles: list[float],
+    season: int,
+    lookback: int,
+    frequency: str,
+    seed: int = 0,
+) -> Forecaster:
+    """The baseline ``name`` (one of :data:`BASELINES`) on ``values``."""
+    if name == "seasonal_naive":
+        return seasonal_naive_forecaster(
+            values, horizon=horizon, season=season, quantiles=quantiles
+        )
+    if name == "lightgbm":
+        return lightgbm_forecaster(
+            values, horizon=horizon, lookback=lookback, quantiles=quantiles, seed=seed
+        )
+    return statsforecast_forecaster(
+        name, values, horizon=horizon, season=season, quantiles=quantiles, frequency=frequency
+    )
 
 
 def compare_baselines(
@@ -137,23 +207,15 @@ def compare_baselines(
     """Each baseline's backtest summary, with the seconds it took."""
     results = {}
     for name in names:
-        if name == "seasonal_naive":
-            forecaster = seasonal_naive_forecaster(
-                values, horizon=horizon, season=season, quantiles=quantiles
-            )
-        elif name == "lightgbm":
-            forecaster = lightgbm_forecaster(
-                values, horizon=horizon, lookback=lookback, quantiles=quantiles
-            )
-        else:
-            forecaster = statsforecast_forecaster(
-                name,
-                values,
-                horizon=horizon,
-                season=season,
-                quantiles=quantiles,
-                frequency=frequency,
-            )
+        forecaster = make_forecaster(
+            name,
+            values,
+            horizon=horizon,
+            quantiles=quantiles,
+            season=season,
+            lookback=lookback,
+            frequency=frequency,
+        )
         started = time.perf_counter()
         summary, _ = backtest(
             values, forecaster, horizon=horizon, count=count, quantiles=quantiles, season=season

@@ -25,6 +25,8 @@ def fit_and_save(data, run: dict, *, quiet: bool) -> Path:
     for name, figures in backtest.items():
         if isinstance(figures, dict) and "mase" in figures:
             print(f"{name:<18}" + "  ".join(f"{figures[c]:>8.4f}" for c in BACKTEST_COLUMNS))
+    if model.mix is not None:
+        print(f"ensemble: {model.metrics['ensemble']['reason']}")
     print(f"bundle written to {path}", file=sys.stdout)
     return path
 

@@ -1,10 +1,13 @@
 """``fit --time``: a global forecaster across series, backtested, in a bundle.
 
 read -> :class:`~deepstrata.forecast.windows.Spec` (frequency, covariates, lookback) ->
-panel -> a network trained on every series before the first backtest cut-off, scored at
-each cut-off beside seasonal naive (:mod:`deepstrata.forecast.backtest`) -> the network
-trained again on all the history -> :class:`Forecaster`, whose ``save`` writes the bundle
-(config.json, weights.safetensors, metrics.json, report.html) through the one writer.
+panel -> a network trained on every series before the first backtest cut-off, its
+intervals conformalized (:mod:`deepstrata.forecast.conformal`), scored at each cut-off
+beside seasonal naive (:mod:`deepstrata.forecast.backtest`) and, with ``--ensemble``,
+mixed with the best baseline (:mod:`deepstrata.forecast.ensemble`) -> the network trained
+again on all the history -> :class:`Forecaster`, whose ``save`` writes the bundle
+(config.json, weights.safetensors, metrics.json, report.html, an ensemble's LightGBM text
+models) through the one writer.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from deepstrata.bundle.read import read_bundle
 from deepstrata.bundle.write import write_bundle
 from deepstrata.data.sources import read_table
 from deepstrata.errors import BundleError, ConfigError
+from deepstrata.forecast import conformal
 from deepstrata.forecast import windows as win
 from deepstrata.forecast.backtest import backtest, seasonal_naive_forecaster
 from deepstrata.forecast.network import build_network
@@ -70,18 +74,24 @@ def make_spec(table, cfg) -> win.Spec:
 
 class Forecaster:
     """A fitted forecaster: its spec, quantiles, network, metrics, and ``widen``: how far
-    (in window-scaled units) the outer quantiles move out so that the validation windows'
-    interval coverage is nominal (conformalized quantile regression, Romano et al. 2019;
-    the pinball-trained quantiles are too narrow on the windows they were trained on)."""
+    (in window-scaled units) the outer quantiles move out so that the out-of-sample
+    windows' interval coverage is nominal (:mod:`deepstrata.forecast.conformal`); ``mix``:
+    the baseline an ensemble mixes in (:class:`deepstrata.forecast.ensemble.Mix`)."""
 
-    def __init__(self, spec, architecture, network, quantiles, metrics, training, widen=0.0):
+    def __init__(
+        self, spec, architecture, network, quantiles, metrics, training, widen=0.0, mix=None
+    ):
         self.spec, self.architecture, self.network = spec, architecture, network
         self.quantiles, self.metrics, self.training = list(quantiles), metrics, training
         self.widen = float(widen)
+        self.mix = mix  # a deepstrata.forecast.ensemble.Mix with --ensemble, else None
 
     # -- forecasting -----------------------------------------------------------------------
-    def forecast_panel(self, panel: win.Panel, ends: list[int] | None = None) -> list[np.ndarray]:
-        """Per series, ``(H, Q)`` quantile forecasts from its values before ``ends[i]``."""
+    def forecast_panel(
+        self, panel: win.Panel, ends: list[int] | None = None, widen: float | None = None
+    ) -> list[np.ndarray]:
+        """Per series, ``(H, Q)`` quantile forecasts from its values before ``ends[i]``
+        (the outer quantiles moved out by ``widen``, the forecaster's own by default)."""
         ends = ends or [len(s.values) for s in panel.series]
         windows = [
             win.window_inputs(s, end, self.spec) for s, end in zip(panel.series, ends, strict=True)
@@ -89,12 +99,21 @@ class Forecaster:
         self.network.eval()
         with torch.no_grad():
             scaled = self.network(win.stack(windows)).double().numpy()  # (S, H, Q)
-        scaled = scaled + self.widen * spread(self.quantiles)
+        scaled = scaled + (self.widen if widen is None else widen) * spread(self.quantiles)
         out = []
         for window, forecast in zip(windows, scaled, strict=True):
             values = forecast * window["scale"] + window["location"]
             out.append(np.sort(values, axis=1))  # quantiles never cross
         return out
+
+    def forecast(self, panel: win.Panel) -> list[np.ndarray]:
+        """Per series, ``(H, Q)`` forecasts after its whole history: the network's, mixed
+        with the baseline's when the forecaster is an ensemble."""
+        deep = self.forecast_panel(panel)
+        if self.mix is None:
+            return deep
+        values = [s.values for s in panel.series]
+        return self.mix.apply(deep, values, self.spec, self.quantiles)
 
     def predictions(self, data) -> pd.DataFrame:
         """Per series and step: the time, the median forecast and every quantile."""
@@ -114,6 +133,9 @@ class Forecaster:
             "interval_widen": self.widen,
             "training": self.training,
         }
+        files = {}
+        if self.mix is not None:
+            config["ensemble"], files = self.mix.to_config()
         weights = {k: v.detach().cpu().contiguous() for k, v in self.network.state_dict().items()}
         report = forecast_report(self.metrics, self.spec.target)
         return write_bundle(
@@ -122,7 +144,7 @@ class Forecaster:
             weights=weights,
             metrics=self.metrics,
             versions=versions(),
-            files={"report.html": report.encode("utf-8")},
+            files={"report.html": report.encode("utf-8"), **files},
             overwrite=overwrite,
         )
 
@@ -141,6 +163,11 @@ def load_forecaster(path: str | Path) -> Forecaster:
         spec = win.Spec.from_dict(config["spec"])
         network = build_network(config["architecture"])
         network.load_state_dict(weights)
+        mix = None
+        if config.get("ensemble") is not None:
+            from deepstrata.forecast.ensemble import Mix
+
+            mix = Mix.from_config(config["ensemble"], Path(path))
         return Forecaster(
             spec,
             config["architecture"],
@@ -149,8 +176,9 @@ def load_forecaster(path: str | Path) -> Forecaster:
             metrics,
             config["training"],
             widen=config.get("interval_widen", 0.0),
+            mix=mix,
         )
-    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+    except (KeyError, TypeError, ValueError, RuntimeError, OSError) as error:
         raise BundleError(
             f"config.json does not describe a forecaster: {error}", path=str(path)
         ) from None
@@ -198,9 +226,10 @@ def train_network(panel, spec, cfg, quantiles, *, ends=None, progress=None):
     )
     history = trainer.fit(inputs, target, validation)
     network.cpu().eval()
-    widen = conformal_widening(network, validation, quantiles) if validation else 0.0
+    calibration = conformal.scores(network, *validation) if validation else np.zeros((0,))
+    widen = conformal.widening(calibration, quantiles[-1] - quantiles[0])
     facts = {"windows": len(train), "epochs": len(history.epochs), "interval_widen": widen}
-    return network, architecture, facts
+    return network, architecture, facts, calibration
 
 
 def spread(quantiles: list[float]) -> np.ndarray:
@@ -210,67 +239,109 @@ def spread(quantiles: list[float]) -> np.ndarray:
     return levels / max(np.abs(levels).max(), 1e-12)
 
 
-def conformal_widening(network, validation, quantiles: list[float]) -> float:
-    """The CQR score quantile: on the validation windows, how far each actual falls outside
-    the outer quantiles (negative: inside), at the nominal level with the (n + 1) / n
-    finite-sample correction. Scaled units, one figure for every step and series."""
-    inputs, target = validation
-    with torch.no_grad():
-        output = network(inputs).double().numpy()  # (V, H, Q)
-    actual = target.double().numpy()
-    scores = np.maximum(output[..., 0] - actual, actual - output[..., -1]).ravel()
-    nominal = quantiles[-1] - quantiles[0]
-    level = min(1.0, np.ceil((len(scores) + 1) * nominal) / len(scores))
-    return float(np.quantile(scores, level))
-
-
 def fit_forecaster(data, cfg, *, progress: bool = True, final: bool = True) -> Forecaster:
     """Backtest, then fit on everything (see the module doc); ``final=False`` stops after
-    the backtest (compare), keeping the series' values in the metrics."""
+    the backtest (compare), keeping the series' values in the metrics. With ``--ensemble``
+    the best baseline is mixed in (:mod:`deepstrata.forecast.ensemble`)."""
+    from deepstrata.forecast.ensemble import Mix, requested_baselines
+
     started = time.perf_counter()
+    baselines = requested_baselines(cfg)  # their packages checked before any work
     table = read_table(data)
     spec = make_spec(table, cfg)
     panel = win.read_panel(table, spec)
     spec.lookback = win.choose_lookback(spec, panel.report["longest"], cfg.backtests, table.source)
     quantiles = list(cfg.quantiles)
     values = [s.values for s in panel.series]
-    first = [len(v) - cfg.backtests * spec.horizon for v in values]
     bar = Progress(enabled=progress) if progress else None
     say = bar.note if bar else (lambda line: None)
     say(
         f"{len(values)} series at frequency {spec.frequency}, lookback {spec.lookback}, "
         f"{panel.report['inserted_timestamps']} missing timestamps filled; backtest network"
     )
-    network, _, backtest_fit = train_network(panel, spec, cfg, quantiles, ends=first, progress=bar)
-    model = Forecaster(spec, {}, network, quantiles, {}, {}, widen=backtest_fit["interval_widen"])
-    kwargs = {
-        "horizon": spec.horizon,
-        "count": cfg.backtests,
-        "quantiles": quantiles,
-        "season": spec.season,
+    done = run_backtest(panel, spec, cfg, quantiles, baselines, bar=bar, say=say)
+    ensemble = done["ensemble"]
+    if not final:
+        metrics = {"backtest": done["scores"], "values": values, "ensemble": ensemble}
+        return Forecaster(
+            spec, {}, done["network"], quantiles, metrics, cfg.to_dict(), done["widen"]
+        )
+    network, architecture, final_fit, own = train_network(panel, spec, cfg, quantiles, progress=bar)
+    # calibrated on its own validation windows and every out-of-sample backtest window
+    calibration = np.concatenate([own.ravel(), done["calibration"].ravel()])
+    final_fit["interval_widen"] = conformal.widening(calibration, quantiles[-1] - quantiles[0])
+    mix = None
+    if ensemble is not None:
+        weight = ensemble["weight_network"]
+        mix = Mix.fit(ensemble["baseline"], weight, values, spec, quantiles, seed=cfg.seed)
+    metrics = {
+        "task": "forecast",
+        "backtest": {**done["scores"], "cutoffs": cfg.backtests},
+        "data": panel.report,
+        "spec": {"frequency": spec.frequency, "season": spec.season, "lookback": spec.lookback},
+        "training": {"backtest": done["fit"], "final": final_fit},
+        "seconds": round(time.perf_counter() - started, 2),
+        "examples": _examples(panel, done["rows"], spec),
     }
-    deep, rows = backtest(values, lambda ends: model.forecast_panel(panel, ends), **kwargs)
+    if ensemble is not None:
+        metrics["ensemble"] = ensemble
+    widen = final_fit["interval_widen"]
+    return Forecaster(
+        spec, architecture, network, quantiles, metrics, cfg.to_dict(), widen, mix=mix
+    )
+
+
+def run_backtest(panel, spec, cfg, quantiles, baselines, *, bar, say) -> dict:
+    """The backtest network trained before the first cut-off, conformalized cut-off by
+    cut-off (:mod:`deepstrata.forecast.conformal`), scored beside seasonal naive (and,
+    with ``baselines``, mixed with the best of them). Returns its ``network``, ``fit``
+    facts, ``widen`` (at the last cut-off), ``calibration`` scores, the ``scores`` per
+    forecaster, the ``rows`` the report draws (the ensemble's when there is one) and the
+    ``ensemble`` facts (None without)."""
+    from deepstrata.forecast.ensemble import ensemble_backtest
+
+    values = [s.values for s in panel.series]
+    first = [len(v) - cfg.backtests * spec.horizon for v in values]
+    network, _, fit, _ = train_network(panel, spec, cfg, quantiles, ends=first, progress=bar)
+    widenings, calibration = conformal.sequential_widenings(
+        network, panel, spec, first, cfg.backtests, quantiles[-1] - quantiles[0]
+    )
+    fit["interval_widen"] = widenings
+    model = Forecaster(spec, {}, network, quantiles, {}, {}, widen=widenings[-1])
+    kwargs = {"horizon": spec.horizon, "count": cfg.backtests, "quantiles": quantiles}
+    kwargs["season"] = spec.season
+    cut = iter(widenings)  # backtest asks cut-off by cut-off, earliest first
+    deep, rows = backtest(
+        values, lambda ends: model.forecast_panel(panel, ends, next(cut)), **kwargs
+    )
     naive_forecaster = seasonal_naive_forecaster(
         values, horizon=spec.horizon, season=spec.season, quantiles=quantiles
     )
     naive, _ = backtest(values, naive_forecaster, **kwargs)
     say(f"backtest MASE {deep['mase']:.3f} (seasonal naive {naive['mase']:.3f})")
-    if not final:
-        metrics = {"backtest": {"network": deep, "seasonal_naive": naive}, "values": values}
-        return Forecaster(spec, {}, network, quantiles, metrics, cfg.to_dict(), model.widen)
-    network, architecture, final_fit = train_network(panel, spec, cfg, quantiles, progress=bar)
-    metrics = {
-        "task": "forecast",
-        "backtest": {"network": deep, "seasonal_naive": naive, "cutoffs": cfg.backtests},
-        "data": panel.report,
-        "spec": {"frequency": spec.frequency, "season": spec.season, "lookback": spec.lookback},
-        "training": {"backtest": backtest_fit, "final": final_fit},
-        "seconds": round(time.perf_counter() - started, 2),
-        "examples": _examples(panel, rows, spec),
+    scores, ensemble = {"network": deep, "seasonal_naive": naive}, None
+    if baselines:
+        entries, ensemble, rows = ensemble_backtest(
+            values,
+            rows,
+            baselines,
+            spec=spec,
+            quantiles=quantiles,
+            count=cfg.backtests,
+            seed=cfg.seed,
+            say=say,
+        )
+        scores |= entries
+        say(f"ensemble: {ensemble['reason']}; backtest MASE {entries['ensemble']['mase']:.3f}")
+    return {
+        "network": network,
+        "fit": fit,
+        "widen": widenings[-1],
+        "calibration": calibration,
+        "scores": scores,
+        "rows": rows,
+        "ensemble": ensemble,
     }
-    return Forecaster(
-        spec, architecture, network, quantiles, metrics, cfg.to_dict(), final_fit["interval_widen"]
-    )
 
 
 def _examples(panel, rows, spec, count: int = 3) -> list[dict]:

@@ -65,7 +65,7 @@ def forecast_frame(model, data) -> pd.DataFrame:
             )
     check_future(table, spec)
     panel = win.read_panel(table, spec, fill_future=True)
-    forecasts = model.forecast_panel(panel)
+    forecasts = model.forecast(panel)
     offset = pd.tseries.frequencies.to_offset(spec.frequency)
     median = model.quantiles.index(0.5)
     records = []

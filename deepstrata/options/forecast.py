@@ -8,9 +8,11 @@ others; :mod:`deepstrata.config` joins them to its own.
 from __future__ import annotations
 
 from deepstrata.errors import ConfigError
-from deepstrata.options.spec import AtLeast, Interval, ListOf, Option
+from deepstrata.options.spec import AtLeast, Choice, Interval, ListOf, Option
 
 TIME_TASKS = ("forecast",)  # the tasks fit only with --time (deepstrata.tasks.forecast)
+# the classical forecasters (deepstrata.forecast.baselines), named once here for the option
+BASELINES = ("seasonal_naive", "ets", "arima", "theta", "lightgbm")
 
 OPTIONS = (
     Option(
@@ -84,6 +86,17 @@ OPTIONS = (
         group="forecast",
         extra={"shown": "none"},
     ),
+    Option(
+        "baselines",
+        None,
+        "With --time --ensemble: the baselines whose best (by backtest weighted quantile "
+        "loss) is mixed with the network, comma-separated.",
+        Choice(*BASELINES, several=True),
+        type="str",
+        optional=True,
+        group="forecast",
+        extra={"shown": "all: " + ",".join(BASELINES)},
+    ),
 )
 
 
@@ -95,7 +108,7 @@ def parse_columns(value: str | list[str] | None) -> list[str]:
 
 def rule(config) -> None:
     """--horizon goes with --time (and --time needs it); quantiles sorted, the median in."""
-    forecast_flags = ("series", "horizon", "frequency", "lookback", "past_covariates")
+    forecast_flags = ("series", "horizon", "frequency", "lookback", "past_covariates", "baselines")
     if config.time is None:
         if config.task in TIME_TASKS:
             raise ConfigError(
@@ -109,11 +122,10 @@ def rule(config) -> None:
         return
     if config.horizon is None:
         raise ConfigError("a forecaster needs --horizon STEPS", option="--horizon")
-    if config.ensemble:
-        raise ConfigError(
-            "a forecaster is not mixed with a baseline yet; compare --time shows them side by side",
-            option="--ensemble",
-        )
+    if config.baselines is not None and not config.ensemble:
+        raise ConfigError("chooses --ensemble's baselines: add --ensemble", option="--baselines")
+    if config.baselines is not None and parse_columns(config.baselines) in ([], ["none"]):
+        raise ConfigError("--ensemble needs at least one baseline", option="--baselines")
     if config.folds:
         raise ConfigError(
             "time is validated by rolling-origin backtests (--backtests), never random folds",

@@ -68,6 +68,13 @@ def forecast_report(metrics: Mapping, target: str) -> str:
         f"timestamps filled; {backtest.get('cutoffs')} rolling-origin cut-offs a horizon apart; "
         f"coverage is of the outer quantiles' interval (nominal {nominal})."
     )
+    ensemble = metrics.get("ensemble")
+    if ensemble:
+        summary += note(
+            f"Ensemble: {ensemble['reason']}. Its backtest row mixes each cut-off's windows "
+            "with the weight chosen on the earlier cut-offs' (the first: an even mix); every quantile level is mixed "
+            "alike (network share w, baseline 1 - w). The fans show the ensemble."
+        )
     fans = "".join(
         image(fan_png(example, target=target), alt=f"forecast fan of {example['series']}")
         for example in metrics.get("examples", [])

@@ -6,6 +6,8 @@ body and concurrency limits, timeouts) and the same error bodies; GET /livez and
     -> {"forecasts": [{"store": "a", "date": "2024-02-01", "step": 1, "units": 13.1,
                        "units_q10": 11.0, "units_q90": 15.2}, ...]}
 
+An ensemble (``fit --time --ensemble``) answers the mix of its network and its baseline,
+the baseline refitted on the posted history (``GET /readyz`` names it and the weight).
 The records are what ``deepstrata predict`` reads as a file: each series' history and, for
 known-ahead covariates, its next horizon rows with the target left out.
 """
@@ -78,7 +80,17 @@ def create_forecast_app(model, settings: ServeSettings | None = None):
 
     @app.get("/readyz")
     async def readyz() -> dict:
-        return {"status": "ready", "horizon": model.spec.horizon, "quantiles": model.quantiles}
+        mixed = (
+            None
+            if model.mix is None
+            else {"baseline": model.mix.baseline, "weight": model.mix.weight}
+        )
+        return {
+            "status": "ready",
+            "horizon": model.spec.horizon,
+            "quantiles": model.quantiles,
+            "ensemble": mixed,
+        }
 
     @app.post("/forecast")
     async def forecast(request: Request) -> JSONResponse:

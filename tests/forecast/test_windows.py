@@ -49,8 +49,9 @@ def test_options_go_with_time():
         FitConfig(target="y", series="store")
     with pytest.raises(ConfigError, match="--task: a forecast needs the time column"):
         FitConfig(target="y", task="forecast")
-    with pytest.raises(ConfigError, match="--ensemble"):
-        FitConfig(target="y", time="d", horizon=2, ensemble=True)
+    with pytest.raises(ConfigError, match="--baselines: chooses --ensemble's baselines"):
+        FitConfig(target="y", time="d", horizon=2, baselines="ets")
+    assert FitConfig(target="y", time="d", horizon=2, ensemble=True).ensemble
     assert FitConfig(target="y", time="d", horizon=2, quantiles=[0.9, 0.1]).quantiles == [
         0.1,
         0.5,
