@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from deepstrata.evaluate.selection import within_one_standard_error
 from deepstrata.forecast.backtest import naive_scale, summarise, window_scores
 from deepstrata.forecast.baselines import (
     check_available,
@@ -85,10 +86,7 @@ def window_losses(
 def choose_weight(losses: np.ndarray) -> int:
     """The index into :data:`WEIGHTS`: of those within one standard error (over windows)
     of the lowest mean loss, the nearest an even mix."""
-    means = losses.mean(axis=1)
-    lowest = losses[int(np.argmin(means))]
-    error = lowest.std(ddof=1) / np.sqrt(len(lowest)) if len(lowest) > 1 else 0.0
-    close = np.flatnonzero(means - means.min() <= error)
+    close = np.flatnonzero(within_one_standard_error(losses))
     return int(close[np.argmin(np.abs(WEIGHTS[close] - 0.5))])
 
 

@@ -33,6 +33,7 @@ import dataclasses
 import numpy as np
 
 from deepstrata import tasks
+from deepstrata.evaluate.selection import within_one_standard_error
 from deepstrata.model.model import combine
 from deepstrata.recipes.features import train_features
 from deepstrata.recipes.prepare import calibrated
@@ -93,20 +94,6 @@ def row_losses(task: str, outputs: np.ndarray, labels: np.ndarray) -> np.ndarray
 def validation_loss(task: str, outputs: np.ndarray, labels: np.ndarray) -> float:
     """The mean of :func:`row_losses`: log loss, or mean squared error."""
     return float(np.mean(row_losses(task, outputs, labels)))
-
-
-def within_one_standard_error(losses: np.ndarray) -> np.ndarray:
-    """Which weights' mean loss is within one standard error of the lowest mean (the
-    standard error of that mean over the validation rows): those the data cannot tell
-    from the best.
-
-    The lowest point of a curve measured on a few hundred rows is partly noise; the
-    one-standard-error rule (Breiman et al., as in choosing a tree's size by
-    cross-validation) then takes the simplest of them."""
-    means = losses.mean(axis=1)
-    lowest = losses[int(np.argmin(means))]
-    error = lowest.std(ddof=1) / np.sqrt(len(lowest)) if len(lowest) > 1 else 0.0
-    return means - means.min() <= error
 
 
 def accuracy(task: str, outputs: np.ndarray, labels: np.ndarray) -> float:
