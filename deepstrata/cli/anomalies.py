@@ -33,10 +33,30 @@ def anomalies(
     ignore: IgnoreOpt = None,
     column: ColumnOpt = None,
     time: Annotated[
-        str | None, typer.Option("--time", help="A time column: series come with the forecaster.")
+        str | None,
+        typer.Option(
+            "--time",
+            help="A time column: score each step of a series by its out-of-sample one-step "
+            "forecast residual instead.",
+        ),
     ] = None,
-    max_epochs: Annotated[int, typer.Option(help="The autoencoder's most epochs.")] = 200,
-    seed: Annotated[int, typer.Option(help="Seed of the autoencoder and the forest.")] = 0,
+    series: Annotated[
+        str | None,
+        typer.Option(help="With --time: columns naming each series, comma-separated."),
+    ] = None,
+    target: Annotated[
+        str | None,
+        typer.Option(help="With --time: the column scored [default: the one numeric column]."),
+    ] = None,
+    frequency: Annotated[
+        str | None,
+        typer.Option(help="With --time: a pandas frequency (D, W, MS, h) [default: inferred]."),
+    ] = None,
+    max_epochs: Annotated[
+        int | None,
+        typer.Option(help="Most epochs of the autoencoder [200] or of each forecaster [100]."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the networks and the forest.")] = 0,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --output bundle.")] = False,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -47,12 +67,12 @@ def anomalies(
     from deepstrata.errors import ConfigError
 
     columns = parse_columns(column or [])
-    if time is not None:
-        raise ConfigError(
-            "anomalies in series (forecast residuals) come with the forecaster; for rows "
-            "of a table leave --time out (a date column is then one more input)",
-            option="--time",
-        )
+    if time is None:
+        for flag, given in (("--series", series), ("--target", target), ("--frequency", frequency)):
+            if given is not None:
+                raise ConfigError("only with --time (the scores of a series)", option=flag)
+    if max_epochs is None:
+        max_epochs = 200 if time is None else 100
     if max_epochs < 1:
         raise ConfigError(f"expected at least 1, got {max_epochs}", option="--max-epochs")
     if output is not None and output.exists() and not overwrite:
@@ -61,12 +81,33 @@ def anomalies(
         DEFAULT_CONTAMINATION,
         check_request,
         find_anomalies,
-        scores_table,
     )
     from deepstrata.train.progress import Progress
 
     if contamination is None and threshold is None:
         contamination = DEFAULT_CONTAMINATION
+    progress = Progress(enabled=not quiet)
+    if time is not None:
+        if ignore or columns:
+            raise ConfigError(
+                "a series detector reads only the time, series, target and label columns",
+                option="--ignore" if ignore else "--column",
+            )
+        from deepstrata.anomaly.series_run import check_series_request, find_series_anomalies
+
+        request = check_series_request(
+            data,
+            time=time,
+            series=[name.strip() for name in (series or "").split(",") if name.strip()],
+            target=target,
+            frequency=frequency,
+            label=label,
+            contamination=contamination,
+            threshold=threshold,
+        )
+        found = find_series_anomalies(request, seed=seed, max_epochs=max_epochs, progress=progress)
+        report(data, found, output, overwrite=overwrite, as_json=as_json)
+        return
     request = check_request(
         data,
         label=label,
@@ -75,8 +116,14 @@ def anomalies(
         ignore=ignore or [],
         columns=columns,
     )
-    progress = Progress(enabled=not quiet)
     found = find_anomalies(request, seed=seed, max_epochs=max_epochs, progress=progress)
+    report(data, found, output, overwrite=overwrite, as_json=as_json)
+
+
+def report(data, found, output: Path | None, *, overwrite: bool, as_json: bool) -> None:
+    """The bundle (when asked) and the summary, as JSON or tables."""
+    from deepstrata.anomaly.run import scores_table
+
     table = scores_table(found)
     if output is not None:
         save(output, found, table, overwrite=overwrite)
@@ -102,10 +149,20 @@ def show(metrics: dict, table, *, title: str) -> None:
 
     rule = metrics["threshold"]
     training = metrics["training"]
+    if metrics.get("detector") == "series":
+        epochs = "/".join(str(training[fold]["epochs"]) for fold in ("early", "late"))
+        described = (
+            f"{metrics['rows']} rows in {metrics['series']} series ({metrics['scored_rows']} "
+            f"scored); two cross-fitted one-step forecasters, {epochs} epochs"
+        )
+    else:
+        described = (
+            f"{metrics['rows']} rows as {metrics['features']} features; autoencoder "
+            f"{training['epochs']} epochs (best {training['best_epoch']})"
+        )
     print(
-        f"{title}: {metrics['rows']} rows as {metrics['features']} features; autoencoder "
-        f"{training['epochs']} epochs (best {training['best_epoch']}); threshold "
-        f"{rule['value']:.4g} ({rule['rule']}); {metrics['flagged']} row(s) flagged"
+        f"{title}: {described}; threshold {rule['value']:.4g} ({rule['rule']}); "
+        f"{metrics['flagged']} row(s) flagged"
     )
     top = table.sort_values("score", ascending=False).head(5)
     rows = [
@@ -124,8 +181,10 @@ def show(metrics: dict, table, *, title: str) -> None:
             [name, f"{label[key]['pr_auc']:.4f}", f"{label[key]['recall_at_precision_90']:.4f}"]
             for name, key in (
                 ("autoencoder", "autoencoder"),
+                ("forecast residuals", "forecaster"),
                 ("isolation forest", "isolation_forest"),
             )
+            if key in label
         ]
         print_table(
             f"against {label['column']!r} ({label['anomalies']} anomalies = "
