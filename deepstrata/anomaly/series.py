@@ -8,8 +8,11 @@ the fitted history, or of a series never seen, by ``late`` (the more recent one)
 ``predict`` on the fitted data gives back the run's scores, and on new history scores its
 rows the same way.
 
-A step's residual in interval units (``z``) becomes its score after the series' own
-calibration: ``|z - center| / spread``, the median and 1.4826 x MAD of the series' ``z``
+The values a step's window reads are cleaned first, walking forward: an earlier step that
+scored as an outlier (over :data:`CLEAN` on a first calibration without cleaning) is
+replaced by its median forecast, so that a spike does not make the next ``lookback``
+forecasts wrong and flagged too. A step's residual in interval units (``z``) becomes its
+score after the series' own calibration: ``|z - center| / spread``, the median and 1.4826 x MAD of the series' ``z``
 over the fitted history (a series never seen takes the fitted series' medians), so one
 threshold serves every series. The first ``lookback`` steps of a series (their window
 would reach before its start), and rows without a value, are not scored: their score is
@@ -18,7 +21,7 @@ empty (NaN) and they are never flagged.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -28,7 +31,23 @@ from deepstrata.forecast import windows as win
 
 MAD_TO_SD = 1.4826
 SPREAD_FLOOR = 1e-6
+# Cleaning the history later windows read: a step scoring over CLEAN robust sds on the
+# series' first calibration is an outlier; its median forecast stands in for it, so one
+# spike does not throw the next ``lookback`` forecasts off (and flag them). Two outliers
+# in a row (MAX_RUN + 1) are a level shift instead: the history moves to the new level.
+# (Measured on co2 with a shift injected: without the move, a one-step network read the
+# windows straddling the shift as nothing it had learnt and flagged 8 steps after it.)
+CLEAN = 4.0
+MAX_RUN = 1
 FOLDS = ("early", "late")
+
+
+def scores_of(length: int, origins: np.ndarray, z: np.ndarray, fold: dict) -> np.ndarray:
+    """``(length,)`` scores of a series' steps: ``|z - center| / spread`` at ``origins``,
+    NaN elsewhere."""
+    scores = np.full(length, np.nan)
+    scores[origins] = np.abs(z - fold["center"]) / fold["spread"]
+    return scores
 
 
 def series_keys(frame: pd.DataFrame, series: list[str]) -> list[tuple]:
@@ -49,51 +68,105 @@ class SeriesDetector:
     # per series: key (list), split and end (ISO times), center, spread, width
     folds: list[dict] = field(default_factory=list)
 
-    def _fold(self, key: tuple) -> dict | None:
+    def _fold(self, key: tuple) -> dict:
+        """The fitted series' fold, or for a series never seen: the later network for
+        every step and the fitted series' medians (its own interval widths' floor)."""
         for fold in self.folds:
             if tuple(fold["key"]) == tuple(key):
                 return fold
-        return None
+        return {"key": list(key), "split": None, "end": None, "width": None, **self.pooled()}
 
     def pooled(self) -> dict:
-        """The calibration a series never seen takes: the fitted series' medians."""
+        """The calibrations a series never seen takes: the fitted series' medians."""
+        def median(read):
+            return float(np.median([read(f) for f in self.folds]))
+
         return {
-            name: float(np.median([f[name] for f in self.folds]))
-            for name in ("center", "spread")
+            "center": median(lambda f: f["center"]),
+            "spread": median(lambda f: f["spread"]),
+            "first": {
+                "center": median(lambda f: f["first"]["center"]),
+                "spread": median(lambda f: f["first"]["spread"]),
+            },
         }
 
-    def residuals(self, series: win.Series, fold: dict | None):
-        """(origins, z, width median): each scored step's residual in interval units,
-        forecast by the network that was not fitted on it (module doc); the interval
-        floor is the fold's stored ``width`` when it has one, else the series' own."""
-        origins = np.arange(self.spec.lookback, len(series.values))
-        times = series.times[origins]
-        if fold is None:
-            late = np.ones(len(origins), dtype=bool)
-        else:
-            split, end = pd.Timestamp(fold["split"]), pd.Timestamp(fold["end"])
-            late = np.asarray((times < split) | (times > end))
+    def _forecast(self, series: win.Series, origins: np.ndarray, late: np.ndarray):
         forecast = np.zeros((len(origins), len(res.QUANTILES)))
         for name, chosen in (("late", late), ("early", ~late)):
             if chosen.any():
                 forecast[chosen] = res.forecasts(
                     self.networks[name], self.spec, series, origins[chosen]
                 )
-        floor = fold.get("width") if fold is not None else None
-        z, width = res.interval_units(series.values[origins], forecast, floor)
-        return origins, z, width
+        return forecast
+
+    def residuals(self, series: win.Series, fold: dict, *, raw: np.ndarray | None = None):
+        """(origins, z, width median): each scored step's residual in interval units,
+        forecast by the network that was not fitted on it, from earlier values cleaned of
+        outliers when the fold has its first calibration (module doc). The interval floor
+        is the fold's stored ``width`` when it has one, else the series' own. ``raw``: the
+        forecasts from the uncleaned values, when already made (they are returned last)."""
+        origins = np.arange(self.spec.lookback, len(series.values))
+        if fold["split"] is None:
+            late = np.ones(len(origins), dtype=bool)
+        else:
+            times = series.times[origins]
+            split, end = pd.Timestamp(fold["split"]), pd.Timestamp(fold["end"])
+            late = np.asarray((times < split) | (times > end))
+        raw = self._forecast(series, origins, late) if raw is None else raw
+        forecast = raw.copy()
+        actual = series.values[origins]
+        _, width = res.interval_units(actual, forecast, fold.get("width"))
+        if fold.get("first") is not None and len(origins):
+            forecast = self._cleaned(series, origins, late, forecast, width, fold["first"])
+        z, _ = res.interval_units(actual, forecast, width)
+        return origins, z, width, raw
+
+    def _cleaned(self, series, origins, late, forecast, width, first) -> np.ndarray:
+        """The forecasts again, walking forward: a step scoring over :data:`CLEAN` on the
+        first calibration is replaced, in the values later windows read, by its median
+        forecast; after :data:`MAX_RUN` such steps in a row the next outlier means a new
+        level: the run's values are read again and every earlier value moves by the
+        level's change (their median residual), so that later windows see one level.
+        Only forecasts after the deciding step are made again: a step's forecast reads
+        only steps before it."""
+        median = res.QUANTILES.index(0.5)
+        values = series.values.copy()
+        reading = replace(series, values=values)
+        actual = series.values[origins]
+
+        def scores(rows: slice) -> np.ndarray:
+            z, _ = res.interval_units(actual[rows], forecast[rows], width)
+            return np.abs(z - first["center"]) / first["spread"]
+
+        current = scores(slice(None))
+        step, last, run = -1, -2, 0
+        while True:
+            hits = np.flatnonzero(current[step + 1 :] > CLEAN)
+            if not len(hits):
+                return forecast
+            step = step + 1 + int(hits[0])
+            run = run + 1 if step == last + 1 else 1
+            last = step
+            if run > MAX_RUN + 1:
+                continue
+            if run == MAX_RUN + 1:  # a new level: the history before the run moves to it
+                start = step - MAX_RUN
+                shift = np.median(actual[start : step + 1] - forecast[start : step + 1, median])
+                values[: origins[start]] += shift
+                values[origins[start] : origins[step] + 1] = actual[start : step + 1]
+            else:
+                values[origins[step]] = forecast[step, median]
+            later = slice(step + 1, min(step + 1 + self.spec.lookback, len(origins)))
+            forecast[later] = self._forecast(reading, origins[later], late[later])
+            current[later] = scores(later)
 
     def score_panel(self, panel: win.Panel) -> list[np.ndarray]:
         """Per series, a score for every step of its grid (NaN where none, module doc)."""
-        pooled = self.pooled()
         out = []
         for series in panel.series:
             fold = self._fold(series.key)
-            origins, z, _ = self.residuals(series, fold)
-            calibration = fold or pooled
-            scores = np.full(len(series.values), np.nan)
-            scores[origins] = np.abs(z - calibration["center"]) / calibration["spread"]
-            out.append(scores)
+            origins, z, _, _ = self.residuals(series, fold)
+            out.append(scores_of(len(series.values), origins, z, fold))
         return out
 
     def read(self, table) -> tuple[win.Panel, np.ndarray, np.ndarray]:

@@ -34,6 +34,7 @@ from deepstrata.anomaly.series import (
     SeriesDetector,
     locate,
     row_scores,
+    scores_of,
     series_keys,
 )
 from deepstrata.data.sources import read_table
@@ -180,14 +181,26 @@ def cross_fit(request: SeriesRequest, progress=None) -> tuple[SeriesDetector, di
     return SeriesDetector(spec, architecture, networks, folds=folds), facts
 
 
-def calibrate(detector: SeriesDetector, panel: win.Panel) -> None:
-    """Each series' interval-width median, center and spread from its own out-of-sample
-    ``z`` (stored in its fold: predict scales new steps by them)."""
+def calibrate(detector: SeriesDetector, panel: win.Panel) -> list[np.ndarray]:
+    """Each series' interval-width median and two calibrations (median and 1.4826 x MAD
+    of its out-of-sample ``z``): ``first`` without cleaning, which decides the outliers
+    that cleaning replaces, then the final one with it (stored: predict scales by them).
+    Returns each series' scores (what ``score_panel`` gives with the stored folds)."""
+    out = []
     for series, fold in zip(panel.series, detector.folds, strict=True):
-        _, z, width = detector.residuals(series, {**fold, "width": None})
-        center = float(np.median(z)) if len(z) else 0.0
-        spread = MAD_TO_SD * float(np.median(np.abs(z - center))) if len(z) else 1.0
-        fold.update(width=width, center=center, spread=max(spread, SPREAD_FLOOR))
+        plain = {**fold, "width": None, "first": None}
+        _, z, width, raw = detector.residuals(series, plain)
+        fold.update(width=width, first=_robust(z))
+        origins, z, _, _ = detector.residuals(series, fold, raw=raw)
+        fold.update(_robust(z))
+        out.append(scores_of(len(series.values), origins, z, fold))
+    return out
+
+
+def _robust(z: np.ndarray) -> dict:
+    center = float(np.median(z)) if len(z) else 0.0
+    spread = MAD_TO_SD * float(np.median(np.abs(z - center))) if len(z) else 1.0
+    return {"center": center, "spread": max(spread, SPREAD_FLOOR)}
 
 
 def find_series_anomalies(
@@ -202,9 +215,9 @@ def find_series_anomalies(
         f"{panel.report['inserted_timestamps']} missing timestamps filled"
     )
     detector, facts = cross_fit(request, progress=progress)
-    calibrate(detector, panel)
+    per_series = calibrate(detector, panel)
     index, step = locate(panel, request.keys, request.times, request.values)
-    scores = row_scores(detector.score_panel(panel), index, step)
+    scores = row_scores(per_series, index, step)
     forest = row_scores(forest_scores(panel, spec, seed=seed), index, step)
     scored = ~np.isnan(scores)
     if request.threshold is not None:
