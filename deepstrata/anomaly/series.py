@@ -78,6 +78,7 @@ class SeriesDetector:
 
     def pooled(self) -> dict:
         """The calibrations a series never seen takes: the fitted series' medians."""
+
         def median(read):
             return float(np.median([read(f) for f in self.folds]))
 

@@ -164,8 +164,10 @@ def cross_fit(request: SeriesRequest, progress=None) -> tuple[SeriesDetector, di
         ("late", middle, lengths),
     ):
         if progress is not None:
-            progress.note(f"{name} forecaster: steps {'before' if name == 'early' else 'from'} "
-                          "the middle of every series")
+            progress.note(
+                f"{name} forecaster: steps {'before' if name == 'early' else 'from'} "
+                "the middle of every series"
+            )
         part = res.cut(panel, starts, ends)
         networks[name], architecture, facts[name] = res.train_one_step(
             part, spec, settings, progress=progress

@@ -11,6 +11,26 @@ import typer
 
 from deepstrata.cli.common import ColumnOpt, DataArg, IgnoreOpt, JsonOpt, QuietOpt
 
+TimeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--time",
+        help="A time column: score each step of a series by its out-of-sample one-step "
+        "forecast residual instead.",
+    ),
+]
+SeriesOpt = Annotated[
+    str | None, typer.Option(help="With --time: columns naming each series, comma-separated.")
+]
+TargetOpt = Annotated[
+    str | None,
+    typer.Option(help="With --time: the column scored [default: the one numeric column]."),
+]
+FrequencyOpt = Annotated[
+    str | None,
+    typer.Option(help="With --time: a pandas frequency (D, W, MS, h) [default: inferred]."),
+]
+
 
 def anomalies(
     data: DataArg,
@@ -32,26 +52,10 @@ def anomalies(
     ] = None,
     ignore: IgnoreOpt = None,
     column: ColumnOpt = None,
-    time: Annotated[
-        str | None,
-        typer.Option(
-            "--time",
-            help="A time column: score each step of a series by its out-of-sample one-step "
-            "forecast residual instead.",
-        ),
-    ] = None,
-    series: Annotated[
-        str | None,
-        typer.Option(help="With --time: columns naming each series, comma-separated."),
-    ] = None,
-    target: Annotated[
-        str | None,
-        typer.Option(help="With --time: the column scored [default: the one numeric column]."),
-    ] = None,
-    frequency: Annotated[
-        str | None,
-        typer.Option(help="With --time: a pandas frequency (D, W, MS, h) [default: inferred]."),
-    ] = None,
+    time: TimeOpt = None,
+    series: SeriesOpt = None,
+    target: TargetOpt = None,
+    frequency: FrequencyOpt = None,
     max_epochs: Annotated[
         int | None,
         typer.Option(help="Most epochs of the autoencoder [200] or of each forecaster [100]."),
@@ -61,63 +65,57 @@ def anomalies(
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Score each row of DATA: an autoencoder's reconstruction error, an isolation forest
-    beside it; flag the most unusual rows; with --label, PR-AUC of both."""
+    """Score each row of DATA: an autoencoder's reconstruction error (with --time: each
+    step's out-of-sample one-step forecast residual), an isolation forest beside it; flag
+    the most unusual rows; with --label, PR-AUC of both."""
     from deepstrata.config import parse_columns
     from deepstrata.errors import ConfigError
 
     columns = parse_columns(column or [])
-    if time is None:
-        for flag, given in (("--series", series), ("--target", target), ("--frequency", frequency)):
-            if given is not None:
-                raise ConfigError("only with --time (the scores of a series)", option=flag)
+    check_series_flags(time, series=series, target=target, frequency=frequency)
+    if time is not None and (ignore or columns):
+        raise ConfigError(
+            "a series detector reads only the time, series, target and label columns",
+            option="--ignore" if ignore else "--column",
+        )
     if max_epochs is None:
         max_epochs = 200 if time is None else 100
     if max_epochs < 1:
         raise ConfigError(f"expected at least 1, got {max_epochs}", option="--max-epochs")
     if output is not None and output.exists() and not overwrite:
         raise ConfigError(f"{output} already exists; pass --overwrite", option="--output")
-    from deepstrata.anomaly.run import (
-        DEFAULT_CONTAMINATION,
-        check_request,
-        find_anomalies,
-    )
+    from deepstrata.anomaly.run import DEFAULT_CONTAMINATION, check_request, find_anomalies
+    from deepstrata.anomaly.series_run import check_series_request, find_series_anomalies
     from deepstrata.train.progress import Progress
 
     if contamination is None and threshold is None:
         contamination = DEFAULT_CONTAMINATION
     progress = Progress(enabled=not quiet)
+    asked = {"label": label, "contamination": contamination, "threshold": threshold}
     if time is not None:
-        if ignore or columns:
-            raise ConfigError(
-                "a series detector reads only the time, series, target and label columns",
-                option="--ignore" if ignore else "--column",
-            )
-        from deepstrata.anomaly.series_run import check_series_request, find_series_anomalies
-
         request = check_series_request(
             data,
             time=time,
             series=[name.strip() for name in (series or "").split(",") if name.strip()],
             target=target,
             frequency=frequency,
-            label=label,
-            contamination=contamination,
-            threshold=threshold,
+            **asked,
         )
         found = find_series_anomalies(request, seed=seed, max_epochs=max_epochs, progress=progress)
-        report(data, found, output, overwrite=overwrite, as_json=as_json)
-        return
-    request = check_request(
-        data,
-        label=label,
-        contamination=contamination,
-        threshold=threshold,
-        ignore=ignore or [],
-        columns=columns,
-    )
-    found = find_anomalies(request, seed=seed, max_epochs=max_epochs, progress=progress)
+    else:
+        request = check_request(data, ignore=ignore or [], columns=columns, **asked)
+        found = find_anomalies(request, seed=seed, max_epochs=max_epochs, progress=progress)
     report(data, found, output, overwrite=overwrite, as_json=as_json)
+
+
+def check_series_flags(time: str | None, **flags) -> None:
+    """A ConfigError naming a series flag given without --time."""
+    from deepstrata.errors import ConfigError
+
+    if time is None:
+        for name, given in flags.items():
+            if given is not None:
+                raise ConfigError("only with --time (the scores of a series)", option=f"--{name}")
 
 
 def report(data, found, output: Path | None, *, overwrite: bool, as_json: bool) -> None:

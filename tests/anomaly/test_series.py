@@ -22,7 +22,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def saved(series_found, tmp_path_factory):
-    frame, _, found = series_found
+    _, _, found = series_found
     path = tmp_path_factory.mktemp("series") / "detector"
     table = scores_table(found).to_csv(index=False).encode()
     save_detector(path, found.detector, metrics=found.metrics, files={SCORES: table})

@@ -30,7 +30,7 @@ def test_cut_windows_and_out_of_sample_forecasts():
     half = res.cut(panel, [40], [80])
     assert half.series[0].values.tolist() == values[40:].tolist()
     assert half.series[0].times[0] == pd.Timestamp("2003-05-01")
-    train, train_y, valid, valid_y = res.windows(half, spec)
+    train, train_y, valid, _ = res.windows(half, spec)
     assert len(train) + len(valid) == 40 - 8 and len(valid) == 6
     assert train_y[0].tolist() == [values[48]]
     network, architecture, facts = res.train_one_step(
