@@ -10,6 +10,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from deepstrata.anomaly.bundle import SCORES, load_detector, save_detector, score_rows
 from deepstrata.anomaly.run import scores_table
@@ -81,3 +82,39 @@ def test_bad_new_rows_and_a_changed_bundle_are_refused(saved, tmp_path):
     (broken / "config.json").write_text(json.dumps({**config, "threshold": 0.0}))
     with pytest.raises(BundleError):
         load_detector(broken)
+
+
+class LastValue(torch.nn.Module):
+    """A stand-in forecaster: the window's last value, the interval half a window sd wide."""
+
+    def forward(self, inputs):
+        last = inputs["history"][:, -1:]  # (B, 1)
+        return torch.stack([last - 0.5, last, last + 0.5], dim=-1)  # (B, 1, 3)
+
+
+def test_the_history_is_cleaned_of_a_spike_and_moved_to_a_new_level(monkeypatch):
+    from deepstrata.anomaly import series
+    from deepstrata.anomaly.series_run import calibrate
+    from deepstrata.data.sources import read_table
+    from deepstrata.forecast import windows as win
+
+    values = np.cumsum(np.random.default_rng(0).normal(0, 1, 150))
+    values[60] += 15.0  # a spike
+    values[100:] += 15.0  # a new level
+    frame = pd.DataFrame({"day": pd.date_range("2000-01-01", periods=150, freq="MS"), "y": values})
+    spec = win.Spec(target="y", time="day", series=[], frequency="MS", horizon=1, lookback=8)
+    panel = win.read_panel(read_table(frame), spec)
+
+    def scores():
+        fold = {"key": [], "split": None, "end": None}
+        detector = SeriesDetector(
+            spec, {}, {"early": LastValue(), "late": LastValue()}, 1.0, [fold]
+        )
+        return calibrate(detector, panel)[0]
+
+    cleaned = scores()
+    top = np.argsort(-np.nan_to_num(cleaned, nan=-1.0))[:3]
+    assert set(top) == {60, 100, 101}  # the spike, and the shift's first two steps
+    assert cleaned[61] < 3 and (cleaned[102:110] < 3).all()  # after a spike, a new level
+    monkeypatch.setattr(series, "CLEAN", np.inf)  # no cleaning: the spike's next step too
+    assert scores()[61] > 4
