@@ -103,6 +103,13 @@ def check_series_request(
     """The table, its series on their grid and the label's anomaly class; every refusal
     happens here, before any training."""
     check_options(contamination, threshold)
+    if frequency is not None:
+        try:
+            pd.tseries.frequencies.to_offset(frequency)
+        except ValueError:
+            raise ConfigError(
+                f"{frequency!r} is not a pandas frequency (D, W, MS, h, ...)", option="--frequency"
+            ) from None
     table = read_table(data)
     frame = table.frame
     if len(frame) < MIN_ROWS:

@@ -65,6 +65,7 @@ def test_a_given_threshold_and_one_series_without_a_label():
         (lambda f: f.assign(odd=0), {"label": "odd"}, DataError, ["two classes"]),
         (lambda f: f.head(12), {}, DataError, ["at least 16"]),
         (lambda f: f, {"contamination": 0.9}, ConfigError, ["--contamination"]),
+        (lambda f: f, {"frequency": "fortnightly"}, ConfigError, ["--frequency"]),
     ],
 )  # fmt: skip
 def test_bad_input_is_named_before_any_work(change, kwargs, error, words):
