@@ -15,6 +15,13 @@ def co2():
     return pd.DataFrame({"date": data["index"], "value": data["co2"]})
 
 
+def co2_weekly():
+    import statsmodels.api as sm
+
+    data = sm.datasets.co2.load_pandas().data.interpolate().reset_index()
+    return pd.DataFrame({"date": data["index"], "value": data["co2"]})  # 2284 weeks
+
+
 def sunspots():
     import statsmodels.api as sm
 

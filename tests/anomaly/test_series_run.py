@@ -1,6 +1,6 @@
 """``anomalies --time``: every step scored out of sample, the spikes of a tiny pair of
 series ranked first, the forest beside it; each refusal before any work; and a slow test
-on real series (statsmodels' co2 and sunspots) with injected anomalies, PR-AUC of the
+on real series (statsmodels' co2, monthly and weekly, and sunspots) with injected anomalies, PR-AUC of the
 forecast residuals against the isolation forest's over 3 seeds."""
 
 from __future__ import annotations
@@ -82,10 +82,10 @@ def test_injected_anomalies_in_real_series_are_found_better_than_by_a_forest():
     """Prints the PR-AUC table of the report: per series and seed, forecast residuals
     against the isolation forest."""
     pytest.importorskip("statsmodels")
-    from tests.anomaly.real_series import co2, inject, sunspots
+    from tests.anomaly.real_series import co2, co2_weekly, inject, sunspots
 
     ours, forest = [], []
-    for load in (co2, sunspots):
+    for load in (co2, co2_weekly, sunspots):
         for seed in range(3):
             frame = inject(load(), seed)
             request = check_series_request(frame, time="date", label="odd")
