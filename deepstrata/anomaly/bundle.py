@@ -6,6 +6,11 @@ autoencoder's sizes and the threshold; weights.safetensors holds the autoencoder
 weights and the feature scaling (``scale.mean``, ``scale.std``); metrics.json the score
 distribution, the training history and, with a label, both detectors' PR-AUC;
 scores.csv the training rows' scores. JSON and safetensors only: no pickle.
+
+A series detector (``anomalies --time``) says ``"detector": "series"`` beside the kind and
+keeps instead the forecasters' spec and architecture, each series' fold times and
+calibration, and the two fold networks' weights (``early.*``, ``late.*``); see
+:meth:`deepstrata.anomaly.series.SeriesDetector.bundle_parts`.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from pathlib import Path
 import torch
 
 from deepstrata.anomaly.detector import Autoencoder, Detector
+from deepstrata.anomaly.series import SeriesDetector
 from deepstrata.bundle import read_bundle, write_bundle
 from deepstrata.errors import BundleError
 
@@ -36,6 +42,18 @@ def save_detector(
     from deepstrata.bundle.format import versions
     from deepstrata.model.member import preprocessor_states
 
+    if isinstance(detector, SeriesDetector):
+        parts, weights = detector.bundle_parts()
+        config = {"kind": KIND, "anomaly_format": FORMAT, **parts, "versions": versions()}
+        return write_bundle(
+            path,
+            config=config,
+            weights=weights,
+            metrics=metrics,
+            versions=versions(),
+            files=files,
+            overwrite=overwrite,
+        )
     config = {
         "kind": KIND,
         "anomaly_format": FORMAT,
@@ -68,7 +86,7 @@ def is_anomaly_bundle(path: str | Path) -> bool:
     return bundle_kind(path) == KIND
 
 
-def load_detector(path: str | Path) -> tuple[Detector, dict]:
+def load_detector(path: str | Path) -> tuple[Detector | SeriesDetector, dict]:
     """(detector, metrics) of a verified anomaly bundle; a BundleError, one line, when it
     was changed, is malformed, or names pretrained weights other than the installed ones."""
     from deepstrata.model.member import preprocessors_from_states
@@ -78,6 +96,8 @@ def load_detector(path: str | Path) -> tuple[Detector, dict]:
     try:
         if config.get("kind") != KIND:
             raise ValueError(f"kind is {config.get('kind')!r}, not {KIND!r}")
+        if config.get("detector") == "series":
+            return SeriesDetector.from_bundle(config, weights), metrics
         for recorded in config["pretrained"]:
             get(recorded["name"]).check(recorded)
         network = Autoencoder(**config["autoencoder"])
@@ -113,7 +133,8 @@ def load_detector(path: str | Path) -> tuple[Detector, dict]:
 
 def score_rows(path: str | Path, data, *, keep: list[str] | tuple = ()):
     """What ``deepstrata predict`` writes for an anomaly bundle: ``keep`` columns, then
-    row (1-based), score and flagged for every row of ``data``."""
+    row (1-based), (a series detector: the series columns and the time,) score and
+    flagged for every row of ``data``."""
     from deepstrata.data.sources import read_table
 
     detector, _ = load_detector(path)

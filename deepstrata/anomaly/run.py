@@ -55,6 +55,7 @@ class Found:
     forest_scores: np.ndarray  # isolation forest, one per row (higher: more unusual)
     flagged: np.ndarray
     metrics: dict
+    columns: pd.DataFrame | None = None  # series: their columns and the time, per row
 
 
 def check_options(contamination: float | None, threshold: float | None) -> None:
@@ -255,10 +256,13 @@ def _plain(value):
 
 
 def scores_table(found: Found) -> pd.DataFrame:
-    """scores.csv: row (1-based), score, flagged, isolation_forest_score."""
+    """scores.csv: row (1-based), (series: the series columns and the time,) score,
+    flagged, isolation_forest_score."""
+    extra = found.columns if found.columns is not None else pd.DataFrame()
     return pd.DataFrame(
         {
             "row": np.arange(1, len(found.scores) + 1),
+            **{name: extra[name].to_numpy() for name in extra.columns},
             "score": found.scores,
             "flagged": found.flagged,
             "isolation_forest_score": found.forest_scores,

@@ -1,5 +1,5 @@
 """``deepstrata anomalies``: the summary, the bundle with scores.csv, ``predict`` scoring new
-rows with it, and the refusals (a one-class label, contamination outside (0, 0.5], --time,
+rows with it, and the refusals (a one-class label, contamination outside (0, 0.5], --series without --time,
 missing columns at predict time), each before any work with nothing written."""
 
 from __future__ import annotations
@@ -59,8 +59,8 @@ def test_bad_input_is_refused_before_any_work_and_nothing_is_written(cli, table,
     for value in ("0", "0.7", "-0.1"):
         line = cli("anomalies", table, "--contamination", value, "-o", out).error_line()
         assert "--contamination" in line
-    line = cli("anomalies", table, "--time", "signup", "-o", out).error_line()
-    assert "--time" in line and "forecaster" in line
+    line = cli("anomalies", table, "--series", "plan", "-o", out).error_line()
+    assert "--series" in line and "--time" in line  # series flags only with --time
     assert not out.exists()
 
 
@@ -72,3 +72,28 @@ def test_predict_names_a_column_missing_from_new_rows(cli, table, tmp_path):
     assert "new.csv" in line and "'monthly'" in line and "missing" in line
     assert "--proba" in cli("predict", out, table, "--proba").error_line()
     assert not written.exists()
+
+
+def test_series_anomalies_write_a_bundle_and_name_a_bad_time_by_its_line(cli, tmp_path):
+    from tests.anomaly.conftest import tiny_series
+
+    data, out = tmp_path / "sensors.csv", tmp_path / "detector"
+    frame = tiny_series(steps=48)
+    frame.to_csv(data, index=False)
+    result = cli(
+        "anomalies", data, "--time", "day", "--series", "sensor", "--label", "odd",
+        "--max-epochs", "2", "-o", out, "-q",
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    assert "96 rows in 2 series" in result.out and "forecast residuals" in result.out
+    scores = pd.read_csv(out / "scores.csv")
+    assert list(scores.columns)[:3] == ["row", "sensor", "day"]
+    bad = tmp_path / "bad.csv"
+    frame.assign(day=frame["day"].where(frame.index != 6, "not a day")).to_csv(bad, index=False)
+    line = cli("anomalies", bad, "--time", "day", "--series", "sensor", "-o", tmp_path / "x")
+    assert "bad.csv, line 8" in line.error_line() and "'not a day'" in line.error_line()
+    twice = tmp_path / "twice.csv"
+    pd.concat([frame, frame.iloc[[3]]]).to_csv(twice, index=False)
+    line = cli("anomalies", twice, "--time", "day", "--series", "sensor").error_line()
+    assert "line 98" in line and "appears twice" in line
+    assert not (tmp_path / "x").exists()
