@@ -50,7 +50,7 @@ def calendar(times: pd.DatetimeIndex, frequency: str) -> np.ndarray:
     if period not in (1, 4):
         columns.append(2 * np.pi * (times.month.to_numpy() - 1) / 12)
     if period in (5, 7, 24, 60):
-        columns.append(2 * np.pi * times.dayofweek.to_numpy() / 7)
+        columns.append(2 * np.pi * times.day_of_week.to_numpy() / 7)
     if period in (24, 60):
         columns.append(2 * np.pi * times.hour.to_numpy() / 24)
     if not columns:

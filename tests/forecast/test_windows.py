@@ -66,3 +66,14 @@ def test_past_covariates_are_read_over_the_lookback_only():
     spec.lookback = 12
     window = win.window_inputs(win.read_panel(table, spec).series[0], 30, spec)
     assert window["past"].shape == (12, 1) and window["covariates"].shape == (18, 3)
+
+
+@pytest.mark.parametrize("frequency, width", [("MS", 2), ("D", 4), ("h", 6), ("YS", 0)])
+def test_calendar_features_follow_the_frequency(frequency, width):
+    """Month of year, weekday and hour as sine/cosine pairs; daily and hourly series go
+    through pandas' weekday without its deprecation warning (an error under pytest)."""
+    times = pd.date_range("2021-01-04", periods=30, freq=frequency)
+    features = win.calendar(times, frequency)
+    assert features.shape == (30, width)
+    if frequency == "D":  # the weekday's cycle: 7 days apart, the same features
+        np.testing.assert_allclose(features[0, 1], features[7, 1], atol=1e-12)
