@@ -57,6 +57,9 @@ def explain(
         int | None, typer.Option(help="Coalitions (shap) or neighbours (lime) per row.")
     ] = None,
     steps: Annotated[int, typer.Option(help="Integrated gradients: steps of the integral.")] = 50,
+    image_baseline: Annotated[
+        str, typer.Option(help="Images: blurred (each row's own image, blurred) or mean colour.")
+    ] = "blurred",
     compare: Annotated[
         list[str] | None, typer.Option(help="Another method to measure rank agreement with.")
     ] = None,
@@ -101,6 +104,7 @@ def explain(
         faithfulness=faithfulness,
         compare=tuple(compare or ()),
         words=words,
+        image_baseline=image_baseline,
     )
     title = f"Why {model.schema.target}? {Path(str(data)).name} explained"
     write_folder(explanation, folder, title=title, table_format=table_format)
