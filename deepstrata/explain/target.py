@@ -72,13 +72,13 @@ class MemberInputs:
 class Target:
     """The explained function over the rows of ``table``.
 
-        ``classes``: the class explained per row (None for regression); ``predictions``:
-        its value with every column kept; ``base``: with every column at its baseline (each
-    row's own: f(baseline) of that row).
-        ``classes`` (indices into ``model.classes``, one per row) fixes the explained class
-        per row instead (the randomisation check explains the same classes again).
-        ``image_baseline``: ``"blurred"`` (each row's own image blurred) or ``"mean"`` (the
-        training mean colour), :mod:`deepstrata.explain.baselines`."""
+    ``classes``: the class explained per row (None for regression); ``predictions``:
+    its value with every column kept; ``base``: with every column at its baseline, each
+    row's own (f at that row's baseline).
+    ``classes`` (indices into ``model.classes``, one per row) fixes the explained class
+    per row instead (the randomisation check explains the same classes again).
+    ``image_baseline``: ``"blurred"`` (each row's own image blurred) or ``"mean"`` (the
+    training mean colour), :mod:`deepstrata.explain.baselines`."""
 
     def __init__(
         self, model, table, *, target_class=None, classes=None, image_baseline: str = "blurred"
