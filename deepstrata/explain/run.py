@@ -214,7 +214,13 @@ def measure(model, table, target, explanation, settings, others) -> dict:
         if out["completeness_gap"] > COMPLETENESS_TOLERANCE:
             warnings.warn(
                 f"the attributions miss f(x) - f(baseline) by {out['completeness_gap']:.1%} "
-                f"(more than {COMPLETENESS_TOLERANCE:.0%}); more --steps narrow the gap",
+                f"(more than {COMPLETENESS_TOLERANCE:.0%}); more --steps narrow the gap"
+                + (
+                    " (from a flat image GroupNorm jumps where no step sees it: "
+                    "--image-baseline blurred)"
+                    if target.image_baseline == "mean" and "image" in target.inputs[0].blocks
+                    else ""
+                ),
                 DataWarning,
                 stacklevel=3,
             )
