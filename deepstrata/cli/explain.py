@@ -12,6 +12,9 @@ import typer
 from deepstrata.cli.common import BundleArg, DataArg, JsonOpt
 
 METHOD_HELP = "auto | ig | gradshap | tree | shap | exact | lime | permutation | attention."
+ImageBaselineOpt = Annotated[
+    str, typer.Option(help="Images' baseline: blurred (each row's own image) or mean (colour).")
+]
 
 
 def parse_rows(text: str | None) -> tuple[int, int | None] | None:
@@ -42,10 +45,7 @@ def explain(
         Path | None,
         typer.Option("--output", "-o", help="Folder to write [BUNDLE.explain]."),
     ] = None,
-    method: Annotated[
-        str,
-        typer.Option(help=METHOD_HELP),
-    ] = "auto",
+    method: Annotated[str, typer.Option(help=METHOD_HELP)] = "auto",
     rows: Annotated[
         str | None, typer.Option(help="Rows START:STOP to explain (0-based) [all].")
     ] = None,
@@ -57,6 +57,7 @@ def explain(
         int | None, typer.Option(help="Coalitions (shap) or neighbours (lime) per row.")
     ] = None,
     steps: Annotated[int, typer.Option(help="Integrated gradients: steps of the integral.")] = 50,
+    image_baseline: ImageBaselineOpt = "blurred",
     compare: Annotated[
         list[str] | None, typer.Option(help="Another method to measure rank agreement with.")
     ] = None,
@@ -101,6 +102,7 @@ def explain(
         faithfulness=faithfulness,
         compare=tuple(compare or ()),
         words=words,
+        image_baseline=image_baseline,
     )
     title = f"Why {model.schema.target}? {Path(str(data)).name} explained"
     write_folder(explanation, folder, title=title, table_format=table_format)

@@ -5,7 +5,8 @@
   fast, small area) or restore them from the baseline in that order (insertion: it
   should rise fast, large area); each area is against the same curve in random order.
 - **completeness**: Shapley values and integrated gradients must sum to
-  f(x) - f(baseline); the gap is reported relative to the total |f(x) - f(baseline)|.
+  f(x) - f(baseline), each row against its own baseline (a blurred image is the row's
+  own); the gap is reported relative to the total |f(x) - f(baseline)|.
 - **word deletion**: the same deletion curve over a text's words (dropped from the text
   in attribution order, most supportive first, against a random order);
 - **rank agreement**: Spearman correlation of two methods' attributions per row.
@@ -61,7 +62,8 @@ def curves(target, values: np.ndarray, *, seed: int = 0) -> dict:
 
 
 def completeness(target, values: np.ndarray) -> dict:
-    """How far the rows' sums are from f(x) - f(baseline)."""
+    """How far the rows' sums are from f(x) - f(baseline), each row's own (``target.base``
+    holds f at each row's baseline)."""
     change = target.predictions - target.base
     gap = values.sum(axis=1) - change
     total = float(np.abs(change).sum())

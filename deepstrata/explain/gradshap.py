@@ -10,9 +10,13 @@ category codes and token ids, which a gradient cannot follow, are explained thro
 their encodings as integrated gradients explains them; each encoder output's values are
 summed into the raw column they came from. The reference is the stated baseline of
 each kind (:mod:`deepstrata.explain.baselines`), the one every other method here uses,
-so the values sum to f(x) - f(baseline) in expectation (not exactly: it is a
-Monte-Carlo estimate of the integral), and each draw adds Gaussian noise of ``stdevs``
-to the row as SmoothGrad does (Captum's default: none).
+each row's own (a blurred image is the row's image blurred). Captum draws a reference
+from ``baselines`` at random for each point, not the row's, so a row's features are
+given as their change from the row's reference (added back in the forward pass, where
+it is passed beside the row), and the baseline is no change at all. So the values sum
+to f(x) - f(baseline) in expectation (not exactly: it is a Monte-Carlo estimate of the
+integral), and each draw adds Gaussian noise of ``stdevs`` to the row as SmoothGrad
+does (Captum's default: none).
 """
 
 from __future__ import annotations
@@ -63,23 +67,24 @@ def gradient_shap(target, *, samples: int | None = None, seed: int = 0, **_):
             member = inputs.member
             network = member.network
 
-            def forward(features, chosen, member=member, network=network, weight=weight):
-                raw = network.head(network.combiner(features))
+            def forward(change, chosen, reference, member=member, network=network, weight=weight):
+                raw = network.head(network.combiner(reference + change))
                 return weight * explained(target, member, raw, chosen)
 
             method = attr.GradientShap(forward)
             spans = _column_offsets(network, member.preprocessors, target.columns)
             with torch.no_grad():
                 own = _features(network, inputs.blocks)  # (N, D)
-                reference = _features(network, {k: v[None] for k, v in inputs.baseline.items()})
+                reference = _features(network, inputs.baseline)  # (N, D): each row's own
+            zero = torch.zeros_like(own[:1])
             per_pass = max(1, EVALUATIONS_PER_PASS // draws)
             for start in range(0, target.rows, per_pass):
                 part = slice(start, start + per_pass)
-                values = method.attribute(
-                    own[part],
-                    baselines=reference,  # a one-row distribution: the stated baseline
+                values = method.attribute(  # the change from the row's own reference
+                    own[part] - reference[part],
+                    baselines=zero,  # a one-row distribution: no change
                     n_samples=draws,
-                    additional_forward_args=(classes[part],),
+                    additional_forward_args=(classes[part], reference[part]),
                 )
                 values = values.detach().double().numpy()  # (n, combiner's input width)
                 for column, lo, hi in spans:
@@ -90,6 +95,7 @@ def gradient_shap(target, *, samples: int | None = None, seed: int = 0, **_):
         "samples": draws,
         "seed": seed,
         "explainer": "captum.attr.GradientShap (on the combiner's input)",
-        "reference": "the stated baseline of each column",
+        "reference": "the stated baseline of each column, each row's own",
+        "baseline": target.baseline_summary(),
     }
     return total, settings

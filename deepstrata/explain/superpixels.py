@@ -2,8 +2,10 @@
 
 Each image is cut into superpixels by scikit-image's SLIC (through lime's
 ``SegmentationAlgorithm``), about one per 4 x 4 pixels, at most 100; a neighbour switches
-superpixels off, painting them in the baseline's colour (the training images' mean colour:
-a constant, so no OpenCV blur is needed), with the row's other columns as they are. lime
+superpixels off, painting them from the row's baseline image (its blurred self, or the
+training mean colour: :mod:`deepstrata.explain.baselines`; lime copies ``hide_color``
+over the whole image, so an image of the same shape is taken pixel by pixel), with the
+row's other columns as they are. lime
 fits its weighted ridge to the explained value of those images. A superpixel's weight is
 spread evenly over its pixels, so a map sums to the sum of the weights.
 """
@@ -69,7 +71,7 @@ def superpixel_maps(target, *, samples: int = 1000, seed: int = 0) -> dict[str, 
     for column in image_columns(target):
         pixels = target.pixels(column)  # (N, S, S, 3)
         pre = target.model.members[0].preprocessors[column]
-        hide = tuple(float(c) for c in np.round(np.asarray(pre.mean) * 255))
+        hidden = target.baseline_pixels(column)  # (N, S, S, 3): each row's baseline image
         segments_wanted = int(min(100, max(4, (pre.size // 4) ** 2)))
         heat = np.zeros(pixels.shape[:3])
         for row in range(target.rows):
@@ -82,7 +84,7 @@ def superpixel_maps(target, *, samples: int = 1000, seed: int = 0) -> dict[str, 
                     pixels[row],
                     _classifier(target, row, column),
                     labels=(0,),
-                    hide_color=hide,
+                    hide_color=hidden[row],  # lime paints it over: fudged[:] = hide_color
                     num_samples=samples,
                     batch_size=BATCH,
                     segmentation_fn=segmenter,

@@ -19,7 +19,11 @@ import torch
 
 from deepstrata import tasks
 from deepstrata.errors import ConfigError
-from deepstrata.explain.baselines import baseline_values, describe_baseline
+from deepstrata.explain.baselines import (
+    baseline_values,
+    check_image_baseline,
+    describe_baseline,
+)
 from deepstrata.kinds import group_by_kind
 from deepstrata.preprocess.frame import transform_frame
 
@@ -30,7 +34,7 @@ class MemberInputs:
     """One member's preprocessed blocks for the explained rows, its baseline blocks, and
     for every position of every block the raw column it came from."""
 
-    def __init__(self, member, table, columns: list[str]) -> None:
+    def __init__(self, member, table, columns: list[str], *, image: str = "blurred") -> None:
         self.member = member
         self.blocks = transform_frame(member.preprocessors, table.frame, table)  # {kind: (N, W)}
         index = {name: i for i, name in enumerate(columns)}
@@ -40,20 +44,27 @@ class MemberInputs:
             self.positions[kind] = np.concatenate(
                 [np.full(pre.width, index[name]) for name, pre in zip(names, pres)]
             )  # (W,) column index of each position
-            values = np.concatenate([baseline_values(pre) for pre in pres])
-            self.baseline[kind] = torch.from_numpy(values.astype(self.blocks[kind].numpy().dtype))
+            block = self.blocks[kind].numpy()
+            offsets = np.cumsum([0, *(pre.width for pre in pres)])
+            values = np.concatenate(
+                [
+                    baseline_values(pre, block[:, lo:hi], image=image)
+                    for pre, lo, hi in zip(pres, offsets[:-1], offsets[1:])
+                ],
+                axis=1,
+            )  # (N, W): one baseline per row (a blurred image is the row's own)
+            self.baseline[kind] = torch.from_numpy(np.ascontiguousarray(values, block.dtype))
 
     def masked(
         self, rows: np.ndarray, keep: np.ndarray, sources: np.ndarray | None = None
     ) -> dict[str, torch.Tensor]:
         """Blocks of ``rows`` (n,) where column ``j`` is kept if ``keep[:, j]`` (n, M), else
-        the baseline's (or, with ``sources``, that of row ``sources[k]``)."""
+        that row's baseline (or, with ``sources``, the value of row ``sources[k]``)."""
         out = {}
         for kind, block in self.blocks.items():
             mask = torch.from_numpy(keep[:, self.positions[kind]])  # (n, W)
-            other = self.baseline[kind].expand(len(rows), -1) if sources is None else None
-            if other is None:
-                other = block[torch.from_numpy(sources)]
+            picked = rows if sources is None else sources
+            other = (self.baseline[kind] if sources is None else block)[torch.from_numpy(picked)]
             out[kind] = torch.where(mask, block[torch.from_numpy(rows)], other)
         return out
 
@@ -62,16 +73,26 @@ class Target:
     """The explained function over the rows of ``table``.
 
     ``classes``: the class explained per row (None for regression); ``predictions``:
-    its value with every column kept; ``base``: with every column at its baseline.
+    its value with every column kept; ``base``: with every column at its baseline, each
+    row's own (f at that row's baseline).
     ``classes`` (indices into ``model.classes``, one per row) fixes the explained class
-    per row instead (the randomisation check explains the same classes again)."""
+    per row instead (the randomisation check explains the same classes again).
+    ``image_baseline``: ``"blurred"`` (each row's own image blurred) or ``"mean"`` (the
+    training mean colour), :mod:`deepstrata.explain.baselines`."""
 
-    def __init__(self, model, table, *, target_class=None, classes=None) -> None:
+    def __init__(
+        self, model, table, *, target_class=None, classes=None, image_baseline: str = "blurred"
+    ) -> None:
+        check_image_baseline(image_baseline)
         self.model = model
+        self.image_baseline = image_baseline
         self.spec = model.spec
         self.columns = [field.name for field in model.schema.inputs]
         self.table = table
-        self.inputs = [MemberInputs(member, table, self.columns) for member in model.members]
+        self.inputs = [
+            MemberInputs(member, table, self.columns, image=image_baseline)
+            for member in model.members
+        ]
         self.rows = len(table.frame)
         everything = np.arange(self.rows)
         outputs = self._outputs(everything, np.ones((self.rows, len(self.columns)), bool))
@@ -93,7 +114,28 @@ class Target:
     def baselines(self) -> dict[str, str]:
         """Each column's baseline in words (the first member's, for an ensemble)."""
         pres = self.model.members[0].preprocessors
-        return {name: describe_baseline(pres[name]) for name in self.columns}
+        return {
+            name: describe_baseline(pres[name], image=self.image_baseline) for name in self.columns
+        }
+
+    def baseline_summary(self) -> str:
+        """The image columns' baseline in words (``blurred image (...)``), for a method's
+        settings; without images, a pointer to the per-column ``baselines``."""
+        pres = self.model.members[0].preprocessors
+        images = {
+            describe_baseline(pres[name], image=self.image_baseline)
+            for name in self.columns
+            if pres[name].kind == "image"
+        }
+        return "; ".join(sorted(images)) or "each column's stated baseline (see baselines)"
+
+    def baseline_pixels(self, column: str) -> np.ndarray:
+        """``(rows, S, S, 3)`` uint8: an image column's baseline image per row."""
+        inputs = self.inputs[0]
+        where = inputs.positions["image"] == self.columns.index(column)
+        size = inputs.member.preprocessors[column].size
+        block = inputs.baseline["image"][:, where].numpy()
+        return block.reshape(-1, 3, size, size).transpose(0, 2, 3, 1).astype(np.uint8)
 
     def pixels(self, column: str) -> np.ndarray:
         """``(rows, S, S, 3)`` uint8: an image column's pixels as the model saw them; for an

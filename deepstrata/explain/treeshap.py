@@ -5,7 +5,8 @@ A LightGBM member (``--strategy features --head gbm``, or the classical side of 
 ensemble) sees each row as its features (:mod:`deepstrata.model.extractor`): numbers
 scaled, categories one-hot, texts and images as pretrained embeddings. TreeSHAP gives
 exact interventional Shapley values of the trees' raw score against one reference, the
-features of the stated baseline row, in polynomial time; each feature's value is summed
+features of the row's stated baseline (one for all rows unless a blurred image makes
+each row's its own), in polynomial time; each feature's value is summed
 into the raw column it came from. The raw score is a logit (binary: of the positive
 class, negated when the other is explained; multiclass: the explained class's score) or
 the standardised value, and the explained value is the member's calibrated probability
@@ -67,6 +68,17 @@ def _explained_change(target, inputs) -> np.ndarray:
     return ends[0] - ends[1]
 
 
+def _shap_values(shap, member, reference: np.ndarray, features: np.ndarray) -> np.ndarray:
+    """Interventional TreeSHAP values of ``features`` (n, D) against one ``reference`` row."""
+    explainer = shap.TreeExplainer(
+        member.head.booster_,
+        data=reference,
+        feature_perturbation="interventional",
+        model_output="raw",
+    )
+    return np.asarray(explainer.shap_values(features, check_additivity=False))
+
+
 def member_tree_shap(target, inputs) -> np.ndarray:
     """``(rows, columns)`` one LightGBM member's TreeSHAP values on the explained scale."""
     shap = require("shap", "shap")
@@ -74,15 +86,12 @@ def member_tree_shap(target, inputs) -> np.ndarray:
     rows = np.arange(target.rows)
     with torch.inference_mode():
         features = member.extractor(inputs.blocks).double().numpy()  # (N, D)
-        baseline = {k: inputs.baseline[k][None] for k in inputs.blocks}
-        reference = member.extractor(baseline).double().numpy()  # (1, D)
-    explainer = shap.TreeExplainer(
-        member.head.booster_,
-        data=reference,
-        feature_perturbation="interventional",
-        model_output="raw",
-    )
-    values = np.asarray(explainer.shap_values(features, check_additivity=False))
+        reference = member.extractor(inputs.baseline).double().numpy()  # (N, D): each row's
+    if (reference == reference[:1]).all():  # one baseline for every row: one explainer
+        values = _shap_values(shap, member, reference[:1], features)
+    else:  # a blurred image is each row's own: each row against its own reference
+        parts = [_shap_values(shap, member, reference[[i]], features[[i]]) for i in rows]
+        values = np.concatenate(parts, axis=0)
     if values.ndim == 3:  # multiclass: (N, D, K), the explained class's score
         values = values[rows, :, target.classes]
     elif target.classes is not None:  # binary: the positive class's logit

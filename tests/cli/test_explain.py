@@ -81,6 +81,7 @@ def test_json_on_stdout_and_parquet(diabetes, cli, tmp_path):
         (["--rows", "0:5", "--method", "deeplift"], "--method: unknown method 'deeplift'"),
         (["--rows", "0:5", "--target-class", "high"], "--target-class: a regression model"),
         (["--rows", "0:5", "--format", "xlsx"], "--format: expected csv or parquet"),
+        (["--rows", "0:5", "--image-baseline", "noise"], "--image-baseline: unknown image"),
     ],
 )
 def test_bad_input_is_named_and_nothing_is_written(diabetes, cli, tmp_path, args, words):

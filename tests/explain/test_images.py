@@ -1,5 +1,6 @@
-"""Images explained pixel by pixel: heat maps that add up to the column's attribution,
-and, on images whose class is where a bright patch sits, most of the saliency on it."""
+"""Images explained pixel by pixel from each row's blurred image: heat maps that add up
+to the column's attribution, completeness within 1 % on a trained CNN, and, on images
+whose class is where a bright patch sits, most of the saliency on it."""
 
 from __future__ import annotations
 
@@ -11,12 +12,16 @@ import pytest
 from PIL import Image
 
 import deepstrata
-from deepstrata.explain import explain
+from deepstrata.data.sources import read_table
+from deepstrata.errors import ConfigError
+from deepstrata.explain import baselines, explain
+from deepstrata.explain.faithfulness import completeness
 from deepstrata.explain.output import write_folder
+from deepstrata.explain.target import Target
 from tests.conftest import torch_threads
 
 pytest.importorskip("captum", reason="the explain extra (captum) is not installed")
-SIDE, PATCH = 16, 5
+SIDE, PATCH, TEXTURE = 16, 5, 6
 
 
 def patch_images(folder: Path, count: int, seed: int) -> tuple[pd.DataFrame, list]:
@@ -36,17 +41,93 @@ def patch_images(folder: Path, count: int, seed: int) -> tuple[pd.DataFrame, lis
     return pd.DataFrame(rows), corners
 
 
-def test_heat_maps_add_up_to_the_image_columns_attribution(tmp_path):
-    """An untrained network on an image and a number: completeness holds pixel by pixel."""
-    train, _ = patch_images(tmp_path, 12, seed=0)
-    train["size"] = np.arange(12.0)
+def texture_images(folder: Path, count: int, seed: int) -> tuple[pd.DataFrame, list]:
+    """Dark noisy images with one square of the same mean brightness: a fine checkerboard
+    (class "fine") or flat grey ("flat"). A blur erases what sets the class, so the
+    blurred baseline is far from the prediction. Returns the table and the corners."""
+    rng = np.random.default_rng(seed)
+    checker = (np.indices((TEXTURE, TEXTURE)).sum(axis=0) % 2 * 230)[..., None]
+    rows, corners = [], []
+    for index in range(count):
+        pixels = rng.integers(0, 40, (SIDE, SIDE, 3)).astype(np.uint8)
+        fine = index % 2
+        y, x = rng.integers(0, SIDE - TEXTURE + 1, 2)
+        pixels[y : y + TEXTURE, x : x + TEXTURE] = checker if fine else 115
+        path = folder / f"texture-{seed}-{index}.png"
+        Image.fromarray(pixels).save(path)
+        rows.append({"photo": str(path), "what": "fine" if fine else "flat"})
+        corners.append((y, x))
+    return pd.DataFrame(rows), corners
+
+
+def image_gaps(model, rows: pd.DataFrame, baseline: str, steps: int = 50) -> dict:
+    """Integrated gradients' completeness on ``rows`` from one image baseline."""
+    explanation = explain(
+        model, rows, method="ig", steps=steps, image_baseline=baseline, faithfulness=False
+    )
+    target = Target(model, read_table(rows), image_baseline=baseline)
+    return {
+        "gap": completeness(target, explanation.values)["completeness_gap"],
+        "change": float(np.abs(explanation.predictions - explanation.base_values).mean()),
+        "refined_rows": explanation.settings["refined_rows"],
+        "max_steps": explanation.settings["max_steps"],
+        "explanation": explanation,
+    }
+
+
+@pytest.fixture(scope="module")
+def texture_model(tmp_path_factory):
+    """A CNN trained 3 epochs on texture_images and a noise number, and 6 new rows."""
+    folder = tmp_path_factory.mktemp("textures")
+    train, _ = texture_images(folder, 48, seed=0)
+    rows = texture_images(folder, 6, seed=1)[0].drop(columns="what")
+    rng = np.random.default_rng(0)
+    train["size"], rows["size"] = rng.normal(0, 1, len(train)), rng.normal(0, 1, len(rows))
     with torch_threads(1):
         model = deepstrata.fit(
-            train, target="where", ensemble=False, max_epochs=1, progress=False,
-            image_size=SIDE, image_augment="none", strategy="scratch", seed=0,
+            train, target="what", ensemble=False, max_epochs=3, progress=False, seed=0,
+            image_size=SIDE, image_augment="none", strategy="scratch", learning_rate=3e-3,
         )  # fmt: skip
-        # an untrained network is jagged along the path: 50 steps leave an 11 % gap here
-        explanation = explain(model, train.drop(columns="where").head(3), method="ig", steps=200)
+    return model, rows
+
+
+def test_the_blurred_baseline_is_each_rows_own_and_completeness_holds(texture_model):
+    """The default image baseline: each row's own image blurred (so rows differ), stated
+    in the settings; integrated gradients from it add up to f(x) - f(baseline) within
+    1 % on a trained CNN whose class the blur erases; gradient SHAP pairs each row with
+    its own reference. The mean colour stays selectable."""
+    model, rows = texture_model
+    with torch_threads(1):
+        target = Target(model, read_table(rows))
+        blurred = target.inputs[0].baseline["image"].numpy()
+        assert len({row.tobytes() for row in blurred}) == len(rows)  # one per row
+        pixels = target.inputs[0].blocks["image"].numpy()
+        np.testing.assert_array_equal(blurred, baselines.blurred(pixels, SIDE))
+        assert target.baseline_pixels("photo").shape == (len(rows), SIDE, SIDE, 3)
+        gaps = image_gaps(model, rows, "blurred")
+        mean = Target(model, read_table(rows), image_baseline="mean")
+        assert len({row.tobytes() for row in mean.inputs[0].baseline["image"].numpy()}) == 1
+        shap = explain(model, rows, method="gradshap", samples=20)
+    assert gaps["change"] > 0.05, gaps  # the blur moves the prediction: not a trivial pass
+    assert gaps["gap"] < 0.01, gaps
+    settings = gaps["explanation"].settings
+    assert settings["baseline"] == "blurred image (the row's own, Gaussian sigma=4 px)"
+    assert settings["baselines"]["photo"] == settings["baseline"]
+    assert np.isfinite(shap.values).all() and shap.faithfulness["deletion_area"] >= 0
+    # each row against its own reference: the sums follow each row's change (0.11 off
+    # with 20 draws, 0.05 with 200; a reference from another row would miss by ~1)
+    change = shap.predictions - shap.base_values
+    assert np.abs(shap.values.sum(axis=1) - change).sum() / np.abs(change).sum() < 0.25
+    assert shap.settings["baseline"] == settings["baseline"]
+    with pytest.raises(ConfigError, match="image baseline"):
+        explain(model, rows, method="ig", image_baseline="noise")
+
+
+def test_heat_maps_add_up_to_the_image_columns_attribution(texture_model, tmp_path):
+    """A CNN on an image and a number: completeness holds pixel by pixel."""
+    model, rows = texture_model
+    with torch_threads(1):
+        explanation = explain(model, rows.head(3), method="ig")
     maps = explanation.maps["photo"]
     assert maps.shape == (3, SIDE, SIDE)
     column = explanation.columns.index("photo")
@@ -63,7 +144,7 @@ def test_heat_maps_add_up_to_the_image_columns_attribution(tmp_path):
     with torch_threads(1):
         lime = explain(
             model,
-            train.drop(columns="where").head(2),
+            rows.iloc[1:3],  # SLIC cuts the first (flat square) image in only 2 pieces
             method="lime",
             samples=60,
             faithfulness=False,
@@ -91,4 +172,35 @@ def test_saliency_falls_on_the_bright_patch_that_sets_the_class(tmp_path):
         saliency[i, y : y + PATCH, x : x + PATCH].sum() / saliency[i].sum()
         for i, (y, x) in enumerate(corners)
     ]
-    assert np.mean(shares) >= 0.6, shares  # 25 of 256 pixels hold most of it (0.80 measured)
+    # 25 of 256 pixels hold most of it: 0.645 measured from the blurred image (the default),
+    # 0.80 from the mean colour. A blur keeps where the patch is, so here the blurred
+    # image predicts the class as the image does and the attributions are small.
+    assert np.mean(shares) >= 0.6, shares
+
+
+@pytest.mark.slow  # trains two CNNs 15 epochs and integrates up to 400 steps: ~3 min
+@pytest.mark.parametrize("images", ["texture", "patch"])
+def test_completeness_gap_from_each_image_baseline_on_a_trained_cnn(tmp_path, images):
+    """The figure of issue 17's point 5 on trained CNNs: the gap from the mean colour
+    (GroupNorm's jump near a flat image, which no step count follows) and from the
+    blurred image (within 1 %). Run with -s to see both; on the bright patch the blur
+    keeps the class (change ~0), on the texture it erases it (change ~0.5)."""
+    make, label = (texture_images, "what") if images == "texture" else (patch_images, "where")
+    train, _ = make(tmp_path, 120, seed=0)
+    rows = make(tmp_path, 20, seed=1)[0].drop(columns=label)
+    with torch_threads(1):
+        model = deepstrata.fit(
+            train, target=label, ensemble=False, max_epochs=15, progress=False, seed=0,
+            image_size=SIDE, image_augment="none", strategy="scratch", learning_rate=3e-3,
+        )  # fmt: skip
+        figures = {baseline: image_gaps(model, rows, baseline) for baseline in ("mean", "blurred")}
+    for baseline, found in figures.items():
+        print(
+            f"\n{images} {baseline}: completeness gap {found['gap']:.4f}, mean |f(x) - f(b)| "
+            f"{found['change']:.3f}, rows refined {found['refined_rows']} of {len(rows)} "
+            f"(up to {found['max_steps']} steps)"
+        )
+    assert figures["blurred"]["gap"] < 0.01
+    if images == "texture":
+        assert figures["blurred"]["change"] > 0.3  # the blur erases the class
+        assert figures["mean"]["gap"] > 0.1  # kept as evidence: the jump defeats the steps
