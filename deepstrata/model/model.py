@@ -258,11 +258,15 @@ class Model:
         (one attribution per row and raw input column, the base value, the method and its
         settings, its measured faithfulness; ``.global_importance()``).
 
-        ``method``: ``auto`` (integrated gradients for networks, else KernelSHAP), ``ig``,
-        ``shap``, ``exact``, ``lime`` or ``permutation``. ``options``: ``rows=(start,
+        ``method``: ``auto`` (integrated gradients for networks, TreeSHAP for LightGBM
+        members, else KernelSHAP), ``ig``, ``gradshap``, ``shap``, ``tree``, ``exact``,
+        ``lime``, ``permutation`` or ``attention`` (rollout over a text column's tokens). ``options``: ``rows=(start,
         stop)``, ``target_class``, ``max_rows`` (1000), ``samples``, ``steps`` (50),
         ``seed``, ``faithfulness`` (True), ``compare`` (other methods to rank against),
-        ``words`` (True: text columns' words by KernelSHAP).
+        ``words`` (True: text columns' words by KernelSHAP), ``image_baseline``
+        (``blurred``: each image's own Gaussian blur, the default; or ``mean``: one flat
+        mean-colour image; integrated gradients refines a row's steps until its attributions
+        sum to f(x) - f(baseline) within 0.5 %).
         Needs the ``explain`` extra (captum, shap, lime)."""
         from deepstrata.explain import explain
 
