@@ -203,7 +203,7 @@ def mmd_test(
 
     Each split's statistic is the quadratic form ``w K w`` (``w``: 1/n on one side's rows,
     -1/m on the other's), which is ``mean Kxx + mean Kyy - 2 mean Kxy``: all splits in one
-    matrix product, 15-80 times quicker than indexing the kernel split by split (serve
+    matrix product, 12-100 times quicker than indexing the kernel split by split (serve
     computes it when /metrics is scraped)."""
     pooled = np.concatenate([reference, new])  # (n + m, d)
     norms = (pooled**2).sum(1)
