@@ -14,7 +14,8 @@ column's slice of its output (the vectors ``fit`` kept 200 rows of, see
 :mod:`deepstrata.model.reference`), projects it to 16 dimensions by the column's own
 matrix and appends it to the window; no second pass, no files kept. Only the batcher's
 passes are watched (not the warm-up's, nor the perturbed rows ``/explain`` runs), and
-only once the pass returned. Their test, the MMD with a permutation p-value
+only once the pass returned (a pretrained extractor under ``--strategy features`` embeds
+identical rows of one batch once: they are counted once). Their test, the MMD with a permutation p-value
 (:func:`~deepstrata.attack.drift.projected_drift`) on a seeded sample of up to
 :data:`EMBED_TESTED` of the window's rows, is kept until the window changes, so that
 scrapes between requests cost nothing. A column the window cannot watch (a bundle whose
@@ -163,7 +164,7 @@ class DriftWindow:
             pending = getattr(self._local, "pending", None)
             if pending is None:  # not a pass of the batcher (warm-up, /explain)
                 return
-            encoded = output.detach().float().numpy()  # (rows, columns * width)
+            encoded = output.detach().float().cpu().numpy()  # (rows, columns * width)
             for index, name, width, matrix in taps:
                 # as the reference: float64 before the projection
                 vectors = encoded[:, index * width : (index + 1) * width].astype(np.float64)

@@ -14,9 +14,12 @@ import pytest
 import torch
 
 import deepstrata
-from deepstrata.model.reference import REFERENCE
+from deepstrata.data.sources import read_table
+from deepstrata.model.reference import REFERENCE, column_embeddings, projection
 from deepstrata.serve import drift as served_drift
 from deepstrata.serve.drift import DriftWindow
+from deepstrata.serve.predictor import Predictor
+from deepstrata.serve.records import Rows
 from tests.serve.conftest import records_of, serving
 
 USUAL = ["good", "great", "fine", "nice", "happy", "fast", "cheap", "solid"]
@@ -104,3 +107,24 @@ def test_a_network_without_torch_encoders_is_not_watched_with_the_reason(review_
     assert window.vectors == {} and window.watching(len) is len
     (missing,) = window.not_watched
     assert missing["column"] == "review" and "ONNX" in missing["reason"]
+
+
+def test_the_window_takes_the_vectors_the_reference_was_made_of(review_model):
+    """The served pass's vectors, projected, are the ones ``fit`` kept for the reference
+    (the same encoder slice, the same matrix); passes outside the batcher are not taken."""
+    rows = _reviews(np.random.default_rng(3), 5, USUAL + OTHER)
+    predictor = Predictor(review_model)
+    window = DriftWindow.of(predictor.model)
+    window.attach()
+    try:
+        values = Rows({name: list(rows[name]) for name in rows.columns}, len(rows))
+        predictor.outputs(values)  # not the batcher's pass: not taken
+        assert len(window.vectors["review"]) == 0
+        window.watching(predictor.outputs)(values)
+    finally:
+        window.detach()
+    entry = json.loads(review_model.artifacts[REFERENCE])["columns"]["review"]
+    table = read_table(rows)
+    raw = column_embeddings(review_model.members[0], table.frame, table, ["review"])["review"]
+    expected = raw @ projection(entry["width"], entry["seed"])
+    np.testing.assert_allclose(np.stack(window.vectors["review"]), expected, rtol=1e-6, atol=1e-9)
