@@ -10,10 +10,16 @@ checked three ways, each timed ``--repeats`` times (medians):
    ``bincount``), pandas ``value_counts`` and scipy (``ks_2samp``, ``chi2_contingency``)
    from the same reference, plus the model's predictions for the prediction shift;
 
-and what ``serve``'s drift window adds to a one-record request, against its forward pass.
+and what ``serve``'s drift window adds to a one-record request, against its forward pass:
+for the table's model (values appended), and for a text model and an image model, whose
+columns' vectors the window takes from the encoder's output by a forward hook (the tap's
+work timed on a module replaying one captured encoder output, quickest of 7 runs, against
+the median of ``--calls`` one-record forward passes), with what one MMD test of a full
+window costs ``/drift`` or a scrape.
 
     python bench/drift.py                  # 100,000 rows, 20 columns, 5 repeats
     python bench/drift.py --quick          # 10,000 rows, 2 repeats
+    python bench/drift.py --serve-only     # the window's cost per request alone
 """
 
 from __future__ import annotations
@@ -32,7 +38,9 @@ import deepstrata
 from deepstrata.attack.drift import check_drift, column_drifts
 from deepstrata.data.sources import read_table
 from deepstrata.model.reference import REFERENCE
-from deepstrata.serve.drift import DriftWindow
+from deepstrata.serve.drift import WINDOW, DriftWindow
+from deepstrata.serve.predictor import Predictor
+from deepstrata.serve.records import Rows
 
 
 def table(rows: int, columns: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
@@ -80,17 +88,126 @@ def plain(reference: dict, frame: pd.DataFrame, model) -> int:
     return flagged
 
 
+def reviews(rows: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    words = ["good", "great", "fine", "slow", "broken", "cheap", "solid", "late", "nice"]
+    texts = [" ".join(rng.choice(words, 12)) for _ in range(rows)]
+    liked = ["yes" if text.count("good") + text.count("nice") > 2 else "no" for text in texts]
+    return pd.DataFrame({"review": texts, "liked": liked})
+
+
+def photos(folder: Path, per_class: int, side: int = 64) -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for label, level in (("dark", 60), ("light", 190)):
+        (folder / label).mkdir(parents=True)
+        for index in range(per_class):
+            pixels = np.clip(rng.normal(level, 40, (side, side, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(folder / label / f"{index}.png")
+    return folder
+
+
+def replaying(output):
+    """A module that gives back one captured encoder output: the tap's added work (the
+    batcher's wrapper, torch's hook dispatch, the slice, projection and append) can then
+    be timed apart from the forward pass, whose noise on a shared machine is far larger."""
+    import torch
+
+    class Replay(torch.nn.Module):
+        def forward(self, rows):
+            return output
+
+    return Replay()
+
+
+def quickest(function, argument, calls: int) -> float:
+    """Seconds per call: the quickest of 7 runs of ``calls`` calls (timeit's advice)."""
+    import timeit
+
+    return min(timeit.repeat(lambda: function(argument), number=calls, repeat=7)) / calls
+
+
+def embedding_window(name: str, model, one, calls: int) -> None:
+    """What the window's encoder tap adds to a one-record request of ``model``, against
+    the request's forward pass, and what one MMD test of a full window costs."""
+    predictor = Predictor(model)
+    window = DriftWindow.of(predictor.model)
+    encoder, taps = window._taps[0]
+    captured = []
+    handle = encoder.register_forward_hook(lambda module, args, out: captured.append(out))
+    predictor.outputs(one)
+    handle.remove()
+    forward = []
+    for _ in range(calls):
+        start = clock()
+        predictor.outputs(one)
+        forward.append(clock() - start)
+    replay = replaying(captured[0])
+    bare = quickest(replay, one, calls * 20)
+    window._taps = [(replay, taps)]  # the same tap, on the replaying module
+    window.attach()
+    tapped = quickest(window.watching(replay), one, calls * 20)
+    window.detach()
+    window._taps = [(encoder, taps)]
+    added = tapped - bare
+    window.attach()
+    run = window.watching(predictor.outputs)
+    for _ in range(WINDOW // 50):  # a full window of 50-row batches, then one MMD test
+        run(Rows({k: v * 50 for k, v in one.columns.items()}, 50) if isinstance(one, Rows) else
+            pd.concat([one] * 50, ignore_index=True))  # fmt: skip
+        window.observe({}, ["yes"] * 50)
+    window.detach()
+    start = clock()
+    report = window.report()
+    tested = clock() - start
+    column = report["columns"][-1]
+    width = window.reference["columns"][column["column"]]["width"]
+    print(f"serve's window, {name} ({column['column']}: {width}-wide vectors): "
+          f"{added * 1e6:.1f} us per one-record request, {added / median(forward):.2%} of "
+          f"its forward pass ({median(forward) * 1e3:.2f} ms, median of {calls}; "
+          f"{added / min(forward):.2%} of the quickest, {min(forward) * 1e3:.2f} ms); one "
+          f"MMD test of the full window ({len(window.vectors[column['column']])} rows, "
+          f"{column['rows']} tested): {tested * 1e3:.1f} ms, then kept until the window "
+          f"changes")  # fmt: skip
+
+
+def embedding_models(folder: Path, calls: int) -> None:
+    text = deepstrata.fit(
+        reviews(400, seed=0), target="liked", strategy="scratch", ensemble=False,
+        max_epochs=2, progress=False,
+    )  # fmt: skip
+    one = Rows({"review": [reviews(1, seed=1)["review"].iloc[0]]}, 1)
+    embedding_window("text model", text, one, calls)
+    images = photos(folder / "photos", per_class=40)
+    image = deepstrata.fit(
+        images, strategy="scratch", ensemble=False, max_epochs=2, progress=False
+    )  # fmt: skip
+    (feature,) = image.schema.inputs
+    path = str(next((images / "dark").iterdir()))
+    one = pd.DataFrame({feature.name: [path]})  # decoded once, then from the decode cache
+    embedding_window("image model", image, one, calls)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--columns", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--serve-only", action="store_true")
     args = parser.parse_args()
     if args.quick:
         args.rows, args.repeats = 10_000, 2
     threads = set_threads(args.threads)
+    if args.serve_only:
+        print(header("serve's drift window on text and image models", threads))
+        with tempfile.TemporaryDirectory() as folder:
+            embedding_models(Path(folder), args.calls)
+        print(footer())
+        return
     print(header(f"drift check on {args.rows:,} rows, {args.columns} number columns", threads))
     with tempfile.TemporaryDirectory() as folder:
         model = deepstrata.fit(
@@ -135,6 +252,8 @@ def main() -> None:
     least = 0.5 / (1 + 0.1 * (args.columns - 2))  # the widest moved column's shift in its sd
     print(f"flagged: {len(report.drifted)} columns by check_drift, {flagged} by the plain code "
           f"(of the {args.columns // 2} moved by {least:.2f} to 0.5 standard deviations)")  # fmt: skip
+    with tempfile.TemporaryDirectory() as folder:
+        embedding_models(Path(folder), args.calls)
     print(footer())
 
 

@@ -189,34 +189,57 @@ def categorical_drift(
 
 
 def mmd_test(
-    reference: np.ndarray, new: np.ndarray, *, bandwidth: float, rng: np.random.Generator
+    reference: np.ndarray,
+    new: np.ndarray,
+    *,
+    bandwidth: float,
+    rng: np.random.Generator,
+    permutations: int = PERMUTATIONS,
 ) -> tuple[float, float]:
     """``(MMD², p-value)``: the biased squared maximum mean discrepancy with an RBF kernel of
-    ``bandwidth``, and its permutation p-value. Written here (numpy, a few lines) because
-    the maintained implementations come with whole frameworks (alibi-detect: TensorFlow)."""
+    ``bandwidth``, and its p-value over ``permutations`` random splits of the pooled rows.
+    Written here (numpy, a few lines) because the maintained implementations come with
+    whole frameworks (alibi-detect: TensorFlow).
+
+    Each split's statistic is the quadratic form ``w K w`` (``w``: 1/n on one side's rows,
+    -1/m on the other's), which is ``mean Kxx + mean Kyy - 2 mean Kxy``: all splits in one
+    matrix product, 12-100 times quicker than indexing the kernel split by split (serve
+    computes it when /metrics is scraped)."""
     pooled = np.concatenate([reference, new])  # (n + m, d)
-    squared = ((pooled[:, None, :] - pooled[None, :, :]) ** 2).sum(-1)
+    norms = (pooled**2).sum(1)
+    squared = np.maximum(norms[:, None] + norms[None, :] - 2 * pooled @ pooled.T, 0.0)
     kernel = np.exp(-squared / (2 * bandwidth**2))
-    n = len(reference)
-
-    def statistic(order: np.ndarray) -> float:
-        x, y = order[:n], order[n:]
-        return float(
-            kernel[np.ix_(x, x)].mean() + kernel[np.ix_(y, y)].mean()
-            - 2 * kernel[np.ix_(x, y)].mean()
-        )  # fmt: skip
-
-    observed = statistic(np.arange(len(pooled)))
-    beaten = sum(statistic(rng.permutation(len(pooled))) >= observed for _ in range(PERMUTATIONS))
-    return observed, (beaten + 1) / (PERMUTATIONS + 1)
+    n, total = len(reference), len(pooled)
+    orders = [np.arange(total)] + [rng.permutation(total) for _ in range(permutations)]
+    sides = np.where(np.arange(total) < n, 1.0 / n, -1.0 / max(total - n, 1))
+    weights = np.empty((len(orders), total))
+    np.put_along_axis(weights, np.stack(orders), np.broadcast_to(sides, weights.shape), axis=1)
+    statistics = np.einsum("pi,pi->p", weights @ kernel, weights)  # (1 + permutations,)
+    observed = float(statistics[0])
+    beaten = int((statistics[1:] >= observed).sum())
+    return observed, (beaten + 1) / (permutations + 1)
 
 
 def embedding_drift(reference: dict, vectors: np.ndarray, *, alpha: float, seed: int) -> dict:
     """MMD and mean shift of a column's raw encoder ``vectors`` against its reference."""
-    kept = np.asarray(reference["sample"], dtype=np.float64)
     projected = vectors @ projection(reference["width"], reference["seed"])
+    return projected_drift(reference, projected, alpha=alpha, seed=seed)
+
+
+def projected_drift(
+    reference: dict,
+    projected: np.ndarray,
+    *,
+    alpha: float,
+    seed: int,
+    permutations: int = PERMUTATIONS,
+) -> dict:
+    """The same of vectors already projected as the reference's (serve keeps those)."""
+    kept = np.asarray(reference["sample"], dtype=np.float64)
     rng = np.random.default_rng(seed)
-    value, p_value = mmd_test(kept, projected, bandwidth=reference["bandwidth"], rng=rng)
+    value, p_value = mmd_test(
+        kept, projected, bandwidth=reference["bandwidth"], rng=rng, permutations=permutations
+    )
     spread = np.sqrt(((kept - kept.mean(0)) ** 2).sum(1).mean())
     shift = float(np.linalg.norm(projected.mean(0) - kept.mean(0)) / max(spread, 1e-12))
     return {

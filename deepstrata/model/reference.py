@@ -143,7 +143,7 @@ def column_embeddings(member, frame: pd.DataFrame, table, names: list[str]) -> d
     :func:`~deepstrata.kinds.group_by_kind` order: each column's slice is its own."""
     from deepstrata.preprocess.frame import transform_frame
 
-    encoders = member.network.encoders if hasattr(member, "network") else member.extractor.encoders
+    encoders = encoders_of(member)
     groups = group_by_kind(member.preprocessors)
     vectors: dict[str, np.ndarray] = {}
     for kind, columns in groups.items():
@@ -160,6 +160,14 @@ def column_embeddings(member, frame: pd.DataFrame, table, names: list[str]) -> d
             if name in names:
                 vectors[name] = encoded[:, index * width : (index + 1) * width].astype(np.float64)
     return vectors
+
+
+def encoders_of(member):
+    """The ``{kind: encoder}`` modules of a member (its network's, or its extractor's under
+    ``--strategy features``); None where there are none to run (the ONNX backend swaps
+    the whole network for a session)."""
+    holder = member.network if hasattr(member, "network") else member.extractor
+    return getattr(holder, "encoders", None)
 
 
 def embedding_reference(vectors: np.ndarray, seed: int) -> dict:

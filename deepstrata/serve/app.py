@@ -47,8 +47,9 @@ def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> F
         classes=predictor.classes,
         several=predictor.model.spec.prediction == "labels",
     )
+    drift = DriftWindow.of(predictor.model)  # None: a bundle without the reference
     batcher = MicroBatcher(
-        predictor.outputs,
+        predictor.outputs if drift is None else drift.watching(predictor.outputs),
         max_rows=settings.max_batch_rows,
         max_wait=settings.batch_wait_ms / 1000,
         pending=lambda: state.active,
@@ -60,7 +61,7 @@ def create_app(predictor: Predictor, settings: ServeSettings | None = None) -> F
     context = routes.Context(
         predictor, settings, state, metrics, batcher, stager, request_model, response_model
     )
-    context.drift = DriftWindow.of(predictor.model)  # None: a bundle without the reference
+    context.drift = drift
     if context.drift is not None:
         metrics.registry.register(DriftCollector(context.drift))
     app = FastAPI(
@@ -114,6 +115,8 @@ def _lifespan(context: routes.Context):
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        if context.drift is not None:  # its encoder taps, while the server runs
+            context.drift.attach()
         context.batcher.start()
         context.stager.start()
         warming = asyncio.get_running_loop().create_task(warm_up())
@@ -124,6 +127,8 @@ def _lifespan(context: routes.Context):
             context.state.ready = False
             context.stager.stop()
             await context.batcher.stop()
+            if context.drift is not None:
+                context.drift.detach()
 
     return lifespan
 
