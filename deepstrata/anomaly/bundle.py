@@ -44,29 +44,18 @@ def save_detector(
 
     if isinstance(detector, SeriesDetector):
         parts, weights = detector.bundle_parts()
-        config = {"kind": KIND, "anomaly_format": FORMAT, **parts, "versions": versions()}
-        return write_bundle(
-            path,
-            config=config,
-            weights=weights,
-            metrics=metrics,
-            versions=versions(),
-            files=files,
-            overwrite=overwrite,
-        )
-    config = {
-        "kind": KIND,
-        "anomaly_format": FORMAT,
-        "preprocessors": preprocessor_states(detector.preprocessors),
-        "options": detector.options,
-        "pretrained": detector.pretrained,
-        "autoencoder": detector.network.sizes(),
-        "threshold": detector.threshold,
-        "versions": versions(),
-    }
-    weights = {f"autoencoder.{k}": v for k, v in detector.network.state_dict().items()}
-    weights["scale.mean"] = torch.from_numpy(detector.mean)
-    weights["scale.std"] = torch.from_numpy(detector.std)
+    else:
+        parts = {
+            "preprocessors": preprocessor_states(detector.preprocessors),
+            "options": detector.options,
+            "pretrained": detector.pretrained,
+            "autoencoder": detector.network.sizes(),
+            "threshold": detector.threshold,
+        }
+        weights = {f"autoencoder.{k}": v for k, v in detector.network.state_dict().items()}
+        weights["scale.mean"] = torch.from_numpy(detector.mean)
+        weights["scale.std"] = torch.from_numpy(detector.std)
+    config = {"kind": KIND, "anomaly_format": FORMAT, **parts, "versions": versions()}
     return write_bundle(
         path,
         config=config,
