@@ -238,7 +238,8 @@ def run_ticket(path) -> None:
 
     ticket = ranks.read_ticket(path)
     main = dist.is_main()
-    row = sample_row(ticket["data"], ticket["config"].get("target")) if ticket["latency"] else None
+    latency = ticket["latency"] and main  # measured on rank 0 only
+    row = sample_row(ticket["data"], ticket["config"].get("target")) if latency else None
     objective = Objective(ticket["data"], {}, SearchSpace({}), Context(), ticket["objectives"],
                           prune=ticket["prune"], sample_row=row)  # fmt: skip
     try:
