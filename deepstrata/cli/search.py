@@ -115,14 +115,14 @@ def search(
         return _join(storage, study, deadline, say, trial_nproc, oversubscribe)
     check_workers(workers)
     check_processes(workers, trial_nproc, oversubscribe, storage)
-    workers = (workers, trial_nproc)  # processes: search workers x ranks per trial
+    processes = (workers, trial_nproc)  # search workers, and each one's ranks per trial
     if resume is not None:
-        return _resume(resume, storage, deadline, workers, rule, refit, quiet, say)
+        return _resume(resume, storage, deadline, processes, rule, refit, quiet, say)
     if data is None:
         raise typer.BadParameter("the data to search on (or --worker, or --resume DIR)")
     flags = given({**fit_options, "column": column or None, "ignore": ignore or None}, OPTIONS)
     _start(data, target, flags, config, trials, sampler, objectives, pruner, storage, study,
-           workers, out, overwrite, deadline, rule, refit, quiet, say)  # fmt: skip
+           processes, out, overwrite, deadline, rule, refit, quiet, say)  # fmt: skip
 
 
 def check_processes(workers: int, trial_nproc: int, oversubscribe: bool, storage) -> None:
@@ -156,7 +156,7 @@ def parse_duration(text: str) -> float:
 
 
 def _start(data, target, flags, config, trials, sampler, objectives, pruner, storage, name,
-           workers, out, overwrite, deadline, rule, refit, quiet, say) -> None:  # fmt: skip
+           processes, out, overwrite, deadline, rule, refit, quiet, say) -> None:  # fmt: skip
     from deepstrata.config import FitConfig, load_config_file
     from deepstrata.errors import ConfigError
     from deepstrata.search import study as studies
@@ -190,13 +190,13 @@ def _start(data, target, flags, config, trials, sampler, objectives, pruner, sto
     study = studies.create_study(backend, name, search.directions,
                                  {DESCRIPTION: search.description()}, trials, first)  # fmt: skip
     say(f"search: study {name!r} in {studies.mask(url)}; sampler {search.sampler} "
-        f"({search.sampler_reason}); {trials} trials; {workers[0]} worker(s) x "
-        f"{workers[1]} process(es) per trial")  # fmt: skip
+        f"({search.sampler_reason}); {trials} trials; {processes[0]} worker(s) x "
+        f"{processes[1]} process(es) per trial")  # fmt: skip
     record = {"storage": studies.mask(url), "study": name, "given": given_names,
-              "data": search.data, "workers": workers[0],
-              "trial_processes": workers[1]}  # fmt: skip
+              "data": search.data, "workers": processes[0],
+              "trial_processes": processes[1]}  # fmt: skip
     _write_started(directory, record, url)
-    _work_and_finish(backend, url, study, search, directory, record, workers, deadline, rule,
+    _work_and_finish(backend, url, study, search, directory, record, processes, deadline, rule,
                      refit, quiet, say)  # fmt: skip
 
 
@@ -214,19 +214,19 @@ def _write_started(directory: Path, record: dict, url: str) -> None:
     write_atomically(directory / RECORD, json.dumps({"run": stored}, indent=1))
 
 
-def _work_and_finish(backend, url, study, search, directory, record, workers, deadline, rule,
+def _work_and_finish(backend, url, study, search, directory, record, processes, deadline, rule,
                      refit, quiet, say) -> None:  # fmt: skip
     from deepstrata.search import outputs
     from deepstrata.search.run import run_worker, spawn_workers
 
-    workers, ranks = workers  # search workers, and each one's ranks per trial
-    processes = spawn_workers(url, study.study_name, workers - 1, deadline=deadline, quiet=quiet,
-                              processes=ranks)  # fmt: skip
+    workers, ranks = processes  # search workers, and each one's ranks per trial
+    spawned = spawn_workers(url, study.study_name, workers - 1, deadline=deadline, quiet=quiet,
+                            processes=ranks)  # fmt: skip
     try:
         ran = run_worker(backend, study.study_name, deadline=deadline, say=say, leader=True,
                          processes=ranks, url=url)  # fmt: skip
     finally:
-        for process in processes:
+        for process in spawned:
             process.wait()
     say(f"this process ran {ran} trial(s)")
     summary = outputs.write_outputs(
@@ -272,7 +272,7 @@ def _join(url, name, deadline, say, processes: int, oversubscribe: bool) -> None
     say(f"worker ran {ran} trial(s)")
 
 
-def _resume(directory, storage, deadline, workers, rule, refit, quiet, say) -> None:
+def _resume(directory, storage, deadline, processes, rule, refit, quiet, say) -> None:
     import json
 
     from deepstrata.errors import ConfigError
@@ -298,7 +298,7 @@ def _resume(directory, storage, deadline, workers, rule, refit, quiet, say) -> N
     tally = studies.counts(study)
     say(f"resuming study {record['study']!r}: {tally['complete']} complete, {tally['pruned']} pruned, "
         f"{tally['waiting']} queued, {tally['running']} running")  # fmt: skip
-    _work_and_finish(backend, url, study, search, Path(directory), record, workers, deadline,
+    _work_and_finish(backend, url, study, search, Path(directory), record, processes, deadline,
                      rule, refit, quiet, say)  # fmt: skip
 
 

@@ -230,8 +230,9 @@ def _rank_one_of_a_trial(timeout: float = 300) -> int:
 
 @pytest.mark.distributed
 def test_a_rank_killed_mid_trial_fails_that_trial_and_the_search_goes_on(tmp_path):
+    """Two search workers, each fitting its trials on 2 ranks; one rank of one trial killed."""
     command, options = _search(tmp_path, "out", "--trials", "2", "--pruner", "none",
-                               "--trial-nproc", "2", "--oversubscribe")  # fmt: skip
+                               "--workers", "2", "--trial-nproc", "2", "--oversubscribe")  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **options)
     os.kill(_rank_one_of_a_trial(), signal.SIGKILL)
     out, err = process.communicate(timeout=600)
@@ -244,4 +245,7 @@ def test_a_rank_killed_mid_trial_fails_that_trial_and_the_search_goes_on(tmp_pat
     assert "training rank 1 was killed by SIGKILL" in failed.user_attrs[ranks.RANK_FAILURE]
     retry = next(t for t in trials if t.system_attrs.get("failed_trial") == failed.number)
     assert retry.state.name == "COMPLETE" and retry.params == failed.params
+    workers = {t.user_attrs["worker"] for t in trials}
+    print(f"trials by state {states}; {len(workers)} search workers: {sorted(workers)}")
+    assert len(workers) == 2  # both workers fitted trials on their ranks
     assert (tmp_path / "out" / "best.yaml").is_file()
