@@ -247,7 +247,9 @@ def run_ticket(path) -> None:
         trial = ranks.rank_trial(ticket) if main else None
         outcome = objective.fit(config, trial, main=main)
     except DeepstrataError as error:
-        if main:  # the worker fails the trial with this message (not retried: not a fault)
+        # A named error fails the trial with its message, not retried (the same decisions
+        # would fail again); a rendezvous that broke is a fault, retried like a dead rank.
+        if main and not isinstance(error, DistributedError):
             ranks.write_result(ticket, {"error": str(error)})
         raise
     if main:
