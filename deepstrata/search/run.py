@@ -213,10 +213,20 @@ def _guarded(objective, numbers: list):
         if not trial.user_attrs.get(studies.QUEUED):
             trial.set_user_attr(studies.SURPLUS, True)
             raise _Surplus("the budget of trials was handed out")
+        _beat(trial)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         return objective(trial)
 
     return run
+
+
+def _beat(trial) -> None:
+    """Record the trial's first heartbeat before its work starts. Optuna's heartbeat thread
+    records it asynchronously: a worker killed before that left a RUNNING trial without any
+    heartbeat, which no reclaim ever finds stale, and the leader waited for it forever."""
+    storage = trial.study._storage  # Optuna's storage of the study (no public accessor)
+    if getattr(storage, "get_heartbeat_interval", lambda: None)() is not None:
+        storage.record_heartbeat(trial._trial_id)
 
 
 def _line(study, number: int) -> str:
