@@ -13,13 +13,15 @@ options: a run resumed on another number of processes is the same run.
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from deepstrata.train import torchrun
+from deepstrata.train.torchrun import root_cause
 
 NprocOpt = Annotated[
     int,
@@ -57,8 +59,9 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
-def check(launch: dict) -> None:
-    """Refuse, before anything starts, what cannot run here (ConfigError naming the flag)."""
+def check(launch: dict, option: str = "--nproc") -> None:
+    """Refuse, before anything starts, what cannot run here (ConfigError naming the flag;
+    ``option``: the flag that asked for the processes, ``search`` names its own)."""
     from deepstrata.errors import ConfigError, DistributedError
 
     nproc, backend = launch["nproc"], launch["backend"]
@@ -70,7 +73,7 @@ def check(launch: dict) -> None:
         raise ConfigError(
             f"{nproc} processes on {cores()} cores would slow every step down (each rank "
             "waits for the slowest at every all-reduce); pass --oversubscribe to run anyway",
-            option="--nproc",
+            option=option,
         )
     if backend is not None and backend not in ("gloo", "nccl"):
         raise ConfigError(f"expected gloo or nccl, got {backend!r}", option="--backend")
@@ -105,17 +108,9 @@ def run_workers(launch: dict, argv: list[str], run_path: Path) -> None:
     from deepstrata.errors import DistributedError
     from deepstrata.train.run import RunDirectory
 
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",  # a c10d rendezvous on a free local port
-        f"--nproc-per-node={launch['nproc']}",
-        f"--max-restarts={launch['max_restarts']}",
-        "-m",
-        "deepstrata",
-        *worker_argv(argv),
-    ]
+    command = torchrun.command(
+        launch["nproc"], worker_argv(argv), max_restarts=launch["max_restarts"]
+    )
     env = dict(os.environ)
     if launch["backend"]:
         env["DEEPSTRATA_BACKEND"] = launch["backend"]
@@ -134,17 +129,3 @@ def run_workers(launch: dict, argv: list[str], run_path: Path) -> None:
         else "no checkpoint was written"
     )
     raise DistributedError(f"{root_cause(lines)}; {then}")
-
-
-def root_cause(lines: list[str]) -> str:
-    """torchrun's "Root Cause" entry as one line: which rank, and how it ended."""
-    text = "".join(lines)
-    cause = text[text.find("Root Cause") :] if "Root Cause" in text else ""
-    rank = re.search(r"rank\s*:\s*(\d+)", cause)
-    code = re.search(r"exitcode\s*:\s*(-?\d+)[^\n]*?(?:\((SIG\w+)\))?\s*$", cause, re.M)
-    if rank is None or code is None:
-        return "the training processes failed"
-    how = f"was killed by {code[2]}" if code[2] else f"exited with status {code[1]}"
-    errors = [line.strip() for line in lines if line.startswith("error: ")]
-    detail = f" ({errors[0]})" if errors else ""
-    return f"training rank {rank[1]} {how}{detail}"

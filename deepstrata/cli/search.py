@@ -30,6 +30,20 @@ FIT_OPTIONS = (
     "seed",
 )
 
+TrialNprocOpt = Annotated[
+    int,
+    typer.Option(
+        help="Fit each trial data-parallel on N processes (torchrun, as fit --nproc); "
+        "--workers x N processes in all."
+    ),
+]
+OversubscribeOpt = Annotated[
+    bool, typer.Option(help="Allow --workers x --trial-nproc above this machine's cores.")
+]
+RunTrialOpt = Annotated[  # torchrun starts it once per rank: deepstrata/search/ranks.py
+    Path | None, typer.Option(hidden=True, help="Internal: one rank of a trial's fit.")
+]
+
 
 def search(
     data: Annotated[
@@ -65,6 +79,9 @@ def search(
     worker: Annotated[
         bool, typer.Option("--worker", help="Join the study --study in --storage.")
     ] = False,
+    trial_nproc: TrialNprocOpt = 1,
+    oversubscribe: OversubscribeOpt = False,
+    run_trial: RunTrialOpt = None,
     resume: Annotated[
         Path | None, typer.Option(help="Continue the search in this directory.")
     ] = None,
@@ -84,25 +101,46 @@ def search(
     **fit_options,
 ) -> None:
     """Search hyperparameters and architectures; write search.json, search.html, best.yaml, bundle/."""
-    import os
-
     from deepstrata.search.result import parse_pick
-    from deepstrata.search.run import STORAGE_ENV, check_workers
+    from deepstrata.search.run import check_workers
 
+    if run_trial is not None:  # started by torchrun, once per rank (search/ranks.py)
+        from deepstrata.search.objective import run_ticket
+
+        return run_ticket(run_trial)
     deadline = time.time() + parse_duration(time_limit) if time_limit else None
     rule = parse_pick(pick)
     say = (lambda line: None) if quiet else (lambda line: print(line, file=sys.stderr))
     if worker:
-        url = storage or os.environ.get(STORAGE_ENV)
-        return _join(url, study, deadline, say)
+        return _join(storage, study, deadline, say, trial_nproc, oversubscribe)
     check_workers(workers)
+    check_processes(workers, trial_nproc, oversubscribe, storage)
+    processes = (workers, trial_nproc)  # search workers, and each one's ranks per trial
     if resume is not None:
-        return _resume(resume, storage, deadline, workers, rule, refit, quiet, say)
+        return _resume(resume, storage, deadline, processes, rule, refit, quiet, say)
     if data is None:
         raise typer.BadParameter("the data to search on (or --worker, or --resume DIR)")
     flags = given({**fit_options, "column": column or None, "ignore": ignore or None}, OPTIONS)
     _start(data, target, flags, config, trials, sampler, objectives, pruner, storage, study,
-           workers, out, overwrite, deadline, rule, refit, quiet, say)  # fmt: skip
+           processes, out, overwrite, deadline, rule, refit, quiet, say)  # fmt: skip
+
+
+def check_processes(workers: int, trial_nproc: int, oversubscribe: bool, storage) -> None:
+    """Refuse, before any trial, trials on ranks that cannot run here: fewer than one rank,
+    more processes in all than cores (fit --nproc's own check, naming --trial-nproc),
+    a storage the ranks and workers cannot share."""
+    from deepstrata.cli import launch as launcher
+    from deepstrata.errors import ConfigError
+    from deepstrata.search.ranks import shared
+
+    if trial_nproc < 1:
+        raise ConfigError(f"expected at least 1 process, got {trial_nproc}", option="--trial-nproc")
+    if trial_nproc > 1:
+        launch = {"nproc": workers * trial_nproc, "max_restarts": 0, "backend": None,
+                  "oversubscribe": oversubscribe}  # fmt: skip
+        launcher.check(launch, option="--trial-nproc")
+    if storage is not None and (trial_nproc > 1 or workers > 1):
+        shared(str(storage))
 
 
 def parse_duration(text: str) -> float:
@@ -118,7 +156,7 @@ def parse_duration(text: str) -> float:
 
 
 def _start(data, target, flags, config, trials, sampler, objectives, pruner, storage, name,
-           workers, out, overwrite, deadline, rule, refit, quiet, say) -> None:  # fmt: skip
+           processes, out, overwrite, deadline, rule, refit, quiet, say) -> None:  # fmt: skip
     from deepstrata.config import FitConfig, load_config_file
     from deepstrata.errors import ConfigError
     from deepstrata.search import study as studies
@@ -152,11 +190,13 @@ def _start(data, target, flags, config, trials, sampler, objectives, pruner, sto
     study = studies.create_study(backend, name, search.directions,
                                  {DESCRIPTION: search.description()}, trials, first)  # fmt: skip
     say(f"search: study {name!r} in {studies.mask(url)}; sampler {search.sampler} "
-        f"({search.sampler_reason}); {trials} trials; {workers} worker(s)")  # fmt: skip
+        f"({search.sampler_reason}); {trials} trials; {processes[0]} worker(s) x "
+        f"{processes[1]} process(es) per trial")  # fmt: skip
     record = {"storage": studies.mask(url), "study": name, "given": given_names,
-              "data": search.data, "workers": workers}  # fmt: skip
+              "data": search.data, "workers": processes[0],
+              "trial_processes": processes[1]}  # fmt: skip
     _write_started(directory, record, url)
-    _work_and_finish(backend, url, study, search, directory, record, workers, deadline, rule,
+    _work_and_finish(backend, url, study, search, directory, record, processes, deadline, rule,
                      refit, quiet, say)  # fmt: skip
 
 
@@ -174,16 +214,19 @@ def _write_started(directory: Path, record: dict, url: str) -> None:
     write_atomically(directory / RECORD, json.dumps({"run": stored}, indent=1))
 
 
-def _work_and_finish(backend, url, study, search, directory, record, workers, deadline, rule,
+def _work_and_finish(backend, url, study, search, directory, record, processes, deadline, rule,
                      refit, quiet, say) -> None:  # fmt: skip
     from deepstrata.search import outputs
     from deepstrata.search.run import run_worker, spawn_workers
 
-    processes = spawn_workers(url, study.study_name, workers - 1, deadline=deadline, quiet=quiet)
+    workers, ranks = processes  # search workers, and each one's ranks per trial
+    spawned = spawn_workers(url, study.study_name, workers - 1, deadline=deadline, quiet=quiet,
+                            processes=ranks)  # fmt: skip
     try:
-        ran = run_worker(backend, study.study_name, deadline=deadline, say=say, leader=True)
+        ran = run_worker(backend, study.study_name, deadline=deadline, say=say, leader=True,
+                         processes=ranks, url=url)  # fmt: skip
     finally:
-        for process in processes:
+        for process in spawned:
             process.wait()
     say(f"this process ran {ran} trial(s)")
     summary = outputs.write_outputs(
@@ -210,22 +253,26 @@ def _work_and_finish(backend, url, study, search, directory, record, workers, de
         print(f"bundle written to {path}")
 
 
-def _join(url, name, deadline, say) -> None:
-    from deepstrata.errors import ConfigError
-    from deepstrata.search import study as studies
-    from deepstrata.search.run import run_worker
-
-    if url is None or name is None:
-        raise ConfigError("a worker needs the study's --storage and --study", option="--worker")
+def _join(url, name, deadline, say, processes: int, oversubscribe: bool) -> None:
     import os
 
-    backend = studies.open_storage(studies.storage_url(url, Path(".")))
+    from deepstrata.errors import ConfigError
+    from deepstrata.search import study as studies
+    from deepstrata.search.run import STORAGE_ENV, run_worker
+
+    url = url or os.environ.get(STORAGE_ENV)
+    check_processes(1, processes, oversubscribe, url)
+    if url is None or name is None:
+        raise ConfigError("a worker needs the study's --storage and --study", option="--worker")
+    url = studies.storage_url(url, Path("."))
+    backend = studies.open_storage(url)
     index = int(os.environ.get("DEEPSTRATA_SEARCH_WORKER", os.getpid() % 1000 + 100))
-    ran = run_worker(backend, name, deadline=deadline, say=say, index=index)
+    ran = run_worker(backend, name, deadline=deadline, say=say, index=index,
+                     processes=processes, url=url)  # fmt: skip
     say(f"worker ran {ran} trial(s)")
 
 
-def _resume(directory, storage, deadline, workers, rule, refit, quiet, say) -> None:
+def _resume(directory, storage, deadline, processes, rule, refit, quiet, say) -> None:
     import json
 
     from deepstrata.errors import ConfigError
@@ -251,7 +298,7 @@ def _resume(directory, storage, deadline, workers, rule, refit, quiet, say) -> N
     tally = studies.counts(study)
     say(f"resuming study {record['study']!r}: {tally['complete']} complete, {tally['pruned']} pruned, "
         f"{tally['waiting']} queued, {tally['running']} running")  # fmt: skip
-    _work_and_finish(backend, url, study, search, Path(directory), record, workers, deadline,
+    _work_and_finish(backend, url, study, search, Path(directory), record, processes, deadline,
                      rule, refit, quiet, say)  # fmt: skip
 
 

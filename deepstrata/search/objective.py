@@ -17,12 +17,12 @@ import statistics
 import time
 
 from deepstrata.config import OPTIONS
-from deepstrata.errors import ConfigError
+from deepstrata.errors import ConfigError, DistributedError
 from deepstrata.search.pruning import PruningCallback
 from deepstrata.search.space import LR_FACTOR, Context, SearchSpace, to_options
 from deepstrata.search.study import BASELINE
 
-__all__ = ["FIXED_OBJECTIVES", "Objective", "check_objectives", "direction"]
+__all__ = ["FIXED_OBJECTIVES", "Objective", "check_objectives", "direction", "run_ticket"]
 
 FIXED_OBJECTIVES = {
     "val_loss": "minimize",
@@ -79,6 +79,9 @@ class Objective:
         *,
         prune: bool = True,
         sample_row=None,
+        processes: int = 1,
+        url: str | None = None,
+        pruner: tuple[str, int] = ("none", 1),
     ) -> None:
         self.data = data
         self.settings = settings
@@ -87,6 +90,9 @@ class Objective:
         self.objectives = objectives
         self.prune = prune and len(objectives) == 1
         self.sample_row = sample_row
+        self.processes = processes  # ranks per trial (search --trial-nproc)
+        self.url = url  # the study's storage, for the ranks
+        self.pruner = pruner  # (name, max epochs): what rank 0 builds to ask
 
     def config(self, trial):
         from deepstrata.config import FitConfig
@@ -104,34 +110,79 @@ class Objective:
         return FitConfig.from_dict(options, source=f"trial {trial.number}")
 
     def __call__(self, trial):
-        import optuna
+        config = self.config(trial)
+        if self.processes > 1:  # the ranks fit; this process keeps the trial
+            from deepstrata.search import ranks
 
+            try:
+                outcome = ranks.fit_on_ranks(self.ticket(trial, config), self.processes, self.url)
+            except DistributedError as error:
+                trial.set_user_attr(ranks.RANK_FAILURE, str(error))  # retried after it fails
+                raise
+        else:
+            outcome = self.fit(config, trial)
+        return self.settle(trial, config, outcome)
+
+    def fit(self, config, trial, *, main: bool = True) -> dict:
+        """Fit under ``config``, reporting each epoch to ``trial`` (None on a rank other
+        than 0, which trains but neither reports nor measures); what :meth:`settle` needs,
+        as JSON (it crosses from rank 0 to the worker)."""
         from deepstrata import api
 
-        config = self.config(trial)
-        pruning = PruningCallback(trial, enabled=self.prune)
+        pruning = PruningCallback(trial, enabled=self.prune and trial is not None)
         start = time.perf_counter()
         model = api.fit(self.data, config=config, progress=False, callbacks=[pruning])
         seconds = time.perf_counter() - start
         history = model.metrics.get("history", {})
-        trial.set_user_attr("epochs", len(history.get("epochs", [])) or pruning.epochs)
-        trial.set_user_attr("train_seconds", round(seconds, 3))
+        outcome = {
+            "seconds": seconds,
+            "epochs": len(history.get("epochs", [])) or pruning.epochs,
+            "learning_rate": _plain(model.metrics.get("learning_rate", {})),
+            "pruned": pruning.pruned,
+            "measures": None,
+        }
+        if main and pruning.pruned is None:
+            outcome["measures"] = self.measure(model, history, seconds)
+        return outcome
+
+    def settle(self, trial, config, outcome: dict):
+        """Record the fit's ``outcome`` on ``trial``: its value(s), or TrialPruned."""
+        import optuna
+
+        trial.set_user_attr("epochs", outcome["epochs"])
+        trial.set_user_attr("train_seconds", round(outcome["seconds"], 3))
         trial.set_user_attr("config", _plain(config.to_dict()))
-        rate = model.metrics.get("learning_rate", {})
+        rate = outcome["learning_rate"]
         if (
             rate.get("configured") == "auto"
             and rate.get("used")
             and SUGGESTION not in trial.study.user_attrs
         ):
             trial.study.set_user_attr(SUGGESTION, float(rate["used"]))
-        if pruning.pruned is not None:
-            trial.set_user_attr("pruned_at", pruning.pruned)
-            raise optuna.TrialPruned(f"pruned after epoch {pruning.pruned}")
-        measures = self.measure(model, history, seconds)
+        if outcome["pruned"] is not None:
+            trial.set_user_attr("pruned_at", outcome["pruned"])
+            raise optuna.TrialPruned(f"pruned after epoch {outcome['pruned']}")
+        measures = outcome["measures"]
         for name, value in measures.items():
             trial.set_user_attr(name, value)
         values = tuple(measures[name] for name in self.objectives)
         return values[0] if len(values) == 1 else values
+
+    def ticket(self, trial, config) -> dict:
+        """What the ranks of a trial need (:mod:`deepstrata.search.ranks`): the data, the
+        fit configuration sampled here, the objectives and the pruner rank 0 asks."""
+        return {
+            "study": trial.study.study_name,
+            "trial_id": trial._trial_id,  # Optuna's id of the trial (no public accessor)
+            "number": trial.number,
+            "data": str(self.data),
+            "config": _plain(config.to_dict()),
+            "objectives": self.objectives,
+            "prune": self.prune,
+            "pruner": self.pruner[0],
+            "max_epochs": self.pruner[1],
+            "latency": self.sample_row is not None or "latency_ms" in self.objectives,
+        }
 
     def measure(self, model, history: dict, seconds: float) -> dict:
         measures = {
@@ -175,3 +226,39 @@ def _plain(values: dict) -> dict:
     import json
 
     return json.loads(json.dumps(values, default=str))
+
+
+def run_ticket(path) -> None:
+    """One rank's part of a trial fitted on several processes (``search --run-trial
+    TICKET``, which torchrun starts once per rank; :mod:`deepstrata.search.ranks`)."""
+    from deepstrata.config import FitConfig
+    from deepstrata.errors import DeepstrataError
+    from deepstrata.search import ranks
+    from deepstrata.train import distributed as dist
+
+    ticket = ranks.read_ticket(path)
+    main = dist.is_main()
+    latency = ticket["latency"] and main  # measured on rank 0 only
+    row = sample_row(ticket["data"], ticket["config"].get("target")) if latency else None
+    objective = Objective(ticket["data"], {}, SearchSpace({}), Context(), ticket["objectives"],
+                          prune=ticket["prune"], sample_row=row)  # fmt: skip
+    try:
+        config = FitConfig.from_dict(ticket["config"], source=f"trial {ticket['number']}")
+        trial = ranks.rank_trial(ticket) if main else None
+        outcome = objective.fit(config, trial, main=main)
+    except DeepstrataError as error:
+        # A named error fails the trial with its message, not retried (the same decisions
+        # would fail again); a rendezvous that broke is a fault, retried like a dead rank.
+        if main and not isinstance(error, DistributedError):
+            ranks.write_result(ticket, {"error": str(error)})
+        raise
+    if main:
+        ranks.write_result(ticket, outcome)
+
+
+def sample_row(data, target):
+    """The data's first row without the target: what ``latency_ms`` predicts."""
+    from deepstrata.data.sources import read_table
+
+    frame = read_table(data).frame
+    return frame.drop(columns=[target], errors="ignore").head(1)

@@ -22,14 +22,15 @@ from pathlib import Path
 from deepstrata.errors import ConfigError, DataError, DeepstrataError
 from deepstrata.search import study as studies
 from deepstrata.search.objective import Objective, check_objectives, direction
+from deepstrata.search.objective import sample_row as first_row
 from deepstrata.search.pruning import make_pruner
+from deepstrata.search.ranks import STORAGE_ENV, retry_failed_ranks
 from deepstrata.search.samplers import make_sampler, pick_auto
 from deepstrata.search.space import Context, SearchSpace
 
 __all__ = ["Search", "prepare_search", "run_worker", "spawn_workers"]
 
 DESCRIPTION = "deepstrata"  # the study's user attribute that describes the search
-STORAGE_ENV = "DEEPSTRATA_SEARCH_STORAGE"  # how spawned workers get the URL (not in `ps`)
 
 
 @dataclass
@@ -153,12 +154,15 @@ def run_worker(
     sample_row=None,
     leader: bool = False,
     objective=None,
+    processes: int = 1,
+    url: str | None = None,
 ) -> int:
     """Run trials of the study ``name`` until its queue is empty or ``deadline`` (a
     ``time.time()``) passes; returns how many this worker ran. The ``leader`` (the
     process that writes the outputs) then waits for the other workers' trials, and
     reclaims those whose worker died. ``objective``: another trial function than the
-    fit (tests)."""
+    fit (tests). ``processes`` > 1: each trial's fit runs on that many data-parallel ranks
+    (:mod:`deepstrata.search.ranks`), which reach the study at ``url``."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -171,10 +175,11 @@ def run_worker(
     max_epochs = int(search.settings.get("max_epochs") or 200)
     study.pruner = make_pruner(search.pruner, max_epochs)
     if sample_row is None and "latency_ms" in search.objectives:
-        sample_row = _sample_row(search.data, search.settings.get("target"))
+        sample_row = first_row(search.data, search.settings.get("target"))
     objective = objective or Objective(
         search.data, search.settings, search.space, search.context, search.objectives,
-        sample_row=sample_row,
+        sample_row=sample_row, processes=processes, url=url,
+        pruner=(search.pruner, max_epochs),
     )  # fmt: skip
     ran = 0
     while deadline is None or time.time() < deadline:
@@ -189,6 +194,7 @@ def run_worker(
             _guarded(objective, numbers),
             n_trials=1,
             catch=(DeepstrataError, _Surplus),
+            callbacks=[retry_failed_ranks],
             gc_after_trial=True,
         )
         ran += 1
@@ -207,10 +213,20 @@ def _guarded(objective, numbers: list):
         if not trial.user_attrs.get(studies.QUEUED):
             trial.set_user_attr(studies.SURPLUS, True)
             raise _Surplus("the budget of trials was handed out")
+        _beat(trial)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         return objective(trial)
 
     return run
+
+
+def _beat(trial) -> None:
+    """Record the trial's first heartbeat before its work starts. Optuna's heartbeat thread
+    records it asynchronously: a worker killed before that left a RUNNING trial without any
+    heartbeat, which no reclaim ever finds stale, and the leader waited for it forever."""
+    storage = trial.study._storage  # Optuna's storage of the study (no public accessor)
+    if getattr(storage, "get_heartbeat_interval", lambda: None)() is not None:
+        storage.record_heartbeat(trial._trial_id)
 
 
 def _line(study, number: int) -> str:
@@ -224,17 +240,14 @@ def _line(study, number: int) -> str:
     )
 
 
-def _sample_row(data, target):
-    from deepstrata.data.sources import read_table
-
-    frame = read_table(data).frame
-    return frame.drop(columns=[target], errors="ignore").head(1)
-
-
-def spawn_workers(url: str, name: str, count: int, *, deadline: float | None, quiet: bool):
+def spawn_workers(url: str, name: str, count: int, *, deadline: float | None, quiet: bool,
+                  processes: int = 1):  # fmt: skip
     """``count`` worker processes on this machine (the URL passed in the environment,
-    so that a password never shows in the process list)."""
+    so that a password never shows in the process list), each fitting its trials on
+    ``processes`` ranks."""
     command = [sys.executable, "-m", "deepstrata", "search", "--worker", "--study", name]
+    if processes > 1:  # the cores were checked for all workers' ranks together
+        command += ["--trial-nproc", str(processes), "--oversubscribe"]
     if deadline is not None:
         command += ["--time-limit", f"{max(deadline - time.time(), 1):.0f}"]
     if quiet:

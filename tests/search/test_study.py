@@ -105,6 +105,29 @@ def test_a_trial_whose_worker_stopped_beating_is_failed_retried_and_the_search_c
     )
 
 
+def test_a_trial_has_its_first_heartbeat_before_its_objective_runs(tmp_path, monkeypatch):
+    """Optuna's heartbeat thread beats asynchronously; a worker killed before its first beat
+    left a trial that never went stale (the killed-worker test above hung now and then).
+    Here the thread never beats at all: the trial must be found stale all the same."""
+    import contextlib
+
+    import optuna.study._optimize as optimize
+
+    monkeypatch.setattr(optimize, "get_heartbeat_thread", lambda *a: contextlib.nullcontext())
+    url = studies.storage_url(None, tmp_path)
+    study = _new_study(url, "beat", 1)
+    storage = studies.open_storage(url, heartbeat=1, grace=1)
+    seen = []
+
+    def objective(trial):
+        time.sleep(1.5)  # past the grace period, with no other beat
+        seen.append(trial._trial_id in storage._get_stale_trial_ids(study._study_id))
+        return 0.0
+
+    run_worker(storage, "beat", objective=objective)
+    assert seen == [True]
+
+
 def test_two_workers_complete_exactly_the_budget_and_none_twice():
     import threading
 
