@@ -66,13 +66,14 @@ def check(launch: dict, option: str = "--nproc") -> None:
 
     nproc, backend = launch["nproc"], launch["backend"]
     if nproc < 1:
-        raise ConfigError(f"expected at least 1 process, got {nproc}", option="--nproc")
+        raise ConfigError(f"expected at least 1 process, got {nproc}", option=option)
     if launch["max_restarts"] < 0:
         raise ConfigError("expected 0 or more restarts", option="--max-restarts")
     if nproc > cores() and not launch["oversubscribe"]:
         raise ConfigError(
-            f"{nproc} processes on {cores()} cores would slow every step down (each rank "
-            "waits for the slowest at every all-reduce); pass --oversubscribe to run anyway",
+            f"{nproc} processes on {cores()} cores would slow each other down (they share the "
+            "cores, and training ranks wait for the slowest at every all-reduce); pass "
+            "--oversubscribe to run anyway",
             option=option,
         )
     if backend is not None and backend not in ("gloo", "nccl"):
