@@ -49,7 +49,7 @@ def rule(config) -> None:
         )
     if not config.adversarial_reference and config.adversarial == "none":
         raise ConfigError(
-            "--no-adversarial-reference skips the undefended twin of adversarial training: "
-            "add --adversarial fgsm or pgd",
+            "skips the undefended twin of adversarial training, which is not asked for: add "
+            "--adversarial fgsm or pgd",
             option="--no-adversarial-reference",
         )

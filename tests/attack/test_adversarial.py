@@ -142,12 +142,6 @@ def test_no_reference_leaves_the_twin_out_and_says_so(tmp_path):
     assert "cost was not measured" in report and "--no-adversarial-reference" in report
 
 
-def test_no_reference_needs_adversarial_training():
-    with pytest.raises(ConfigError, match="add --adversarial") as raised:
-        FitConfig(adversarial_reference=False)
-    assert raised.value.option == "--no-adversarial-reference"
-
-
 def test_folds_keep_the_mean_of_each_folds_twin(tmp_path):
     """--folds K: each fold is measured beside its own twin; the bundle keeps the means
     (the refit on every row has no validation rows to measure on)."""
