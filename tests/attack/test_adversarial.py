@@ -142,11 +142,15 @@ def test_no_reference_leaves_the_twin_out_and_says_so(tmp_path):
     assert "cost was not measured" in report and "--no-adversarial-reference" in report
 
 
-def test_folds_keep_the_mean_of_each_folds_twin(tmp_path):
-    """--folds K: each fold is measured beside its own twin; the bundle keeps the means
-    (the refit on every row has no validation rows to measure on)."""
+@pytest.mark.parametrize("ensemble", [False, True])
+def test_folds_keep_the_mean_of_each_folds_twin(tmp_path, ensemble):
+    """--folds K (refit, or cross-fitted with a classical model): each fold is measured
+    beside its own twin; the bundle keeps the means (the refit on every row has no
+    validation rows to measure on)."""
     frame = noisy_frame(80, seed=6, columns=3)
-    metrics, report, _ = _fit_adversarial(frame, tmp_path / "folds", folds=2, max_epochs=1)
+    metrics, report, _ = _fit_adversarial(
+        frame, tmp_path / "folds", folds=2, max_epochs=1, ensemble=ensemble
+    )
     record = metrics["adversarial"]
     assert record["measured_on"] == "each fold's validation rows, mean of 2"
     assert "cost_not_measured" not in record and record["time_factor_basis"].startswith("measured")
