@@ -32,8 +32,7 @@ def robustness_section(bundle: Inputs) -> Section | None:
         body += _comparison(record, twin) + note(
             f"Clean-accuracy cost {fmt(record['clean_accuracy_cost'])} (undefended minus "
             f"defended), robust-accuracy gain {fmt(record['robust_accuracy_gain'])}, both on "
-            f"the validation rows; the undefended model is {twin['trained']}, its weights "
-            "not kept."
+            f"the validation rows. Undefended: {twin['trained']} (its weights are not kept)."
         )
     else:
         if "validation_robust_accuracy" in record:
