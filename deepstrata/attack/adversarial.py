@@ -229,6 +229,9 @@ class AdversarialTraining(Callback):
             record["validation_robust_accuracy"] - plain["validation_robust_accuracy"]
         )
         if record["epoch_seconds"] and plain["epoch_seconds"]:
+            # The two fits run one after the other: a machine whose load changes between
+            # them skews the ratio; the in-run estimate, kept beside it, does not see that.
+            record["time_factor_estimated"] = record["time_factor"]
             record["time_factor"] = record["epoch_seconds"] / plain["epoch_seconds"]
             record["time_factor_basis"] = "measured: median epoch seconds against the twin's"
 

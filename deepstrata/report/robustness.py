@@ -21,6 +21,11 @@ def robustness_section(bundle: Inputs) -> Section | None:
         ],
         ["epsilon", f"{record['epsilon']:.4g} ({record['epsilon'] * 255:.3g}/255)"],
         ["training-time factor", f"{fmt(record['time_factor'], 3)} x plain training ({basis})"],
+        *(
+            [["estimated within the run", f"{fmt(record['time_factor_estimated'], 3)} x"]]
+            if "time_factor_estimated" in record
+            else []
+        ),
         [
             "seconds perturbing / training",
             f"{fmt(record['seconds_perturbing'], 3)} / {fmt(record['seconds_training'], 3)}",

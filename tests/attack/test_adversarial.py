@@ -122,6 +122,9 @@ def test_fit_records_the_undefended_twin_and_the_cost(tmp_path):
     )
     assert record["time_factor"] == pytest.approx(record["epoch_seconds"] / twin["epoch_seconds"])
     assert record["time_factor_basis"].startswith("measured") and "cost_not_measured" not in record
+    assert record["time_factor_estimated"] == pytest.approx(
+        record["seconds_training"] / (record["seconds_training"] - record["seconds_perturbing"])
+    )
     # Same rows, split, seed and settings: the twin is the plain fit of the same data.
     assert "undefended" in report and "Clean-accuracy cost" in report
     assert f"{record['clean_accuracy_cost']:.4f}" in report

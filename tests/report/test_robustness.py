@@ -56,12 +56,13 @@ def test_the_section_sets_the_undefended_twin_beside_the_defended_network(fitted
         **RECORD, "epoch_seconds": 2.5, "epochs": 20, "undefended": TWIN,
         "clean_accuracy_cost": 0.04, "robust_accuracy_gain": 0.59, "time_factor": 2.0,
         "time_factor_basis": "measured: median epoch seconds against the twin's",
+        "time_factor_estimated": 8.0,
     }  # fmt: skip
     page = render_report(_files(fitted_churn_bundle, record))
     assert "undefended" in page and "adversarially trained" in page
     assert "Clean-accuracy cost 0.0400" in page and "gain 0.5900" in page
     assert "0.9500" in page and "0.0300" in page and "measured: median epoch" in page
-    assert "not measured" not in page
+    assert "not measured" not in page and "estimated within the run" in page
 
 
 def test_the_section_says_when_the_cost_was_not_measured(fitted_churn_bundle):
