@@ -8,12 +8,16 @@ within the budget, through the Trainer's ``perturb=`` hook.
   ``1.25 * eps`` from a uniform random start; about twice plain training's cost.
 
 Budgets are in each input's own units (:mod:`deepstrata.attack.evasion`). The time spent
-making the adversarial inputs is measured, so the bundle can state the training-time
-factor against plain training (the same loop without the perturbation).
+making the adversarial inputs is measured; by default the recipe also trains the
+undefended twin (same rows, split, seed and settings, no perturbation), so the bundle
+states the clean-accuracy cost, the robust-accuracy gain and the training-time factor
+as measured against it (``--no-adversarial-reference``: the factor is estimated from the
+seconds spent perturbing, the cost is said not to be measured).
 """
 
 from __future__ import annotations
 
+import statistics
 import time
 
 import torch
@@ -115,14 +119,25 @@ def robust_accuracy(
     return float(np.mean(correct(np.concatenate(outputs))))
 
 
+TWIN = "the undefended twin: same rows, split, seed and settings, no perturbation"
+
+
 class AdversarialTraining(Callback):
     """Turns ``fit --adversarial`` on: a callback the recipes bind to each split's fitted
     preprocessors and validation rows (``for_split``); at the start of training it sets
     the Trainer's ``perturb``, at the end it measures clean and PGD-10 robust accuracy on
-    the validation rows and leaves ``info["adversarial"]`` for the bundle's metrics."""
+    the validation rows and leaves ``info["adversarial"]`` for the bundle's metrics.
 
-    def __init__(self, *, method: str, epsilon: float, steps: int = 7, seed: int = 0) -> None:
+    With ``reference`` (the default; ``--no-adversarial-reference`` turns it off) the
+    recipe also trains the undefended twin (:meth:`undefended_twin`: ``method="none"``,
+    measured the same way) and hands it to :meth:`add_twin`: the clean-accuracy cost,
+    the robust-accuracy gain and the time factor are then measured, not estimated."""
+
+    def __init__(
+        self, *, method: str, epsilon: float, steps: int = 7, seed: int = 0, reference: bool = True
+    ) -> None:
         self.method, self.epsilon, self.steps, self.seed = method, epsilon, steps, seed
+        self.reference = reference
         self.preprocessors: dict | None = None
         self.validation = None
         self.perturbation: AdversarialPerturbation | None = None
@@ -131,42 +146,94 @@ class AdversarialTraining(Callback):
 
     def for_split(self, preprocessors: dict, validation) -> AdversarialTraining:
         bound = AdversarialTraining(
-            method=self.method, epsilon=self.epsilon, steps=self.steps, seed=self.seed
-        )
+            method=self.method, epsilon=self.epsilon, steps=self.steps, seed=self.seed,
+            reference=self.reference,
+        )  # fmt: skip
         bound.preprocessors, bound.validation = preprocessors, validation
         return bound
+
+    def undefended_twin(self) -> AdversarialTraining | None:
+        """The callback of the twin the recipe trains beside this network (no perturbation,
+        the same measurements), or None: no reference asked for, or no validation rows to
+        measure on."""
+        if not self.reference or self.validation is None or self.method == "none":
+            return None
+        twin = AdversarialTraining(
+            method="none", epsilon=self.epsilon, seed=self.seed, reference=False
+        ).for_split(self.preprocessors, self.validation)
+        return twin
 
     def on_fit_start(self, trainer) -> None:
         if self.preprocessors is None:
             raise RuntimeError("AdversarialTraining must be bound to a split (for_split) first")
-        self.perturbation = AdversarialPerturbation(
-            self.preprocessors, method=self.method, epsilon=self.epsilon, steps=self.steps,
-            seed=self.seed,
-        )  # fmt: skip
-        trainer.perturb = self.perturbation
+        if self.method != "none":  # the twin trains plainly
+            self.perturbation = AdversarialPerturbation(
+                self.preprocessors, method=self.method, epsilon=self.epsilon, steps=self.steps,
+                seed=self.seed,
+            )  # fmt: skip
+            trainer.perturb = self.perturbation
         self._started = time.perf_counter()
 
     def on_fit_end(self, trainer, history) -> None:
-        record = self.perturbation.record(time.perf_counter() - self._started)
+        seconds = time.perf_counter() - self._started
+        record = self.perturbation.record(seconds) if self.perturbation else {}
+        epochs = [entry["seconds"] for entry in history.epochs if "seconds" in entry]
+        record["epochs"] = len(epochs)
+        record["epoch_seconds"] = float(statistics.median(epochs)) if epochs else None
+        if self.perturbation is not None:
+            record["time_factor_basis"] = (
+                "estimated: training seconds against the same less the seconds perturbing"
+            )
+            record["cost_not_measured"] = (
+                "--no-adversarial-reference: no undefended twin was trained"
+                if not self.reference
+                else "no validation rows to measure on (a refit on every row)"
+            )
         if self.validation is not None:
-            inputs, target = self.validation
-            network = trainer.network
-            was_training = network.training
-            network.eval()
-            device = next(network.parameters()).device
-            inputs = {kind: tensor.to(device) for kind, tensor in inputs.items()}
-            target = target.to(device)
-            with torch.no_grad():
-                clean = network(inputs)
-            record["validation_clean_accuracy"] = float(_correct(clean, target).float().mean())
-            record["validation_robust_accuracy"] = robust_accuracy(
-                network, self.preprocessors, inputs, target,
-                lambda outputs: _correct(torch.as_tensor(outputs), target.cpu()).numpy(),
-                epsilon=self.epsilon, seed=self.seed,
-            )  # fmt: skip
-            record["robust_attack"] = "pgd-10, L-inf, random start, at the training epsilon"
-            network.train(was_training)
+            record.update(self._measure(trainer.network))
         self.info = {"adversarial": record}
+
+    def _measure(self, network: nn.Module) -> dict:
+        """Clean and PGD-10 robust accuracy on the validation rows, at the training epsilon."""
+        inputs, target = self.validation
+        was_training = network.training
+        network.eval()
+        device = next(network.parameters()).device
+        inputs = {kind: tensor.to(device) for kind, tensor in inputs.items()}
+        target = target.to(device)
+        with torch.no_grad():
+            clean = network(inputs)
+        robust = robust_accuracy(
+            network, self.preprocessors, inputs, target,
+            lambda outputs: _correct(torch.as_tensor(outputs), target.cpu()).numpy(),
+            epsilon=self.epsilon, seed=self.seed,
+        )  # fmt: skip
+        network.train(was_training)
+        return {
+            "validation_clean_accuracy": float(_correct(clean, target).float().mean()),
+            "validation_robust_accuracy": robust,
+            "robust_attack": "pgd-10, L-inf, random start, at the training epsilon",
+        }
+
+    def add_twin(self, twin: AdversarialTraining) -> None:
+        """The twin's figures beside this network's: the clean-accuracy cost (undefended
+        minus defended), the robust-accuracy gain, the time factor as the ratio of median
+        epoch times. The twin's weights are not kept, only these figures."""
+        record, plain = self.info["adversarial"], twin.info["adversarial"]
+        record.pop("cost_not_measured", None)
+        record["undefended"] = {"trained": TWIN, **plain}
+        record["clean_accuracy_cost"] = (
+            plain["validation_clean_accuracy"] - record["validation_clean_accuracy"]
+        )
+        record["robust_accuracy_gain"] = (
+            record["validation_robust_accuracy"] - plain["validation_robust_accuracy"]
+        )
+        if record["epoch_seconds"] and plain["epoch_seconds"]:
+            # The two fits run one after the other: a machine whose load changes between
+            # them skews the ratio; the in-run estimate, kept beside it, does not see that.
+            record["time_factor_estimated"] = record["time_factor"]
+            record["time_factor"] = record["epoch_seconds"] / plain["epoch_seconds"]
+            record["time_factor_basis"] = "measured: median epoch seconds against the twin's"
 
 
 def _correct(outputs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -194,6 +261,7 @@ def adversarial_callbacks(cfg) -> list:
     epsilon = parse_epsilon(cfg.epsilon if cfg.epsilon is not None else "8/255")
     return [
         AdversarialTraining(
-            method=cfg.adversarial, epsilon=epsilon, steps=cfg.adversarial_steps, seed=cfg.seed
+            method=cfg.adversarial, epsilon=epsilon, steps=cfg.adversarial_steps, seed=cfg.seed,
+            reference=cfg.adversarial_reference,
         )
-    ]
+    ]  # fmt: skip

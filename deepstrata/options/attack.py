@@ -2,7 +2,7 @@
 the rule relating them; :mod:`deepstrata.config` joins them to its own.
 
 >>> [option.flag for option in OPTIONS]
-['--adversarial', '--epsilon', '--adversarial-steps']
+['--adversarial', '--epsilon', '--adversarial-steps', '--adversarial-reference']
 """
 
 from __future__ import annotations
@@ -28,14 +28,28 @@ OPTIONS = (
         extra={"shown": "8/255"},
     ),
     Option("adversarial_steps", 7, "--adversarial pgd: steps per batch.", AtLeast(1)),
+    Option(
+        "adversarial_reference",
+        True,
+        "--adversarial: also train the undefended twin (same rows, split, seed and "
+        "settings, no perturbation) to measure the clean-accuracy cost and the time "
+        "factor; off: half the cost, neither measured.",
+    ),
 )
 
 
 def rule(config) -> None:
-    """A budget means nothing without adversarial training."""
+    """A budget, or skipping the undefended twin, means nothing without adversarial
+    training."""
     if config.epsilon is not None and config.adversarial == "none":
         raise ConfigError(
             f"--epsilon {config.epsilon} is the budget of adversarial training: add "
             "--adversarial fgsm or pgd",
             option="--epsilon",
+        )
+    if not config.adversarial_reference and config.adversarial == "none":
+        raise ConfigError(
+            "skips the undefended twin of adversarial training, which is not asked for: add "
+            "--adversarial fgsm or pgd",
+            option="--no-adversarial-reference",
         )

@@ -39,7 +39,14 @@ import numpy as np
 
 from deepstrata.data.split import kfold_split, train_validation_split
 from deepstrata.model.model import Model, combine
-from deepstrata.recipes.crossval import check_folds, fold_logs, oof_table, say, train_fold
+from deepstrata.recipes.crossval import (
+    check_folds,
+    fold_logs,
+    oof_table,
+    over_folds,
+    say,
+    train_fold,
+)
 from deepstrata.recipes.ensemble import classical_heads, classical_side, row_losses, weigh
 from deepstrata.recipes.fairness import fairness_metrics, fairness_thresholds
 from deepstrata.recipes.features import train_features
@@ -246,6 +253,7 @@ def cross_fitted_ensemble(prepared: Prepared, *, run, resume, progress, callback
         "training": f"cross-fitted ensemble over {cfg.folds} folds: {kept}",
         "ensemble": verdict,
         **fairness_entry,
+        **over_folds(fit.networks, "adversarial"),  # fit --adversarial: each fold's twin
     }
     model.artifacts["oof_predictions.csv"] = oof_table(
         prepared, model, outputs, fit.fold_of.tolist()

@@ -64,6 +64,7 @@ def cross_validated(prepared: Prepared, *, run, resume, progress, callbacks) -> 
         members, artifacts, info = _refit(
             prepared, results, oof_raw, run, resume, progress, callbacks
         )
+    info.update(over_folds(results, "adversarial"))
     decision = task.decide(oof, encoded, threshold=cfg.threshold)
     model = assemble(prepared, members, artifacts, decision=decision)
     model.fairness = fairness_thresholds(prepared, np.arange(len(oof)), oof)
@@ -125,6 +126,35 @@ def _summary(cfg, fold_metrics: list[dict], results: list[Trained]) -> dict:
             for m, r in zip(fold_metrics, results)
         ],
     }
+
+
+def over_folds(results: list[Trained], key: str) -> dict:
+    """``{key: record}`` with every fold's ``info[key]`` averaged (numbers that differ
+    take the folds' mean; the rest is the first fold's), or ``{}`` when a fold has none.
+    fit --adversarial --folds K: each fold's network was measured beside its undefended
+    twin on the fold's validation rows; the refit has no rows left to measure on."""
+    records = [r.info.get(key) for r in results]
+    if not records or any(record is None for record in records):
+        return {}
+    return {
+        key: {
+            **_mean(records),
+            "measured_on": f"each fold's validation rows, mean of {len(records)}",
+        }
+    }
+
+
+def _mean(records: list[dict]) -> dict:
+    merged = {}
+    for name, value in records[0].items():
+        values = [record.get(name) for record in records]
+        if all(isinstance(v, dict) for v in values):
+            merged[name] = _mean(values)
+        elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            merged[name] = value if len(set(values)) == 1 else float(np.mean(values))
+        else:
+            merged[name] = value
+    return merged
 
 
 def _refit(prepared, results, oof_raw, run, resume, progress, callbacks):

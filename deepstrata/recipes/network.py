@@ -91,6 +91,8 @@ def train_split(
         if private is not None:  # a failed fit leaves no hooks on the network either
             private.close()
     member.network.cpu().eval()
+    twin_data = (preprocessors, train_inputs, train_target, validation, imbalance, row_weights)
+    _train_twins(prepared, callbacks, twin_data, directory, resume, progress, max_epochs)
 
     info, artifacts = _what_was_chosen(trainer, cfg, history, directory)
     if imbalance:
@@ -105,6 +107,35 @@ def train_split(
         if prepared.task.classifier and cfg.calibrate:
             info["calibration"] = calibrate(member, raw, prepared.encoded[val_rows])
     return Trained(member, history.to_dict(), raw, info, artifacts)
+
+
+def _train_twins(prepared, callbacks, data, directory, resume, progress, max_epochs) -> None:
+    """fit --adversarial: the undefended twin of the network just trained (same rows,
+    split, seed, settings and initial weights; no perturbation), handed to the callback
+    that asked for it (``undefended_twin``/``add_twin``) to measure the clean-accuracy
+    cost and the time factor. Only its figures are kept, not its weights."""
+    preprocessors, train_inputs, train_target, validation, rare, row_weights = data
+    for callback in callbacks:
+        twin = getattr(callback, "undefended_twin", lambda: None)()
+        if twin is None:
+            continue
+        progress.note(
+            "adversarial training: now the undefended twin (same rows, split, seed and "
+            "settings, no perturbation) to measure the clean-accuracy cost and time factor; "
+            "--no-adversarial-reference skips it"
+        )
+        seed_everything(prepared.cfg.seed)  # the same initial weights as the defended network
+        member, extra = _new_member(prepared, preprocessors, [])
+        folder = directory / "undefended" if directory is not None else None
+        trainer = _trainer(
+            prepared, member.network, folder, validation, [*extra, twin], progress,
+            max_epochs, rare,
+        )  # fmt: skip
+        if row_weights is not None:
+            trainer.row_weights = torch.as_tensor(row_weights, dtype=torch.float32)
+        resuming = resume and folder is not None and has_checkpoint(folder / "checkpoint")
+        trainer.fit(train_inputs, train_target, validation=validation, resume=resuming)
+        callback.add_twin(twin)
 
 
 def _new_member(prepared: Prepared, preprocessors: dict, callbacks: list[Callback]):
