@@ -52,6 +52,12 @@ def open_stream(data, cfg) -> ParquetStream | None:
             "cross-validation needs every row in memory; a streamed fit holds one split out",
             option="--folds",
         )
+    if cfg.adversarial != "none":  # the perturbation and its undefended twin are built per split
+        raise ConfigError(
+            "adversarial training is not built for a streamed fit; fit a table that fits in "
+            "memory (a Parquet file without --stream)",
+            option="--adversarial",
+        )
     return ParquetStream(path)
 
 

@@ -52,6 +52,8 @@ def test_what_streaming_cannot_do_is_refused(parts, tmp_path):
         deepstrata.fit(parts, target="y", folds=3, progress=False)
     with pytest.raises(ConfigError, match="--ensemble"):
         deepstrata.fit(parts, target="y", ensemble=True, progress=False)
+    with pytest.raises(ConfigError, match="--adversarial"):  # was a RuntimeError mid-fit
+        deepstrata.fit(parts, target="y", adversarial="fgsm", epsilon=0.05, progress=False)
     csv = tmp_path / "t.csv"
     pd.read_parquet(parts).to_csv(csv, index=False)
     with pytest.raises(ConfigError, match="--stream"):
