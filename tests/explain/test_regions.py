@@ -1,0 +1,64 @@
+"""Deletion and insertion curves over an image's cells: on images whose class is where a
+bright patch sits, integrated gradients' order of the cells deletes the class faster
+(and restores it faster) than a random order, and the reverse of its order does worse:
+the measure can fail."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import deepstrata
+from deepstrata.data.sources import read_table
+from deepstrata.explain.gradients import integrated_gradients
+from deepstrata.explain.regions import cell_labels, cell_scores, region_curves
+from deepstrata.explain.target import Target
+from tests.conftest import torch_threads
+from tests.explain.test_images import SIDE, patch_images
+
+pytest.importorskip("captum", reason="the explain extra (captum) is not installed")
+
+
+@pytest.fixture(scope="module")
+def patch_target(tmp_path_factory):
+    """A small CNN that finds the bright patch, 12 new images and their integrated
+    gradients, all from the mean colour: the blurred baseline keeps the patch where it is
+    (the blurred image predicts the class as the image does, |f(x) - f(b)| ~ 0.001), so
+    from it no cell order moves the prediction. From a flat image integrated gradients
+    need their refined steps (GroupNorm's jump, deepstrata/explain/baselines.py)."""
+    folder = tmp_path_factory.mktemp("patches")
+    train, _ = patch_images(folder, 40, seed=0)
+    rows, _ = patch_images(folder, 12, seed=1)
+    with torch_threads(1):
+        model = deepstrata.fit(
+            train, target="where", ensemble=False, max_epochs=4, progress=False, seed=0,
+            image_size=SIDE, image_augment="none", strategy="scratch", learning_rate=3e-3,
+        )  # fmt: skip
+        target = Target(model, read_table(rows.drop(columns="where")), image_baseline="mean")
+        _, settings = integrated_gradients(target, steps=16)
+    return target, settings["maps"]["photo"]
+
+
+def test_cells_cut_the_map_and_sum_it():
+    labels = cell_labels(16, 16)
+    assert labels.max() == 63 and np.bincount(labels.ravel()).tolist() == [4] * 64
+    assert cell_labels(5, 3).max() == 14  # smaller than the grid: one cell per pixel
+    heat = np.random.default_rng(0).normal(size=(2, 16, 16))
+    np.testing.assert_allclose(cell_scores(heat, labels).sum(axis=1), heat.sum(axis=(1, 2)))
+
+
+def test_integrated_gradients_order_beats_random_and_its_reverse(patch_target):
+    target, heat = patch_target
+    with torch_threads(1):
+        found = region_curves(target, "photo", heat, seed=0)
+        reverse = region_curves(target, "photo", -heat, seed=0)
+    assert found["regions_cells:photo"] == 64 and found["regions_rows:photo"] == 12
+    # removing the patch's cells first sinks the class; restoring them first brings it back
+    assert found["regions_deletion_area:photo"] < found["regions_deletion_area_random:photo"]
+    assert found["regions_insertion_area:photo"] > found["regions_insertion_area_random:photo"]
+    # the same rows, the same random order (the seed): only the ranking differs
+    assert reverse["regions_deletion_area_random:photo"] == pytest.approx(
+        found["regions_deletion_area_random:photo"]
+    )
+    assert reverse["regions_deletion_area:photo"] > found["regions_deletion_area_random:photo"]
+    assert reverse["regions_insertion_area:photo"] < found["regions_insertion_area_random:photo"]
