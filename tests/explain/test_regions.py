@@ -6,12 +6,15 @@ the measure can fail."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import deepstrata
 from deepstrata.data.sources import read_table
+from deepstrata.explain.explanation import Explanation
 from deepstrata.explain.gradients import integrated_gradients
-from deepstrata.explain.regions import cell_labels, cell_scores, region_curves
+from deepstrata.explain.page import render
+from deepstrata.explain.regions import _curves, cell_labels, cell_scores, region_curves
 from deepstrata.explain.target import Target
 from tests.conftest import torch_threads
 from tests.explain.test_images import SIDE, patch_images
@@ -62,3 +65,56 @@ def test_integrated_gradients_order_beats_random_and_its_reverse(patch_target):
     )
     assert reverse["regions_deletion_area:photo"] > found["regions_deletion_area_random:photo"]
     assert reverse["regions_insertion_area:photo"] < found["regions_insertion_area_random:photo"]
+
+
+def test_the_page_names_each_columns_region_figures(patch_target):
+    target, heat = patch_target
+    with torch_threads(1):
+        figures = region_curves(target, "photo", heat[:2], seed=0)  # two rows: cheap
+    explanation = Explanation(
+        method="ig",
+        columns=["photo"],
+        values=heat[:2].sum(axis=(1, 2))[:, None],
+        base_values=target.base[:2],
+        predictions=target.predictions[:2],
+        rows=np.arange(2),
+        classes=None,
+        faithfulness=figures,
+    )
+    page = render(explanation, title="Where?")
+    assert "deletion area over photo&#x27;s regions (attribution order" in page
+    assert "insertion area over photo&#x27;s regions (random order)" in page
+    assert "regions (grid cells) of photo" in page
+
+
+def test_an_audio_maps_cells_are_time_by_frequency(tmp_path):
+    """A spectrogram's map (16 mel bins x 51 frames) is cut into 8 x 8 cells, each
+    replaced by the flat spectrogram; all deleted is the whole column at its baseline."""
+    import soundfile
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for index in range(6):  # low or high tones
+        tone = np.sin(2 * np.pi * (300 if index % 2 else 2000) * np.arange(4000) / 8000)
+        path = tmp_path / f"clip{index}.wav"
+        soundfile.write(path, (0.5 * tone + rng.normal(0, 0.05, 4000)).astype(np.float32), 8000)
+        paths.append(str(path))
+    frame = pd.DataFrame({"clip": paths, "y": ["high", "low"] * 3})
+    with torch_threads(1):
+        model = deepstrata.fit(
+            frame, target="y", columns={"clip": "audio"}, ensemble=False, max_epochs=1,
+            progress=False, seed=0, sample_rate=8000, audio_seconds=0.5, audio_mels=16,
+            audio_width=4, audio_depth=1, decode_workers=0,
+        )  # fmt: skip
+        target = Target(model, read_table(frame.drop(columns="y")))
+        _, settings = integrated_gradients(target, steps=8, refine=False)
+        heat = settings["maps"]["clip"]
+        found = region_curves(target, "clip", heat, seed=0)
+        order = np.tile(np.arange(64), (len(frame), 1))
+        deletion = _curves(
+            target, "clip", heat.shape[1:], np.arange(len(frame)), order, insert=False
+        )
+    assert heat.shape[1:] == (16, 51) and found["regions_cells:clip"] == 64
+    np.testing.assert_allclose(deletion[:, 0], target.predictions, rtol=1e-6)
+    np.testing.assert_allclose(deletion[:, -1], target.base, rtol=1e-6)  # one column
+    assert all(0 <= value <= 1 for key, value in found.items() if "area" in key)
