@@ -39,10 +39,14 @@ def cell_labels(height: int, width: int, grid: int = GRID) -> np.ndarray:
            [2, 2, 3, 3],
            [2, 2, 3, 3]])
     """
-    across = min(grid, width)
-    down = np.arange(height) * min(grid, height) // height
-    side = np.arange(width) * across // width
-    return down[:, None] * across + side[None, :]
+    return _bands(height, width, min(grid, height), min(grid, width))
+
+
+def _bands(height: int, width: int, down: int, across: int) -> np.ndarray:
+    """``(height, width)`` cells of ``down`` x ``across`` near-equal bands, row-major."""
+    rows = np.arange(height) * down // height
+    columns = np.arange(width) * across // width
+    return rows[:, None] * across + columns[None, :]
 
 
 def cell_scores(heat: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -60,9 +64,7 @@ def _column_cells(inputs, target, column: str, shape: tuple[int, int]) -> tuple[
     pre = inputs.member.preprocessors[column]
     kind = next(k for k, positions in inputs.positions.items() if (positions == index).any())
     height, width = (pre.n_mels, pre.frames) if kind == "audio" else (pre.size, pre.size)
-    down = min(GRID, shape[0]) * np.arange(height) // height
-    across = min(GRID, shape[1]) * np.arange(width) // width
-    labels = down[:, None] * min(GRID, shape[1]) + across[None, :]
+    labels = _bands(height, width, min(GRID, shape[0]), min(GRID, shape[1]))
     channels = pre.width // (height * width)
     return kind, np.tile(labels.ravel(), channels)
 

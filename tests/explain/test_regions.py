@@ -11,6 +11,7 @@ import pytest
 
 import deepstrata
 from deepstrata.data.sources import read_table
+from deepstrata.explain import explain
 from deepstrata.explain.explanation import Explanation
 from deepstrata.explain.gradients import integrated_gradients
 from deepstrata.explain.page import render
@@ -118,3 +119,38 @@ def test_an_audio_maps_cells_are_time_by_frequency(tmp_path):
     np.testing.assert_allclose(deletion[:, 0], target.predictions, rtol=1e-6)
     np.testing.assert_allclose(deletion[:, -1], target.base, rtol=1e-6)  # one column
     assert all(0 <= value <= 1 for key, value in found.items() if "area" in key)
+
+
+@pytest.mark.slow  # trains a CNN 15 epochs and runs LIME twice: ~2.5 min on one core
+def test_region_figures_on_the_bright_patch_images(tmp_path):
+    """The README's figures: 20 new images, each method's cells against a random order,
+    from the mean colour and from the blurred image (run with -s to see them)."""
+    train, _ = patch_images(tmp_path, 120, seed=0)
+    rows = patch_images(tmp_path, 20, seed=1)[0].drop(columns="where")
+    with torch_threads(1):
+        model = deepstrata.fit(
+            train, target="where", ensemble=False, max_epochs=15, progress=False, seed=0,
+            image_size=SIDE, image_augment="none", strategy="scratch", learning_rate=3e-3,
+        )  # fmt: skip
+        found = {
+            (method, baseline): explain(model, rows, method=method, image_baseline=baseline)
+            for method in ("ig", "lime", "gradshap")
+            for baseline in ("mean", "blurred")
+        }
+    for (method, baseline), explanation in found.items():
+        figures = explanation.faithfulness
+        print(
+            f"\n{method} from the {baseline} image: "
+            + ", ".join(f"{k} {v:.4f}" for k, v in figures.items() if "area" in k)
+        )
+        if method == "gradshap":  # one value per column, no map: no regions to rank
+            assert not any(key.startswith("regions_") for key in figures)
+        elif baseline == "mean":
+            assert (
+                figures["regions_deletion_area:photo"]
+                < figures["regions_deletion_area_random:photo"]
+            )
+            assert (
+                figures["regions_insertion_area:photo"]
+                > figures["regions_insertion_area_random:photo"]
+            )
