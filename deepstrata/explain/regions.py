@@ -26,7 +26,8 @@ from deepstrata.explain.faithfulness import _area, sample_rows
 
 GRID = 8  # cells per side: at most 64 cells
 REGION_ROWS = 50  # rows the region curves are drawn on (a seeded sample beyond that)
-EVALUATIONS_PER_PASS = 1024  # masked images per forward pass
+EVALUATIONS_PER_PASS = 1024  # masked images per forward pass at most
+VALUES_PER_PASS = 2**24  # and at most this many block values (64 MB of float32 per copy)
 
 
 def cell_labels(height: int, width: int, grid: int = GRID) -> np.ndarray:
@@ -75,8 +76,10 @@ def _values(target, column: str, shape, rows: np.ndarray, keep: np.ndarray) -> n
     index = target.columns.index(column)
     members = [(inputs, *_column_cells(inputs, target, column, shape)) for inputs in target.inputs]
     out = np.empty(len(rows))
-    for start in range(0, len(rows), EVALUATIONS_PER_PASS):
-        part = slice(start, start + EVALUATIONS_PER_PASS)
+    width = sum(block.shape[1] for inputs in target.inputs for block in inputs.blocks.values())
+    per_pass = max(1, min(EVALUATIONS_PER_PASS, VALUES_PER_PASS // max(width, 1)))
+    for start in range(0, len(rows), per_pass):
+        part = slice(start, start + per_pass)
         picked = torch.from_numpy(rows[part])
         blocks = []
         for inputs, kind, cells in members:

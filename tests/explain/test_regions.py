@@ -11,7 +11,7 @@ import pytest
 
 import deepstrata
 from deepstrata.data.sources import read_table
-from deepstrata.explain import explain
+from deepstrata.explain import explain, regions
 from deepstrata.explain.explanation import Explanation
 from deepstrata.explain.gradients import integrated_gradients
 from deepstrata.explain.page import render
@@ -88,9 +88,10 @@ def test_the_page_names_each_columns_region_figures(patch_target):
     assert "regions (grid cells) of photo" in page
 
 
-def test_an_audio_maps_cells_are_time_by_frequency(tmp_path):
+def test_an_audio_maps_cells_are_time_by_frequency(tmp_path, monkeypatch):
     """A spectrogram's map (16 mel bins x 51 frames) is cut into 8 x 8 cells, each
-    replaced by the flat spectrogram; all deleted is the whole column at its baseline."""
+    replaced by the flat spectrogram; all deleted is the whole column at its baseline;
+    the masked rows go through the network in passes of bounded size."""
     import soundfile
 
     rng = np.random.default_rng(0)
@@ -119,6 +120,10 @@ def test_an_audio_maps_cells_are_time_by_frequency(tmp_path):
     np.testing.assert_allclose(deletion[:, 0], target.predictions, rtol=1e-6)
     np.testing.assert_allclose(deletion[:, -1], target.base, rtol=1e-6)  # one column
     assert all(0 <= value <= 1 for key, value in found.items() if "area" in key)
+    monkeypatch.setattr(regions, "VALUES_PER_PASS", 7 * 16 * 51)  # 7 clips a pass
+    with torch_threads(1):
+        passes = _curves(target, "clip", heat.shape[1:], np.arange(len(frame)), order, insert=False)
+    np.testing.assert_allclose(passes, deletion, rtol=1e-6)
 
 
 @pytest.mark.slow  # trains a CNN 15 epochs and runs LIME twice: ~2.5 min on one core
