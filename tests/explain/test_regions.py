@@ -126,7 +126,7 @@ def test_an_audio_maps_cells_are_time_by_frequency(tmp_path, monkeypatch):
     np.testing.assert_allclose(passes, deletion, rtol=1e-6)
 
 
-@pytest.mark.slow  # trains a CNN 15 epochs and runs LIME twice: ~2.5 min on one core
+@pytest.mark.slow  # trains a CNN 15 epochs, runs three methods twice: ~100 s on one core
 def test_region_figures_on_the_bright_patch_images(tmp_path):
     """The README's figures: 20 new images, each method's cells against a random order,
     from the mean colour and from the blurred image (run with -s to see them)."""
