@@ -9,6 +9,9 @@
   own); the gap is reported relative to the total |f(x) - f(baseline)|.
 - **word deletion**: the same deletion curve over a text's words (dropped from the text
   in attribution order, most supportive first, against a random order);
+- **region deletion / insertion** (:mod:`deepstrata.explain.regions`): the same curves
+  over the cells of an image's (a spectrogram's) heat map, for a column whose one
+  attribution gives a single-step column curve;
 - **rank agreement**: Spearman correlation of two methods' attributions per row.
 - **model randomisation** (Adebayo et al., 2018): re-initialise every network's weights
   and explain again; attributions that barely change (rank correlation of |values|

@@ -147,6 +147,26 @@ FAITHFULNESS_WORDS = {
     "rows": "rows the curves were drawn on",
     "randomisation_rows": "rows the randomisation check explained",
 }
+PER_COLUMN_WORDS = {  # measures of one column's parts: ``<measure>:<column>``
+    "words_deletion_area": "deletion area over {column}'s words (attribution order)",
+    "words_deletion_area_random": "deletion area over {column}'s words (random order)",
+    "words_rows": "texts of {column} the word curve was drawn on",
+    "regions_deletion_area": "deletion area over {column}'s regions (attribution order; "
+    "lower is more faithful)",
+    "regions_deletion_area_random": "deletion area over {column}'s regions (random order)",
+    "regions_insertion_area": "insertion area over {column}'s regions (attribution order; "
+    "higher is more faithful)",
+    "regions_insertion_area_random": "insertion area over {column}'s regions (random order)",
+    "regions_rows": "rows the region curves of {column} were drawn on",
+    "regions_cells": "regions (grid cells) of {column}",
+}
+
+
+def _measure_words(key: str) -> str:
+    measure, _, column = key.partition(":")
+    if column and measure in PER_COLUMN_WORDS:
+        return PER_COLUMN_WORDS[measure].format(column=column)
+    return FAITHFULNESS_WORDS.get(key, key)
 
 
 def _faithfulness(explanation: Explanation) -> Section:
@@ -155,7 +175,7 @@ def _faithfulness(explanation: Explanation) -> Section:
         if isinstance(value, dict):
             rows += [[f"rank agreement with {other}", v] for other, v in value.items()]
         else:
-            rows.append([FAITHFULNESS_WORDS.get(key, key), value])
+            rows.append([_measure_words(key), value])
     body = table(["measure", "value"], rows, numeric=(1,)) if rows else note("not measured")
     return Section("faithfulness", "How faithful", Html(body))
 

@@ -23,6 +23,7 @@ from deepstrata.explain.baselines import check_image_baseline
 from deepstrata.explain.dependence import partial_dependence
 from deepstrata.explain.explanation import Explanation
 from deepstrata.explain.methods import METHODS, resolve
+from deepstrata.explain.regions import region_faithfulness
 from deepstrata.explain.target import Target
 from deepstrata.explain.words import text_columns, word_values
 
@@ -155,6 +156,8 @@ def explain(
         explanation.faithfulness = measure(model, table, target, explanation, settings, others)
         for column, entries in explanation.words.items():
             explanation.faithfulness.update(faith.word_deletion(target, column, entries, seed=seed))
+        # an image's (a spectrogram's) cells, ranked by the method's map
+        explanation.faithfulness.update(region_faithfulness(target, explanation.maps, seed=seed))
     return explanation
 
 
