@@ -139,6 +139,14 @@ def audit_data(
             "triggers [auto: when an input is an image column]."
         ),
     ] = None,
+    strategy: Annotated[
+        str | None,
+        typer.Option(
+            help="The K networks' strategy; scratch or finetune: label errors from their "
+            "out-of-fold outputs even with --embeddings (a CNN from scratch finds flipped "
+            "digits far better than the embeddings do) [auto]."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Drives every random number.")] = 0,
     column: ColumnOpt = None,
     ignore: IgnoreOpt = None,
@@ -160,6 +168,8 @@ def audit_data(
         settings["max_epochs"] = max_epochs
     if learning_rate is not None:
         settings["learning_rate"] = learning_rate
+    if strategy is not None:
+        settings["strategy"] = strategy
     cfg = FitConfig.from_dict(settings, source="flags")
     result, files = run(
         data,
