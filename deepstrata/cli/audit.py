@@ -140,12 +140,7 @@ def audit_data(
         ),
     ] = None,
     strategy: Annotated[
-        str | None,
-        typer.Option(
-            help="The K networks' strategy; scratch or finetune: label errors from their "
-            "out-of-fold outputs even with --embeddings (a CNN from scratch finds flipped "
-            "digits far better than the embeddings do) [auto]."
-        ),
+        str | None, typer.Option(help="scratch|finetune: label errors from K networks [auto].")
     ] = None,
     seed: Annotated[int, typer.Option(help="Drives every random number.")] = 0,
     column: ColumnOpt = None,
@@ -164,12 +159,8 @@ def audit_data(
     check_output(out, overwrite)
     settings = {"target": target, "folds": folds, "seed": seed, "ensemble": ensemble}
     settings |= {"columns": column or [], "ignore": ignore or []}
-    if max_epochs is not None:
-        settings["max_epochs"] = max_epochs
-    if learning_rate is not None:
-        settings["learning_rate"] = learning_rate
-    if strategy is not None:
-        settings["strategy"] = strategy
+    given = {"max_epochs": max_epochs, "learning_rate": learning_rate, "strategy": strategy}
+    settings |= {name: value for name, value in given.items() if value is not None}
     cfg = FitConfig.from_dict(settings, source="flags")
     result, files = run(
         data,
