@@ -33,6 +33,7 @@ def test_fit_drops_the_rows_flagged_and_scores_before_and_after(tmp_path):
     assert model.metrics["rows"]["train"] == len(frame) - len(dropped)
     kept = len(frame) - len(dropped)
     assert found["compared_on"].startswith(f"the {kept} rows kept")
+    assert len(found["found_per_round"]) == 2 and sum(found["found_per_round"]) == len(dropped)
     # both fits scored on the kept rows (the first flatters itself: it agreed with them)
     assert set(found["before"]) >= {"accuracy", "log_loss"}
     assert found["after"]["accuracy"] > 0.9 and found["before"]["accuracy"] > 0.9
@@ -144,3 +145,42 @@ def test_dropping_label_issues_recovers_digit_accuracy(share):
     assert precision >= 0.8 and recall >= 0.8
     if share == 0.20:
         assert recovered >= 0.5
+
+
+def test_the_second_round_finds_what_the_first_agreed_with(monkeypatch):
+    """Round 1's networks learnt some flips (they agree with the wrong label there); round
+    2, on the rows round 1 kept, sees through them: both rounds' rows, numbered in the table."""
+    pytest.importorskip("cleanlab", reason="the audit extra")
+    from types import SimpleNamespace
+
+    from deepstrata.audit import cleaning, labels
+    from deepstrata.config import FitConfig
+    from deepstrata.data.sources import read_table
+
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 3, 300)
+    given = truth.copy()
+    flipped = np.arange(5, 300, 20)  # 15 rows; round 1 is fooled by the first 5
+    given[flipped] = (truth[flipped] + 1) % 3
+    fooled = set(flipped[:5])
+    names = np.array(["a", "b", "c"])
+    table = read_table(pd.DataFrame({"x": np.arange(300), "y": names[given]}))
+
+    def out_of_fold(table, cfg, progress=False):
+        rows = table.frame["x"].to_numpy()  # the original positions, kept by the frame
+        seen = truth[rows].copy()
+        if len(rows) == 300:
+            seen[[i for i, r in enumerate(rows) if r in fooled]] = given[sorted(fooled)]
+        probabilities = np.full((len(rows), 3), 0.05)
+        probabilities[np.arange(len(rows)), seen] = 0.9
+        model = SimpleNamespace(classes=list(names))
+        return model, np.arange(len(rows)), given[rows], probabilities
+
+    monkeypatch.setattr(labels, "out_of_fold", out_of_fold)
+    cfg = FitConfig(target="y", folds=2)
+    _, rows, _, _, issues, found = cleaning.search(table, cfg)
+    assert len(rows) == 300 and found == [10, 5]
+    assert sorted(issues["row"] - 1) == sorted(flipped.tolist())
+    assert list(issues["suggested"]) == list(names[truth[issues["row"] - 1]])
+    _, _, _, _, once, found = cleaning.search(table, cfg, rounds=1)
+    assert found == [10] and set(once["row"] - 1) == set(flipped) - fooled
