@@ -120,7 +120,12 @@ def test_dropping_label_issues_recovers_digit_accuracy(share):
     (precision, recall) and test accuracy clean / noisy / cleaned, each the mean over 3
     seeds. One network's accuracy moves by about 0.01 from seed to seed (0.971 to 0.987
     clean), as much as 10 % noise costs, so the fits are the 5 folds' networks averaged
-    (``cv_model="ensemble"``), the same for all three, and the means are compared."""
+    (``cv_model="ensemble"``), the same for all three, and the means are compared.
+
+    Measured (seeds 0, 1, 2; two search rounds): 20 %: precision 0.921, recall 0.958;
+    clean 0.982 / noisy 0.950 / cleaned 0.970: 0.64 of the cost recovered. 10 %: precision
+    0.896, recall 0.940; 0.982 / 0.965 / 0.972: 0.39 recovered, so not asserted: the noise
+    costs 0.017 (8 of 450 test rows), no more than one seed's fit differs from another's."""
     import deepstrata
 
     test, clean, noisy, flipped = flipped_digits(share)
