@@ -99,6 +99,7 @@ def test_label_issues_through_the_command(cli, tmp_path):
         (["--target", "target", "--folds", "1"], "--folds: must be >= 2"),
         (["--target", "target", "--test", "{wrong}", "--no-labels"], "lacks input column(s) 'hue'"),
         (["--target", "target", "--near-tolerance", "-1", "--no-labels"], "--near-tolerance"),
+        (["--target", "target", "--strategy", "cnn"], "--strategy"),
     ],
 )
 def test_bad_input_is_refused_and_nothing_is_written(cli, wine_files, tmp_path, flags, message):
