@@ -8,6 +8,14 @@ second. (The first score flatters: the rows kept are those its folds mostly agre
 the fair test of the cleaning is on rows whose labels are known to be right, as
 ``tests/audit/test_cleaning.py`` does.) metrics.json gains ``label_issues`` (rows found and dropped, both scores) and the
 bundle ``label_issues.csv`` (every row dropped, its label and the suggested one).
+
+The search runs twice (:data:`ROUNDS`): K networks trained without the rows the first
+round found score the rows kept, and what they flag joins the list. The first round's
+networks learnt the flipped labels in part; the second's are cleaner and find flips the
+first agreed with. On digits (64 pixel columns, 20 % of 1,347 labels flipped, seed 0)
+the second round flagged 9 more rows, all of them flipped: recall 0.929 -> 0.963 at
+precision 0.923 -> 0.925, and the 5 folds' ensemble's test accuracy (450 clean rows)
+0.969 -> 0.973 (clean 0.984, noisy 0.958).
 """
 
 from __future__ import annotations
@@ -19,12 +27,13 @@ import numpy as np
 from deepstrata.config import FitConfig
 
 ISSUES_CSV = "label_issues.csv"
+ROUNDS = 2  # searches: the second on the rows the first kept (see the module doc)
 
 
 def fit_without_label_issues(data, cfg: FitConfig, *, progress=True, **run):
     """The model trained on ``data`` less its likely label errors (see the module doc);
     ``run``: the rest of :func:`deepstrata.recipes.run.run_fit`'s arguments."""
-    from deepstrata.audit.labels import check_for_labels, label_issues, out_of_fold
+    from deepstrata.audit.labels import check_for_labels
     from deepstrata.audit.requirements import cleanlab_filter
     from deepstrata.data.folders import default_target
     from deepstrata.data.sources import read_table
@@ -36,8 +45,7 @@ def fit_without_label_issues(data, cfg: FitConfig, *, progress=True, **run):
     cfg = copy.deepcopy(cfg)
     cfg.target = cfg.target or default_target(table)
     check_for_labels(table, cfg)
-    first, rows, labels, probabilities = out_of_fold(table, cfg, progress=progress)
-    issues = label_issues(labels, probabilities, classes=first.classes, rows=rows)
+    first, rows, labels, probabilities, issues, found = search(table, cfg, progress=progress)
     dropped = set(issues["row"] - 1)
     keep = np.array([row not in dropped for row in rows])
     if cfg.relabel_issues:  # every row stays; the flagged ones take the suggested class
@@ -51,6 +59,7 @@ def fit_without_label_issues(data, cfg: FitConfig, *, progress=True, **run):
     done = "relabelled_rows" if cfg.relabel_issues else "dropped_rows"
     model.metrics["label_issues"] = {
         "found": len(issues),
+        "found_per_round": found,
         "rows_checked": len(rows),
         done: [int(r) for r in issues["row"]],
         "compared_on": f"the {int(keep.sum())} rows kept, out of fold both times",
@@ -59,3 +68,31 @@ def fit_without_label_issues(data, cfg: FitConfig, *, progress=True, **run):
     }
     model.artifacts[ISSUES_CSV] = issues.to_csv(index=False).encode()
     return model
+
+
+def search(table, cfg: FitConfig, *, progress=False, rounds: int = ROUNDS):
+    """``(first model, rows, labels, probabilities, issues, found per round)``: the first
+    round's K networks and out-of-fold outputs (as :func:`deepstrata.audit.labels.out_of_fold`),
+    and the issues of every round, ``row`` numbered in ``table`` (each round searches the
+    rows that the rounds before kept)."""
+    import dataclasses
+
+    import pandas as pd
+
+    from deepstrata.audit.labels import label_issues, out_of_fold
+
+    first, rows, labels, probabilities = out_of_fold(table, cfg, progress=progress)
+    found = [label_issues(labels, probabilities, classes=first.classes, rows=rows)]
+    for _ in range(rounds - 1):
+        flagged = set(pd.concat(found)["row"] - 1)
+        kept = table.frame.drop(index=sorted(flagged))
+        if kept.empty:
+            break
+        lines = None if table.lines is None else table.lines[kept.index.to_numpy()]
+        subset = dataclasses.replace(table, frame=kept.reset_index(drop=True), lines=lines)
+        model, more_rows, more_labels, more = out_of_fold(subset, cfg, progress=progress)
+        issues = label_issues(more_labels, more, classes=model.classes, rows=more_rows)
+        issues["row"] = kept.index.to_numpy()[issues["row"] - 1] + 1  # back to table's rows
+        found.append(issues)
+    issues = pd.concat(found, ignore_index=True)
+    return first, rows, labels, probabilities, issues, [len(f) for f in found]

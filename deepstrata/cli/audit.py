@@ -139,6 +139,9 @@ def audit_data(
             "triggers [auto: when an input is an image column]."
         ),
     ] = None,
+    strategy: Annotated[
+        str | None, typer.Option(help="scratch|finetune: label errors from K networks [auto].")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Drives every random number.")] = 0,
     column: ColumnOpt = None,
     ignore: IgnoreOpt = None,
@@ -156,10 +159,8 @@ def audit_data(
     check_output(out, overwrite)
     settings = {"target": target, "folds": folds, "seed": seed, "ensemble": ensemble}
     settings |= {"columns": column or [], "ignore": ignore or []}
-    if max_epochs is not None:
-        settings["max_epochs"] = max_epochs
-    if learning_rate is not None:
-        settings["learning_rate"] = learning_rate
+    given = {"max_epochs": max_epochs, "learning_rate": learning_rate, "strategy": strategy}
+    settings |= {name: value for name, value in given.items() if value is not None}
     cfg = FitConfig.from_dict(settings, source="flags")
     result, files = run(
         data,

@@ -99,6 +99,7 @@ def test_label_issues_through_the_command(cli, tmp_path):
         (["--target", "target", "--folds", "1"], "--folds: must be >= 2"),
         (["--target", "target", "--test", "{wrong}", "--no-labels"], "lacks input column(s) 'hue'"),
         (["--target", "target", "--near-tolerance", "-1", "--no-labels"], "--near-tolerance"),
+        (["--target", "target", "--strategy", "cnn"], "--strategy"),
     ],
 )
 def test_bad_input_is_refused_and_nothing_is_written(cli, wine_files, tmp_path, flags, message):
@@ -171,3 +172,25 @@ def test_label_issues_of_a_folder_name_the_files(cli, tmp_path):
     issues = pd.read_csv(out / "label_issues.csv")
     assert list(issues.columns[:2]) == ["row", "image"]  # a folder's column of files
     assert len(issues) > 0 and all((train / path).is_file() for path in issues["image"])
+
+
+def test_strategy_scratch_takes_label_errors_from_the_networks_not_the_embeddings():
+    """With embeddings at hand, label errors come from a logistic regression on them,
+    unless --strategy scratch (or finetune) asks for the K networks' outputs."""
+    pytest.importorskip("cleanlab", reason="the audit extra")
+    from deepstrata.audit.dataset import _label_issues
+    from deepstrata.config import FitConfig
+    from deepstrata.data.sources import read_table
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=60)
+    table = read_table(pd.DataFrame({"x": x, "y": np.where(x > 0, "up", "down")}))
+    vectors = np.c_[x, rng.normal(size=60)]
+    fast = {"target": "y", "folds": 2, "max_epochs": 1, "learning_rate": 3e-3, "ensemble": False}
+    embedded, _ = _label_issues(table, FitConfig(**fast), vectors, progress=False)
+    assert embedded["model"].startswith("a logistic regression on pretrained embeddings")
+    networks, issues = _label_issues(
+        table, FitConfig(**fast, strategy="scratch"), vectors, progress=False
+    )
+    assert networks["model"] == "2 networks (scratch)" and networks["rows_checked"] == 60
+    assert set(issues.columns) >= {"row", "given", "suggested", "quality"}

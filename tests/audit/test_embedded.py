@@ -78,17 +78,11 @@ def test_text_label_errors_and_near_duplicates_on_embeddings(tmp_path):
     json.dumps(result)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("share", [0.1, 0.2])
-def test_flipped_digit_labels_are_found_on_image_embeddings(tmp_path, share):
-    """scikit-learn's 1,797 digits as 8x8 PNGs in class folders, ``share`` of them moved to
-    another class's folder: the rows flagged through EfficientNet-Lite0's embeddings."""
-    pytest.importorskip("cleanlab", reason="the audit extra")
+def flipped_digit_folder(root, share: float) -> set[str]:
+    """scikit-learn's 1,797 digits as 8x8 PNGs in class folders under ``root``, ``share``
+    of them in another class's folder; the moved files' paths, relative to ``root``."""
     from PIL import Image
     from sklearn.datasets import load_digits
-
-    from deepstrata.audit.dataset import audit_data
-    from deepstrata.data.folders import LABEL
 
     digits = load_digits()
     pixels = np.round(digits.images * (255 / 16)).astype(np.uint8)
@@ -98,11 +92,25 @@ def test_flipped_digit_labels_are_found_on_image_embeddings(tmp_path, share):
     for index, (image, label) in enumerate(zip(pixels, digits.target)):
         if index in flipped:
             label = (label + rng.integers(1, 10)) % 10
-        path = tmp_path / "digits" / str(label) / f"{index}.png"
+        path = root / str(label) / f"{index}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(image, mode="L").save(path)
         if index in flipped:
             wrong.add(f"{label}/{index}.png")
+    return wrong
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("share", [0.1, 0.2])
+def test_flipped_digit_labels_are_found_on_image_embeddings(tmp_path, share):
+    """The digits as PNGs, ``share`` of them moved to another class's folder: the rows
+    flagged through EfficientNet-Lite0's embeddings (precision 0.56 at 10 %: the
+    embeddings of 8x8 scans scaled up to 224 pixels part the digits poorly)."""
+    pytest.importorskip("cleanlab", reason="the audit extra")
+    from deepstrata.audit.dataset import audit_data
+    from deepstrata.data.folders import LABEL
+
+    wrong = flipped_digit_folder(tmp_path / "digits", share)
     cfg = FitConfig.from_dict({"target": LABEL, "folds": 5})
     result, files = audit_data(tmp_path / "digits", cfg, backdoor=False, progress=False)
     flagged = set(pd.read_csv(io.BytesIO(files["label_issues.csv"]))["image"])
@@ -114,3 +122,34 @@ def test_flipped_digit_labels_are_found_on_image_embeddings(tmp_path, share):
         f"{result['label_issues']['out_of_fold']['accuracy']:.3f})"
     )
     assert recall >= 0.5
+
+
+@pytest.mark.slow  # 5 CNNs on 1,797 images: minutes
+@pytest.mark.parametrize("share", [0.1, 0.2])
+def test_flipped_digit_labels_are_found_by_networks_from_scratch(tmp_path, share):
+    """The same folders through the network route (``audit-data --strategy scratch``): 5
+    small CNNs trained from scratch on 16x16 copies, each row scored by the one that never
+    saw it. Measured: precision 0.965, recall 0.917 at 10 % (171 flagged); 0.971, 0.944 at
+    20 % (349 flagged); EfficientNet-Lite0's embeddings: precision 0.56 at 10 %."""
+    pytest.importorskip("cleanlab", reason="the audit extra")
+    from deepstrata.audit.dataset import audit_data
+    from deepstrata.data.folders import LABEL
+
+    wrong = flipped_digit_folder(tmp_path / "digits", share)
+    settings = {"target": LABEL, "folds": 5, "strategy": "scratch", "ensemble": False}
+    cfg = FitConfig.from_dict({**settings, "image_size": 16, "max_epochs": 20})
+    result, files = audit_data(
+        tmp_path / "digits", cfg, embeddings=False, backdoor=False, progress=False
+    )
+    flagged = set(pd.read_csv(io.BytesIO(files["label_issues.csv"]))["image"])
+    precision = len(flagged & wrong) / max(len(flagged), 1)
+    recall = len(flagged & wrong) / len(wrong)
+    print(
+        f"digits as images, {share:.0%} flipped, CNNs from scratch: precision "
+        f"{precision:.3f} recall {recall:.3f} ({len(flagged)} flagged; out-of-fold accuracy "
+        f"{result['label_issues']['out_of_fold']['accuracy']:.3f})"
+    )
+    assert result["label_issues"]["model"] == "5 networks (scratch)"
+    if share == 0.1:
+        assert precision >= 0.8
+    assert recall >= 0.8
