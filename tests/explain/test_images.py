@@ -121,6 +121,9 @@ def test_the_blurred_baseline_is_each_rows_own_and_completeness_holds(texture_mo
     change = shap.predictions - shap.base_values
     assert np.abs(shap.values.sum(axis=1) - change).sum() / np.abs(change).sum() < 0.5
     assert shap.maps["photo"].shape == (len(rows), SIDE, SIDE)
+    # expected gradients are integrated gradients in expectation: the same map per row
+    for ig_map, shap_map in zip(gaps["explanation"].maps["photo"], shap.maps["photo"]):
+        assert np.corrcoef(ig_map.ravel(), shap_map.ravel())[0, 1] > 0.9
     assert shap.settings["baseline"] == settings["baseline"]
     with pytest.raises(ConfigError, match="image baseline"):
         explain(model, rows, method="ig", image_baseline="noise")
