@@ -181,18 +181,26 @@ def member_ig(
         layers = method.attribute(
             x, baselines=baseline, additional_forward_args=(classes[picked],), n_steps=steps
         )
-        layers = layers if isinstance(layers, list) else [layers]
-        for (_, names, widths), values in zip(slots, layers):
-            values = values.detach().double().numpy()
-            if widths is None:  # an image's pixels (n, 3, S, S), a spectrogram (n, 1, M, F)
-                column = target.columns.index(names[0])
-                total[part, column] += values.reshape(len(values), -1).sum(axis=1)
-                heat = maps.setdefault(names[0], np.zeros((target.rows, *values.shape[2:])))
-                heat[part] += values.sum(axis=1)
-                continue
-            offsets = np.cumsum([0, *widths])
-            for name, lo, hi in zip(names, offsets[:-1], offsets[1:]):
-                total[part, target.columns.index(name)] += values[:, lo:hi].sum(axis=1)
+        add_slots(
+            target, slots, layers if isinstance(layers, list) else [layers], part, total, maps
+        )
+
+
+def add_slots(target, slots: list, layers, part, total: np.ndarray, maps: dict) -> None:
+    """Add one pass's attributions at ``slots`` (one tensor each) of rows ``part`` into
+    ``total`` (per raw column) and ``maps`` (an image's or spectrogram's, summed over its
+    channels, so a column's value is its map's sum)."""
+    for (_, names, widths), values in zip(slots, layers):
+        values = values.detach().double().numpy()
+        if widths is None:  # an image's pixels (n, 3, S, S), a spectrogram (n, 1, M, F)
+            column = target.columns.index(names[0])
+            total[part, column] += values.reshape(len(values), -1).sum(axis=1)
+            heat = maps.setdefault(names[0], np.zeros((target.rows, *values.shape[2:])))
+            heat[part] += values.sum(axis=1)
+            continue
+        offsets = np.cumsum([0, *widths])
+        for name, lo, hi in zip(names, offsets[:-1], offsets[1:]):
+            total[part, target.columns.index(name)] += values[:, lo:hi].sum(axis=1)
 
 
 def _columns_by_kind(preprocessors: dict) -> dict[str, list[str]]:

@@ -172,7 +172,9 @@ MAP_NOTES = {
 def _describe_maps(model, explanation) -> None:
     """Each heat map's kind and what it shows, for the page."""
     kinds = {f.name: f.kind for f in model.schema.inputs}
-    how = "LIME over superpixels" if explanation.method == "lime" else "Integrated gradients"
+    how = {"lime": "LIME over superpixels", "gradshap": "Gradient SHAP"}.get(
+        explanation.method, "Integrated gradients"
+    )
     for column in explanation.maps:
         explanation.settings.setdefault("map_kinds", {})[column] = kinds[column]
         note = MAP_NOTES.get(kinds[column], MAP_NOTES["image"])

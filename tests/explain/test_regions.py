@@ -148,13 +148,16 @@ def test_region_figures_on_the_bright_patch_images(tmp_path):
             f"\n{method} from the {baseline} image: "
             + ", ".join(f"{k} {v:.4f}" for k, v in figures.items() if "area" in k)
         )
-        if method == "gradshap":  # one value per column, no map: no regions to rank
-            assert not any(key.startswith("regions_") for key in figures)
-        elif baseline == "mean":
-            assert (
-                figures["regions_deletion_area:photo"]
-                < figures["regions_deletion_area_random:photo"]
-            )
+        if baseline == "mean":
+            # gradient SHAP's 50 uniform draws rarely land where this saturated CNN turns
+            # (within a sliver of the path next to the flat image, GroupNorm's jump): its
+            # map is near 0 and its deletion order no better than random (0.99 vs 0.93;
+            # 0.85 with 500 draws), though 78 % of it lies on the patch (IG: 80 %)
+            if method != "gradshap":
+                assert (
+                    figures["regions_deletion_area:photo"]
+                    < figures["regions_deletion_area_random:photo"]
+                )
             assert (
                 figures["regions_insertion_area:photo"]
                 > figures["regions_insertion_area_random:photo"]
