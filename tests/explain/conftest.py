@@ -2,7 +2,8 @@
 
 ``two_column_frame``: five inputs (four numbers and a category) and a target that depends
 on ``x1`` and ``x2`` only (regression: 2 x1 + 1.5 x2; classification: whether x1 + x2 > 0);
-``n1``, ``n2`` and ``c1`` are noise the model should learn to ignore.
+``n1``, ``n2`` and ``c1`` are noise the model should learn to ignore. ``tones``: eight
+clips of a low or a high tone and an audio model fit on them for one epoch.
 """
 
 from __future__ import annotations
@@ -104,3 +105,25 @@ def transformer_reviews():
             reviews(120, seed=0), target="label", ensemble=False, max_epochs=6, progress=False,
             seed=0, strategy="scratch", text_layers=1, text_width=16, learning_rate=3e-3,
         )  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def tones(tmp_path_factory):
+    """(an audio model fit one epoch on 8 low or high tones, their frame with target ``y``)."""
+    soundfile = pytest.importorskip("soundfile")
+    folder = tmp_path_factory.mktemp("tones")
+    rng = np.random.default_rng(0)
+    paths = []
+    for index in range(8):  # low or high tones
+        tone = np.sin(2 * np.pi * (300 if index % 2 else 2000) * np.arange(4000) / 8000)
+        path = folder / f"clip{index}.wav"
+        soundfile.write(path, (0.5 * tone + rng.normal(0, 0.05, 4000)).astype(np.float32), 8000)
+        paths.append(str(path))
+    frame = pd.DataFrame({"clip": paths, "y": ["high", "low"] * 4})
+    with torch_threads(1):
+        model = deepstrata.fit(
+            frame, target="y", columns={"clip": "audio"}, ensemble=False, max_epochs=1,
+            progress=False, seed=0, sample_rate=8000, audio_seconds=0.5, audio_mels=16,
+            audio_width=4, audio_depth=1, decode_workers=0,
+        )  # fmt: skip
+    return model, frame

@@ -4,7 +4,6 @@ expectation, and it is refused (named) for a model with a classical member."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 import deepstrata
@@ -69,24 +68,11 @@ def test_gradient_shap_maps_images_pixel_by_pixel(tmp_path):
     assert "Gradient SHAP per pixel of photo" in page and "data:image/png;base64," in page
 
 
-def test_gradient_shap_maps_audio_time_by_frequency(tmp_path):
+def test_gradient_shap_maps_audio_time_by_frequency(tones):
     """An audio column is explained at its log-mel spectrogram: a time x frequency map
     per row whose sum is the column's value, from silence."""
-    soundfile = pytest.importorskip("soundfile")
-    rng = np.random.default_rng(0)
-    paths = []
-    for index in range(6):  # low or high tones
-        tone = np.sin(2 * np.pi * (300 if index % 2 else 2000) * np.arange(4000) / 8000)
-        path = tmp_path / f"clip{index}.wav"
-        soundfile.write(path, (0.5 * tone + rng.normal(0, 0.05, 4000)).astype(np.float32), 8000)
-        paths.append(str(path))
-    frame = pd.DataFrame({"clip": paths, "y": ["high", "low"] * 3})
+    model, frame = tones
     with torch_threads(1):
-        model = deepstrata.fit(
-            frame, target="y", columns={"clip": "audio"}, ensemble=False, max_epochs=1,
-            progress=False, seed=0, sample_rate=8000, audio_seconds=0.5, audio_mels=16,
-            audio_width=4, audio_depth=1, decode_workers=0,
-        )  # fmt: skip
         explanation = explain(
             model, frame.drop(columns="y").head(2), method="gradshap", samples=8,
             faithfulness=False,

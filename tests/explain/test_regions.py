@@ -6,7 +6,6 @@ the measure can fail."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 import deepstrata
@@ -88,26 +87,12 @@ def test_the_page_names_each_columns_region_figures(patch_target):
     assert "regions (grid cells) of photo" in page
 
 
-def test_an_audio_maps_cells_are_time_by_frequency(tmp_path, monkeypatch):
+def test_an_audio_maps_cells_are_time_by_frequency(tones, monkeypatch):
     """A spectrogram's map (16 mel bins x 51 frames) is cut into 8 x 8 cells, each
     replaced by the flat spectrogram; all deleted is the whole column at its baseline;
     the masked rows go through the network in passes of bounded size."""
-    import soundfile
-
-    rng = np.random.default_rng(0)
-    paths = []
-    for index in range(6):  # low or high tones
-        tone = np.sin(2 * np.pi * (300 if index % 2 else 2000) * np.arange(4000) / 8000)
-        path = tmp_path / f"clip{index}.wav"
-        soundfile.write(path, (0.5 * tone + rng.normal(0, 0.05, 4000)).astype(np.float32), 8000)
-        paths.append(str(path))
-    frame = pd.DataFrame({"clip": paths, "y": ["high", "low"] * 3})
+    model, frame = tones
     with torch_threads(1):
-        model = deepstrata.fit(
-            frame, target="y", columns={"clip": "audio"}, ensemble=False, max_epochs=1,
-            progress=False, seed=0, sample_rate=8000, audio_seconds=0.5, audio_mels=16,
-            audio_width=4, audio_depth=1, decode_workers=0,
-        )  # fmt: skip
         target = Target(model, read_table(frame.drop(columns="y")))
         _, settings = integrated_gradients(target, steps=8, refine=False)
         heat = settings["maps"]["clip"]
