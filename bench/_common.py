@@ -52,6 +52,16 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def timed(call, repeats: int) -> float:
+    """The median seconds of ``repeats`` calls of ``call()``."""
+    times = []
+    for _ in range(repeats):
+        start = clock()
+        call()
+        times.append(clock() - start)
+    return median(times)
+
+
 def percentile(values: list[float], fraction: float) -> float:
     """Nearest-rank percentile (``fraction`` in [0, 1]) of ``values``."""
     ordered = sorted(values)

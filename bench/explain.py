@@ -38,7 +38,7 @@ from functools import partial
 import numpy as np
 import pandas as pd
 import torch
-from _common import clock, footer, header, median, set_threads
+from _common import footer, header, set_threads, timed
 
 import deepstrata
 from deepstrata.data.sources import read_table
@@ -121,15 +121,6 @@ def bare_lime(network, block, classes, samples):
         explainer.explain_instance_with_data(
             data, labels[:, None], distances, 0, COLUMNS, feature_selection="none"
         )
-
-
-def timed(call, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = clock()
-        call()
-        times.append(clock() - start)
-    return median(times)
 
 
 def main() -> None:

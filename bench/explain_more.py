@@ -11,20 +11,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from _common import clock, median
+from _common import timed
 
 import deepstrata
 from deepstrata.data.sources import read_table
 from deepstrata.preprocess.frame import transform_frame
-
-
-def timed(call, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = clock()
-        call()
-        times.append(clock() - start)
-    return median(times)
 
 
 def line(label: str, count: int, ours_ms: float, theirs_ms: float | None) -> None:

@@ -15,28 +15,5 @@ the ``rule`` relating them to the rest:
 Nothing here imports torch or pandas: the command line builds its flags from it.
 """
 
-from deepstrata.options.spec import (
-    AtLeast,
-    Choice,
-    Each,
-    Interval,
-    Lazy,
-    ListOf,
-    MultipleOf,
-    Option,
-    check_values,
-    flag,
-)
-
-__all__ = [
-    "AtLeast",
-    "Choice",
-    "Each",
-    "Interval",
-    "Lazy",
-    "ListOf",
-    "MultipleOf",
-    "Option",
-    "check_values",
-    "flag",
-]
+from deepstrata.options.spec import *  # noqa: F403 (spec's __all__ is the one list)
+from deepstrata.options.spec import __all__  # noqa: F401

@@ -20,6 +20,7 @@ from deepstrata.config import FitConfig, check_for_task
 from deepstrata.data.files import BadFile, bad_files_error
 from deepstrata.data.folders import with_groups
 from deepstrata.data.schema import Schema, infer_schema
+from deepstrata.data.split import train_validation_split
 from deepstrata.data.table import Table
 from deepstrata.errors import ConfigError, DataWarning
 from deepstrata.kinds import KINDS
@@ -67,6 +68,17 @@ class Prepared:
     def options(self) -> dict:
         """What preprocessors and encoders read: the config plus the pretrained networks."""
         return {**self.cfg.to_dict(), "pretrained": self.pretrained}
+
+    def validation_split(self) -> tuple[np.ndarray, np.ndarray]:
+        """(training rows, validation rows) as the options say: stratified by the task,
+        ``--validation-fraction``, seeded, whole ``--group``s on one side."""
+        return train_validation_split(
+            self.encoded,
+            stratify=self.task.stratify,
+            fraction=self.cfg.validation_fraction,
+            seed=self.cfg.seed,
+            groups=self.groups,
+        )
 
     def new_preprocessors(self, rows: np.ndarray) -> dict:
         """One preprocessor per input column, fitted on ``rows`` of the table."""

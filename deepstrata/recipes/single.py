@@ -7,7 +7,6 @@ rows (:func:`deepstrata.recipes.ensemble.with_classical`).
 
 from __future__ import annotations
 
-from deepstrata.data.split import train_validation_split
 from deepstrata.model.model import Model
 from deepstrata.recipes.ensemble import classical_side, with_classical
 from deepstrata.recipes.fairness import fairness_metrics, fairness_thresholds, reweighed
@@ -20,13 +19,7 @@ from deepstrata.report.render import PREDICTIONS, SUMMARY
 def single_split(prepared: Prepared, *, run, resume, progress, callbacks) -> Model:
     """Train on one split; the model and its validation metrics."""
     cfg, task = prepared.cfg, prepared.task
-    train_rows, val_rows = train_validation_split(
-        prepared.encoded,
-        stratify=task.stratify,
-        fraction=cfg.validation_fraction,
-        seed=cfg.seed,
-        groups=prepared.groups,
-    )
+    train_rows, val_rows = prepared.validation_split()
     if len(val_rows) == 0:
         raise prepared.table.error(
             "no row can be held out for validation: every class has a single row",

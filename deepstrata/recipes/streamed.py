@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from deepstrata.data.split import train_validation_split
 from deepstrata.data.stream import ParquetStream, is_parquet
 from deepstrata.data.table import Table
 from deepstrata.errors import ConfigError
@@ -103,13 +102,7 @@ def streamed_split(
 ) -> Model:
     """Train one network on the stream (validation held out of the sample)."""
     cfg, task, table = prepared.cfg, prepared.task, prepared.table
-    train_rows, val_rows = train_validation_split(
-        prepared.encoded,
-        stratify=task.stratify,
-        fraction=cfg.validation_fraction,
-        seed=cfg.seed,
-        groups=prepared.groups,
-    )
+    train_rows, val_rows = prepared.validation_split()
     held_out = np.sort(stream.sample_numbers[prepared.frame.index[val_rows]])
     preprocessors = prepared.new_preprocessors(train_rows)
     sample = (
