@@ -120,7 +120,7 @@ def test_a_trial_has_its_first_heartbeat_before_its_objective_runs(tmp_path, mon
     seen = []
 
     def objective(trial):
-        time.sleep(1.5)  # past the grace period, with no other beat
+        time.sleep(2.5)  # past the 1 s grace, with no other beat (SQLite's times are whole seconds)
         seen.append(trial._trial_id in storage._get_stale_trial_ids(study._study_id))
         return 0.0
 
