@@ -21,6 +21,7 @@ precision 0.923 -> 0.925, and the 5 folds' ensemble's test accuracy (450 clean r
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import numpy as np
 
@@ -33,6 +34,7 @@ ROUNDS = 2  # searches: the second on the rows the first kept (see the module do
 def fit_without_label_issues(data, cfg: FitConfig, *, progress=True, **run):
     """The model trained on ``data`` less its likely label errors (see the module doc);
     ``run``: the rest of :func:`deepstrata.recipes.run.run_fit`'s arguments."""
+    from deepstrata.audit.dataset import input_columns, name_files
     from deepstrata.audit.labels import check_for_labels
     from deepstrata.audit.requirements import cleanlab_filter
     from deepstrata.data.folders import default_target
@@ -53,9 +55,11 @@ def fit_without_label_issues(data, cfg: FitConfig, *, progress=True, **run):
         value = {str(c): c for c in first.classes}
         frame[cfg.target] = frame[cfg.target].astype(object)
         frame.loc[issues["row"] - 1, cfg.target] = [value[s] for s in issues["suggested"]]
+        cleaned = dataclasses.replace(table, frame=frame)
     else:
-        frame = table.frame.drop(index=sorted(dropped)).reset_index(drop=True)
-    model = run_fit(frame, cfg, progress=progress, **run)
+        cleaned = table.take(rows_kept(table, dropped))
+    # a Table, not its frame: a folder's image and audio paths stay relative to the folder
+    model = run_fit(cleaned, cfg, progress=progress, **run)
     done = "relabelled_rows" if cfg.relabel_issues else "dropped_rows"
     model.metrics["label_issues"] = {
         "found": len(issues),
@@ -66,6 +70,7 @@ def fit_without_label_issues(data, cfg: FitConfig, *, progress=True, **run):
         "before": classification_metrics(labels[keep], probabilities[keep]),
         "after": model.metrics["validation"],
     }
+    name_files(issues, table, input_columns(table, cfg)[1])  # which file, for a folder
     model.artifacts[ISSUES_CSV] = issues.to_csv(index=False).encode()
     return model
 
@@ -75,8 +80,6 @@ def search(table, cfg: FitConfig, *, progress=False, rounds: int = ROUNDS):
     round's K networks and out-of-fold outputs (as :func:`deepstrata.audit.labels.out_of_fold`),
     and the issues of every round, ``row`` numbered in ``table`` (each round searches the
     rows that the rounds before kept)."""
-    import dataclasses
-
     import pandas as pd
 
     from deepstrata.audit.labels import label_issues, out_of_fold
@@ -84,15 +87,18 @@ def search(table, cfg: FitConfig, *, progress=False, rounds: int = ROUNDS):
     first, rows, labels, probabilities = out_of_fold(table, cfg, progress=progress)
     found = [label_issues(labels, probabilities, classes=first.classes, rows=rows)]
     for _ in range(rounds - 1):
-        flagged = set(pd.concat(found)["row"] - 1)
-        kept = table.frame.drop(index=sorted(flagged))
-        if kept.empty:
+        kept = rows_kept(table, pd.concat(found)["row"] - 1)
+        if not len(kept):
             break
-        lines = None if table.lines is None else table.lines[kept.index.to_numpy()]
-        subset = dataclasses.replace(table, frame=kept.reset_index(drop=True), lines=lines)
+        subset = table.take(kept)
         model, more_rows, more_labels, more = out_of_fold(subset, cfg, progress=progress)
         issues = label_issues(more_labels, more, classes=model.classes, rows=more_rows)
-        issues["row"] = kept.index.to_numpy()[issues["row"] - 1] + 1  # back to table's rows
+        issues["row"] = kept[issues["row"] - 1] + 1  # back to table's rows
         found.append(issues)
     issues = pd.concat(found, ignore_index=True)
     return first, rows, labels, probabilities, issues, [len(f) for f in found]
+
+
+def rows_kept(table, dropped) -> np.ndarray:
+    """The 0-based positions of ``table``'s rows not in ``dropped``, in order."""
+    return np.setdiff1d(np.arange(len(table.frame)), np.fromiter(dropped, dtype=np.int64))

@@ -34,6 +34,13 @@ def input_columns(table, cfg: FitConfig) -> tuple[list[str], list[str]]:
     return inputs, [f.name for f in schema.inputs if f.kind in FILE_KINDS]
 
 
+def name_files(rows: pd.DataFrame, table, files: list[str]) -> None:
+    """Put each file column's path beside ``rows``' 1-based ``row`` (a folder's rows are
+    files: say which file each is)."""
+    for name in files:
+        rows.insert(1, name, table.frame[name].iloc[rows["row"] - 1].to_numpy())
+
+
 def with_contents(table, files: list[str]):
     """The table's frame with each file path replaced by the sha256 of the file's bytes, so
     that two copies of one image under two names are duplicates (unreadable: missing)."""
@@ -126,8 +133,7 @@ def audit_data(
         vectors = _embedded(result, table, test_table, embedded, progress)
     if labels:
         result["label_issues"], issues = _label_issues(table, cfg, vectors, progress)
-        for name in file_columns:  # a folder's rows are files: say which file each is
-            issues.insert(1, name, table.frame[name].iloc[issues["row"] - 1].to_numpy())
+        name_files(issues, table, file_columns)
         result["label_issues"]["worst"] = issues.head(EXAMPLES).to_dict(orient="records")
     if backdoor:
         from deepstrata.audit.backdoor import check_images

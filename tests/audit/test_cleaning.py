@@ -4,6 +4,8 @@ generated from its option; tests/recipes/test_fairness.py runs it through the CL
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -52,6 +54,23 @@ def test_relabelling_keeps_every_row_with_the_suggested_class():
     assert len(set(found["relabelled_rows"]) & flipped) >= 0.7 * found["found"]
     assert model.metrics["rows"]["train"] == len(frame)  # every row trained on
     assert "relabelled with the suggested class" in model_card(model.bundle_config(), model.metrics)
+
+
+def test_a_folder_of_images_trains_again_from_its_own_folder(tmp_path, monkeypatch):
+    """Image rows hold paths relative to their folder: the second fit reads the same files
+    from any working directory (it was handed the bare frame, so paths were read from it)."""
+    import deepstrata
+    from tests.audit.test_embedded import flipped_digit_folder
+
+    wrong = flipped_digit_folder(tmp_path / "digits", 0.1, rows=range(200))
+    monkeypatch.chdir(tmp_path)  # not the folder: a relative path read from here is not found
+    settings = {"folds": 2, "strategy": "scratch", "image_size": 8, "max_epochs": 3}
+    model = deepstrata.fit(tmp_path / "digits", drop_label_issues=True, progress=False, **settings)
+    found = model.metrics["label_issues"]
+    assert model.metrics["rows"]["train"] == 200 - found["found"] > 0
+    listed = pd.read_csv(io.BytesIO(model.artifacts["label_issues.csv"]))
+    assert list(listed.columns[:2]) == ["row", "image"]  # which file, not only its row
+    assert len(set(listed["image"]) & wrong) >= len(wrong) / 2  # 3 epochs find half at least
 
 
 @pytest.mark.slow

@@ -78,24 +78,26 @@ def test_text_label_errors_and_near_duplicates_on_embeddings(tmp_path):
     json.dumps(result)
 
 
-def flipped_digit_folder(root, share: float) -> set[str]:
-    """scikit-learn's 1,797 digits as 8x8 PNGs in class folders under ``root``, ``share``
-    of them in another class's folder; the moved files' paths, relative to ``root``."""
+def flipped_digit_folder(root, share: float, rows=None) -> set[str]:
+    """scikit-learn's 1,797 digits (or those at 0-based ``rows``) as 8x8 PNGs in class
+    folders under ``root``, ``share`` of them in another class's folder; the moved files'
+    paths, relative to ``root``."""
     from PIL import Image
     from sklearn.datasets import load_digits
 
     digits = load_digits()
-    pixels = np.round(digits.images * (255 / 16)).astype(np.uint8)
+    rows = np.arange(len(digits.target)) if rows is None else np.asarray(rows)
+    pixels = np.round(digits.images[rows] * (255 / 16)).astype(np.uint8)
     rng = np.random.default_rng(0)
-    flipped = set(rng.choice(len(pixels), round(share * len(pixels)), replace=False).tolist())
+    flipped = set(rng.choice(len(rows), round(share * len(rows)), replace=False).tolist())
     wrong = set()
-    for index, (image, label) in enumerate(zip(pixels, digits.target)):
-        if index in flipped:
+    for at, (index, image, label) in enumerate(zip(rows, pixels, digits.target[rows])):
+        if at in flipped:
             label = (label + rng.integers(1, 10)) % 10
         path = root / str(label) / f"{index}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(image, mode="L").save(path)
-        if index in flipped:
+        if at in flipped:
             wrong.add(f"{label}/{index}.png")
     return wrong
 
