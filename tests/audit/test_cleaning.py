@@ -170,8 +170,11 @@ class Tally:
         self.right[name] += round(accuracy * rows)
 
     def flagged(self, rows: set, flipped: set) -> None:
-        self.precision.append(len(rows & flipped) / max(len(rows), 1))
-        self.recall.append(len(rows & flipped) / len(flipped))
+        from tests.audit.test_embedded import precision_recall
+
+        precision, recall = precision_recall(rows, flipped)
+        self.precision.append(precision)
+        self.recall.append(recall)
 
     def check(self, what: str, recovers: float) -> None:
         """Print the figures; assert precision and recall >= 0.8 and that the cleaned fit

@@ -102,6 +102,11 @@ def flipped_digit_folder(root, share: float, rows=None) -> set[str]:
     return wrong
 
 
+def precision_recall(flagged: set, wrong: set) -> tuple[float, float]:
+    """The share of ``flagged`` that is ``wrong``, and of ``wrong`` that is flagged."""
+    return len(flagged & wrong) / max(len(flagged), 1), len(flagged & wrong) / len(wrong)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("share", [0.1, 0.2])
 def test_flipped_digit_labels_are_found_on_image_embeddings(tmp_path, share):
@@ -116,8 +121,7 @@ def test_flipped_digit_labels_are_found_on_image_embeddings(tmp_path, share):
     cfg = FitConfig.from_dict({"target": LABEL, "folds": 5})
     result, files = audit_data(tmp_path / "digits", cfg, backdoor=False, progress=False)
     flagged = set(pd.read_csv(io.BytesIO(files["label_issues.csv"]))["image"])
-    precision = len(flagged & wrong) / max(len(flagged), 1)
-    recall = len(flagged & wrong) / len(wrong)
+    precision, recall = precision_recall(flagged, wrong)
     print(
         f"digits as images, {share:.0%} flipped, EfficientNet-Lite0 embeddings: precision "
         f"{precision:.3f} recall {recall:.3f} ({len(flagged)} flagged; out-of-fold accuracy "
@@ -144,8 +148,7 @@ def test_flipped_digit_labels_are_found_by_networks_from_scratch(tmp_path, share
         tmp_path / "digits", cfg, embeddings=False, backdoor=False, progress=False
     )
     flagged = set(pd.read_csv(io.BytesIO(files["label_issues.csv"]))["image"])
-    precision = len(flagged & wrong) / max(len(flagged), 1)
-    recall = len(flagged & wrong) / len(wrong)
+    precision, recall = precision_recall(flagged, wrong)
     print(
         f"digits as images, {share:.0%} flipped, CNNs from scratch: precision "
         f"{precision:.3f} recall {recall:.3f} ({len(flagged)} flagged; out-of-fold accuracy "
