@@ -58,24 +58,44 @@ def out_of_fold(table, cfg: FitConfig, *, progress=False):
 
 
 def label_issues(
-    labels: np.ndarray, probabilities: np.ndarray, *, classes: list, rows: np.ndarray
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    *,
+    classes: list,
+    rows: np.ndarray,
+    filter_by: str = "prune_by_noise_rate",
 ) -> pd.DataFrame:
     """The rows cleanlab flags, worst first: ``row`` (1-based), ``given``, ``suggested``,
     ``quality`` (the given label's probability after cleanlab's adjustment for class
     thresholds; low is suspicious).
 
-    ``labels``: ``(N,)`` class indices; ``probabilities``: ``(N, K)`` out-of-fold."""
+    ``labels``: ``(N,)`` class indices; ``probabilities``: ``(N, K)`` out-of-fold;
+    ``filter_by``: cleanlab's rule. The default takes, per pair of given and likely true
+    class, as many rows as the pair's estimated share of errors, by margin;
+    ``"low_self_confidence"`` takes as many rows as cleanlab estimates are wrong in all,
+    those whose given label is least probable."""
     from deepstrata.audit.requirements import cleanlab_filter
 
     found = cleanlab_filter().find_label_issues(
         labels,
         probabilities,
+        filter_by=filter_by,
         return_indices_ranked_by="self_confidence",
         n_jobs=1,  # no process pool: the rows are few and the machine may be busy
     )
+    return issue_rows(labels, probabilities, found, classes=classes, rows=rows)
+
+
+def issue_rows(
+    labels: np.ndarray, probabilities: np.ndarray, found, *, classes: list, rows: np.ndarray
+) -> pd.DataFrame:
+    """:func:`label_issues`' table for the rows at positions ``found`` (in ``labels``),
+    worst first (the given label's probability, lowest first)."""
     from cleanlab.rank import get_label_quality_scores
 
     quality = get_label_quality_scores(labels, probabilities)
+    found = np.asarray(found, dtype=np.int64)
+    found = found[np.argsort(quality[found], kind="stable")]
     names = np.asarray([str(c) for c in classes], dtype=object)
     return pd.DataFrame(
         {
