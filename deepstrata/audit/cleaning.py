@@ -96,7 +96,7 @@ def search(table, cfg: FitConfig, *, progress=False, rounds: int = ROUNDS):
 
     first, rows, labels, probabilities = out_of_fold(table, cfg, progress=progress)
     issues = label_issues(labels, probabilities, classes=first.classes, rows=rows)
-    found = {"per_round": [len(issues)], "cleared": 0}
+    found = {"per_round": [len(issues)]}
     suspects = set(issues["row"])
     position = {int(row): i for i, row in enumerate(rows)}
     for _ in range(rounds - 1):
